@@ -1,0 +1,129 @@
+"""The netgen command line. Exit codes: 0 ok, 1 spec errors or stale output, 2 usage error."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from netgen.diagnostics import Reporter, SpecError, render
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compile access specs into VPC peering, security-group rules and NetworkPolicies.")
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    github = "github"
+
+
+SpecsOpt = Annotated[Path, typer.Option("--specs", help="Folder of spec files (*.yaml, *.yml), read recursively.")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Judge grant expiry on this date (YYYY-MM-DD); "
+                                                             "default today.", metavar="DATE")]
+FormatOpt = Annotated[Format, typer.Option("--format", help="How to print diagnostics.")]
+
+
+def _as_of(text: str | None) -> date:
+    if text is None:
+        return date.today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not a date (YYYY-MM-DD)", param_hint="--as-of") from None
+
+
+def _specs_dir(specs: Path) -> Path:
+    if not specs.is_dir():
+        raise typer.BadParameter(f"'{specs}' is not a folder", param_hint="--specs")
+    return specs
+
+
+def _report(reporter: Reporter, fmt: Format) -> None:
+    diagnostics = reporter.sorted()
+    if diagnostics:
+        typer.echo(render(diagnostics, fmt.value), err=fmt is Format.text)
+
+
+def _resolve(specs: Path, as_of: str | None, fmt: Format):
+    from netgen.pipeline import resolve_specs
+
+    reporter = Reporter()
+    day, folder = _as_of(as_of), _specs_dir(specs)
+    try:
+        resolved = resolve_specs(folder, day, reporter)
+    except SpecError:
+        _report(reporter, fmt)
+        raise typer.Exit(1) from None
+    _report(reporter, fmt)
+    return resolved
+
+
+@app.command()
+def validate(specs: SpecsOpt = Path("specs"), as_of: AsOfOpt = None, fmt: FormatOpt = Format.text) -> None:
+    """Check every spec file: YAML, schema and semantics. Reports all problems at once."""
+    resolved = _resolve(specs, as_of, fmt)
+    if fmt is Format.text:
+        e = resolved.estate
+        typer.echo(f"ok: {len(e.grants)} grants, {len(e.hosts)} hosts, {len(e.services)} services, "
+                   f"{len(resolved.flows)} flows", err=True)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of spec documents (for yaml-language-server and other editors)."""
+    from netgen.schema import schema_text
+
+    sys.stdout.write(schema_text())
+
+
+@app.command()
+def flows(specs: SpecsOpt = Path("specs"), as_of: AsOfOpt = None, fmt: FormatOpt = Format.text) -> None:
+    """Print the resolved flows, sorted, one per line, with the grants and spec lines behind each."""
+    from netgen.targets.report import flow_report
+
+    resolved = _resolve(specs, as_of, fmt)
+    sys.stdout.write(flow_report(resolved.flows))
+
+
+@app.command()
+def build(
+    specs: SpecsOpt = Path("specs"),
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("generated"),
+    check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if the output is stale.")] = False,
+    as_of: AsOfOpt = None,
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Compile the specs into CloudFormation templates, NetworkPolicies and the flow report."""
+    from netgen.render import check_tree, write_tree
+    from netgen.targets import compile_outputs
+
+    resolved = _resolve(specs, as_of, fmt)
+    reporter = Reporter()
+    try:
+        files = compile_outputs(resolved, reporter)
+    except SpecError:
+        _report(reporter, fmt)
+        raise typer.Exit(1) from None
+    if check:
+        stale = check_tree(out, files)
+        for line in stale:
+            typer.echo(line, err=True)
+        if stale:
+            typer.echo(f"{out} is stale: run 'netgen build' and commit the result", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{out} is up to date ({len(files)} files)", err=True)
+        return
+    changed = write_tree(out, files)
+    typer.echo(f"wrote {out}: {len(files)} files, {changed} changed", err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

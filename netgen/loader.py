@@ -1,0 +1,182 @@
+"""Load stage: spec files -> plain documents that remember where every value came from.
+
+Safety rules: YAML is composed (never constructed by pyyaml), so no object can be built from a tag; duplicate
+keys are errors; aliases are expanded under a node budget, so a "billion laughs" file fails fast; files must be
+UTF-8. pyyaml's C parser is used where it is available.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from netgen.diagnostics import Location, Reporter
+
+try:  # the C parser is ~10x faster; the pure-Python one behaves the same
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - depends on how pyyaml was built
+    from yaml import SafeLoader as _Loader
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+# Expanded nodes allowed per document, beyond its own size: aliases may repeat a block a little, not explode.
+ALIAS_NODE_BUDGET = 100_000
+
+_STR = "tag:yaml.org,2002:str"
+_SCALAR_TAGS = {
+    _STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp",
+}
+_constructor = yaml.constructor.SafeConstructor()
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class Document:
+    """One YAML document: its data, and the location of every value and mapping key in it."""
+
+    file: str
+    line: int
+    column: int
+    data: object
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def at(self, path: Path_ = (), *, key: bool = False) -> Location:
+        """Location of the value at path (or of its key), falling back to the closest enclosing value."""
+        path = tuple(path)
+        if key and path in self.keys:
+            return Location(self.file, *self.keys[path])
+        while path not in self.values and path:
+            path = path[:-1]
+        line, col = self.values.get(path, (self.line, self.column))
+        return Location(self.file, line, col)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Builder:
+    """Turns a composed node graph into plain Python data, recording positions and checking keys."""
+
+    def __init__(self, doc: Document, reporter: Reporter, budget: int):
+        self.doc = doc
+        self.reporter = reporter
+        self.budget = budget
+
+    def error(self, node: yaml.Node, code: str, message: str) -> None:
+        self.reporter.add(Location(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1),
+                          code, message)
+
+    def build(self, node: yaml.Node, path: Path_) -> object:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _TooLarge
+        self.doc.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        result: dict[str, object] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                self.error(key_node, "NG005", "merge keys ('<<') are not supported; write the fields out")
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+                self.error(key_node, "NG005", "mapping keys must be plain strings")
+                continue
+            key = key_node.value
+            if key in result:
+                first = self.doc.keys[(*path, key)]
+                self.error(key_node, "NG003",
+                           f"duplicate key '{key}' (first defined at line {first[0]}, column {first[1]})")
+                continue
+            self.doc.keys[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+    def scalar(self, node: yaml.ScalarNode) -> object:
+        if node.tag not in _SCALAR_TAGS:
+            self.error(node, "NG005", f"explicit tag '{node.tag}' is not allowed")
+            return None
+        if node.tag in (_STR, "tag:yaml.org,2002:timestamp"):
+            return node.value  # dates stay ISO strings; the schema checks their format
+        name = node.tag.rsplit(":", 1)[1]
+        return getattr(_constructor, f"construct_yaml_{name}")(node)
+
+
+def _line_col(text: bytes, offset: int) -> tuple[int, int]:
+    line = text.count(b"\n", 0, offset) + 1
+    return line, offset - (text.rfind(b"\n", 0, offset) + 1) + 1
+
+
+def load_file(path: Path, display: str, reporter: Reporter) -> list[Document]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        reporter.add(Location(display), "NG007", f"cannot read file: {exc.strerror}")
+        return []
+    if len(raw) > MAX_FILE_BYTES:
+        reporter.add(Location(display, 1, 1), "NG004", f"file is larger than {MAX_FILE_BYTES} bytes")
+        return []
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw, exc.start)
+        reporter.add(Location(display, line, col), "NG001",
+                     f"invalid UTF-8 byte 0x{raw[exc.start]:02x}; save the file as UTF-8")
+        return []
+    return load_text(text, display, reporter)
+
+
+def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
+    documents: list[Document] = []
+    try:
+        for node in yaml.compose_all(text, Loader=_Loader):
+            if node is None:
+                continue
+            mark = node.start_mark
+            doc = Document(display, mark.line + 1, mark.column + 1, None)
+            builder = _Builder(doc, reporter, ALIAS_NODE_BUDGET)
+            try:
+                doc.data = builder.build(node, ())
+            except _TooLarge:
+                reporter.add(Location(display, mark.line + 1, mark.column + 1), "NG004",
+                             f"document expands to more than {ALIAS_NODE_BUDGET} nodes "
+                             "(alias bomb?); netgen refuses to expand it")
+                continue
+            except RecursionError:
+                reporter.add(Location(display, mark.line + 1, mark.column + 1), "NG004",
+                             "document is nested too deeply")
+                continue
+            if not isinstance(doc.data, dict):
+                reporter.add(doc.at(), "NG006", "a spec document must be a mapping with apiVersion and kind")
+                continue
+            documents.append(doc)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "'\\t'" in problem:
+            problem += " (tabs are not allowed in YAML indentation; use spaces)"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reporter.add(Location(display, line, col), "NG002", problem)
+    except yaml.YAMLError as exc:  # reader errors: control characters and the like
+        reporter.add(Location(display, 1, 1), "NG002", str(exc).splitlines()[0])
+    except RecursionError:
+        reporter.add(Location(display, 1, 1), "NG004", "document is nested too deeply")
+    return documents
+
+
+def spec_files(root: Path) -> list[Path]:
+    """Every *.yaml / *.yml file below root, sorted, so that runs are deterministic."""
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def load_tree(root: Path, reporter: Reporter) -> list[Document]:
+    documents: list[Document] = []
+    for path in spec_files(root):
+        documents.extend(load_file(path, str(path), reporter))
+    return documents

@@ -1,0 +1,192 @@
+"""The validated estate: typed, immutable, references already resolved to objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from ipaddress import IPv4Address, IPv4Network
+
+from netgen.diagnostics import Location
+
+API_VERSION = "netgen.dev/v1alpha1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    broadest_prefix: int = 16
+    expiry_warning_days: int = 14
+    default_rule_quota: int = 60
+    default_route_quota: int = 50
+
+
+@dataclass(frozen=True, eq=False)
+class Account:
+    name: str
+    account_id: str
+    accept_role_arn: str
+    profile: str | None
+    loc: Location
+
+
+@dataclass(frozen=True, eq=False)
+class Vpc:
+    name: str
+    account: Account
+    region: str
+    vpc_id: str
+    cidrs: tuple[IPv4Network, ...]
+    route_tables: tuple[str, ...]
+    route_quota: int
+    peering_quota: int
+    loc: Location
+
+    def contains(self, net: IPv4Network) -> bool:
+        return any(net.subnet_of(c) for c in self.cidrs)
+
+
+@dataclass(frozen=True, eq=False)
+class SecurityGroup:
+    name: str
+    vpc: Vpc
+    group_id: str
+    restricts_egress: bool
+    rule_quota: int
+    loc: Location
+
+
+@dataclass(frozen=True)
+class NamespaceModes:
+    """How NetworkPolicy is run in a namespace, per direction: 'default-deny' or 'open'."""
+
+    ingress: str
+    egress: str
+
+
+@dataclass(frozen=True, eq=False)
+class Cluster:
+    name: str
+    vpc: Vpc
+    pod_cidrs: tuple[IPv4Network, ...]
+    node_cidrs: tuple[IPv4Network, ...]
+    security_group: SecurityGroup
+    snat_enabled: bool
+    snat_excluded: tuple[IPv4Network, ...]
+    namespaces: dict[str, NamespaceModes]
+    loc: Location
+
+    def snat_applies_to(self, destination: IPv4Network) -> bool:
+        """True when the CNI rewrites pod traffic to this destination to the node's primary address."""
+        if not self.snat_enabled or self.vpc.contains(destination):
+            return False
+        return not any(destination.subnet_of(c) for c in self.snat_excluded)
+
+
+@dataclass(frozen=True, eq=False)
+class Host:
+    name: str
+    vpc: Vpc
+    address: IPv4Address
+    security_group: SecurityGroup
+    labels: tuple[tuple[str, str], ...]
+    loc: Location
+
+    @property
+    def network(self) -> IPv4Network:
+        return IPv4Network(self.address)
+
+
+@dataclass(frozen=True, eq=False)
+class HostGroup:
+    name: str
+    hosts: tuple[Host, ...]
+    loc: Location
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    port: int
+    target_port: int
+    node_port: int | None
+    protocol: str
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """pod-ip, load-balancer (internal NLB, IP targets) or node-port."""
+
+    type: str
+    subnet_cidrs: tuple[IPv4Network, ...] = ()
+    preserve_client_ip: bool = False
+    security_group: SecurityGroup | None = None
+    external_traffic_policy: str = "Cluster"
+
+
+@dataclass(frozen=True, eq=False)
+class Service:
+    name: str
+    namespace: str
+    cluster: Cluster
+    pod_selector: tuple[tuple[str, str], ...]
+    ports: tuple[ServicePort, ...]
+    exposure: Exposure
+    loc: Location
+
+    @property
+    def ref(self) -> str:
+        return f"{self.cluster.name}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, eq=False)
+class Workload:
+    name: str
+    namespace: str
+    cluster: Cluster
+    pod_selector: tuple[tuple[str, str], ...]
+    loc: Location
+
+    @property
+    def ref(self) -> str:
+        return f"{self.cluster.name}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, order=True)
+class PortRange:
+    protocol: str  # TCP, UDP or SCTP
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        ports = str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+        return f"{self.protocol.lower()}/{ports}"
+
+
+@dataclass(frozen=True, eq=False)
+class Grant:
+    """Either hosts -> service (service set) or workload -> hosts (workload set)."""
+
+    name: str
+    owner: str
+    reason: str
+    expires: date | None
+    hosts: tuple[Host, ...]
+    service: Service | None
+    service_ports: tuple[ServicePort, ...]
+    workload: Workload | None
+    host_ports: tuple[PortRange, ...]
+    loc: Location
+    legacy_ref: str  # how the spec named the legacy side: "hostGroup billing" / "host db-01"
+
+
+@dataclass(frozen=True)
+class Estate:
+    settings: Settings
+    accounts: tuple[Account, ...] = ()
+    vpcs: tuple[Vpc, ...] = ()
+    security_groups: tuple[SecurityGroup, ...] = ()
+    clusters: tuple[Cluster, ...] = ()
+    hosts: tuple[Host, ...] = ()
+    host_groups: tuple[HostGroup, ...] = ()
+    services: tuple[Service, ...] = ()
+    workloads: tuple[Workload, ...] = ()
+    grants: tuple[Grant, ...] = field(default=())

@@ -1,0 +1,29 @@
+"""The pipeline up to the flows: load -> validate -> resolve. Pure apart from reading the spec files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from netgen.diagnostics import Reporter
+from netgen.loader import load_tree
+from netgen.model import Estate
+from netgen.resolve import Flow, resolve
+from netgen.validate import build_estate
+
+
+@dataclass(frozen=True)
+class Resolved:
+    estate: Estate
+    flows: tuple[Flow, ...]
+
+
+def resolve_specs(specs: Path, as_of: date, reporter: Reporter) -> Resolved:
+    """Everything netgen knows about an estate; raises SpecError when any stage reported an error."""
+    documents = load_tree(specs, reporter)
+    estate = build_estate(documents, reporter, as_of)
+    reporter.raise_if_errors()
+    flows = resolve(estate, reporter)
+    reporter.raise_if_errors()
+    return Resolved(estate, tuple(flows))

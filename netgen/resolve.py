@@ -1,0 +1,194 @@
+"""Resolve stage: the estate -> a flat, sorted list of flows. Every output target compiles from this list.
+
+A flow is one hop that packets take: from the addresses they carry at the source, to the addresses they are
+sent to, on one protocol and port range. A grant becomes one flow per legacy host and port, or two when the
+service sits behind a load balancer or a NodePort (client -> front, front -> pods). Addresses follow the
+network's facts (see docs in the README):
+
+- pod-ip: the host dials the pod CIDRs on the target port; pods see the host's address.
+- load-balancer (internal NLB, IP targets): the host dials the NLB subnets on the service port; pods see the
+  NLB's addresses, or the host's when client IP preservation is on.
+- node-port: the host dials the node subnets on the node port; pods see a node address
+  (externalTrafficPolicy Cluster) or the host's (Local).
+- workload -> host: pods dial the host; the host sees the node addresses when the CNI SNATs traffic to that
+  destination (the default outside the cluster's VPC, unless excluded), else the pod CIDRs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from netgen.diagnostics import Reporter
+from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
+
+
+@dataclass(frozen=True, order=True)
+class Pods:
+    """Pods a NetworkPolicy selects."""
+
+    cluster: str
+    namespace: str
+    selector: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, order=True)
+class Endpoint:
+    kind: str  # host | service | load-balancer | nodes | workload
+    name: str
+    vpc: str
+    addresses: tuple[IPv4Network, ...]  # what packets carry (as a source) or are sent to (as a destination)
+    security_group: str | None  # the group guarding it, by name
+    pods: Pods | None = None  # set when a NetworkPolicy can select it
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, order=True)
+class NetworkPath:
+    source_vpc: str
+    destination_vpc: str
+    cross_region: bool
+    cross_account: bool
+
+    @property
+    def peered(self) -> bool:
+        return self.source_vpc != self.destination_vpc
+
+    def __str__(self) -> str:
+        if not self.peered:
+            return f"{self.source_vpc} (same VPC)"
+        scope = "cross-region" if self.cross_region else "same-region"
+        if self.cross_account:
+            scope += ", cross-account"
+        return f"{self.source_vpc} -> {self.destination_vpc} (peering, {scope})"
+
+
+@dataclass(frozen=True, order=True)
+class GrantRef:
+    name: str
+    owner: str
+    location: str
+
+
+@dataclass(frozen=True, order=True)
+class Flow:
+    source: Endpoint
+    destination: Endpoint
+    ports: PortRange
+    path: NetworkPath
+    note: str
+    grants: tuple[GrantRef, ...]
+
+    def line(self) -> str:
+        src = ",".join(map(str, self.source.addresses))
+        dst = ",".join(map(str, self.destination.addresses))
+        grants = " ".join(f"{g.name}@{g.location}" for g in self.grants)
+        note = f" [{self.note}]" if self.note else ""
+        return (f"{self.source} {src} -> {self.destination} {dst} {self.ports} via {self.path}{note}"
+                f" grant: {grants}")
+
+
+def _path(a: Vpc, b: Vpc) -> NetworkPath:
+    return NetworkPath(a.name, b.name, a.region != b.region, a.account.account_id != b.account.account_id)
+
+
+def _host(host: Host) -> Endpoint:
+    return Endpoint("host", host.name, host.vpc.name, (host.network,), host.security_group.name)
+
+
+def _service_pods(service: Service) -> Endpoint:
+    cluster = service.cluster
+    return Endpoint("service", service.ref, cluster.vpc.name, cluster.pod_cidrs, cluster.security_group.name,
+                    Pods(cluster.name, service.namespace, service.pod_selector))
+
+
+def _service_flows(host: Host, service: Service, port: ServicePort) -> list[tuple[Endpoint, Endpoint, int,
+                                                                                  NetworkPath, str]]:
+    """(source, destination, port, path, note) hops from a legacy host to a service's pods."""
+    cluster = service.cluster
+    exposure = service.exposure
+    client = _host(host)
+    pods = _service_pods(service)
+    to_cluster = _path(host.vpc, cluster.vpc)
+    local = _path(cluster.vpc, cluster.vpc)
+    if exposure.type == "pod-ip":
+        return [(client, pods, port.target_port, to_cluster, "pod-ip")]
+    if exposure.type == "load-balancer":
+        group = exposure.security_group.name if exposure.security_group else None
+        front = Endpoint("load-balancer", service.ref, cluster.vpc.name, exposure.subnet_cidrs, group)
+        if exposure.preserve_client_ip:
+            return [(client, front, port.port, to_cluster, "nlb"),
+                    (client, pods, port.target_port, local, "nlb target, client IP preserved")]
+        return [(client, front, port.port, to_cluster, "nlb"),
+                (front, pods, port.target_port, local, "nlb target, source is the nlb")]
+    nodes = Endpoint("nodes", cluster.name, cluster.vpc.name, cluster.node_cidrs, cluster.security_group.name)
+    assert port.node_port is not None  # validation guarantees it
+    if exposure.external_traffic_policy == "Local":
+        return [(client, nodes, port.node_port, to_cluster, "node-port"),
+                (client, pods, port.target_port, local, "node-port target, externalTrafficPolicy Local")]
+    return [(client, nodes, port.node_port, to_cluster, "node-port"),
+            (nodes, pods, port.target_port, local, "node-port target, externalTrafficPolicy Cluster")]
+
+
+def _workload_flow(workload: Workload, host: Host) -> tuple[Endpoint, Endpoint, NetworkPath, str]:
+    cluster = workload.cluster
+    snat = cluster.snat_applies_to(host.network)
+    addresses = cluster.node_cidrs if snat else cluster.pod_cidrs
+    pods = Pods(cluster.name, workload.namespace, workload.pod_selector)
+    source = Endpoint("workload", workload.ref, cluster.vpc.name, addresses, cluster.security_group.name, pods)
+    return source, _host(host), _path(cluster.vpc, host.vpc), "snat to node" if snat else "pod address"
+
+
+def _hops(grant: Grant):
+    """(source, destination, ports, path, note) for every hop a grant needs."""
+    if grant.service is not None:
+        for host in grant.hosts:
+            for port in grant.service_ports:
+                for src, dst, number, path, note in _service_flows(host, grant.service, port):
+                    yield src, dst, PortRange(port.protocol, number, number), path, note
+    else:
+        assert grant.workload is not None
+        for host in grant.hosts:
+            src, dst, path, note = _workload_flow(grant.workload, host)
+            for ports in grant.host_ports:
+                yield src, dst, ports, path, note
+
+
+def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
+    """All flows of the estate, merged across grants and sorted. Problems go to reporter."""
+    vpcs = {v.name: v for v in estate.vpcs}
+    limit = estate.settings.broadest_prefix
+    merged: dict[tuple, list[GrantRef]] = defaultdict(list)
+    for grant in estate.grants:
+        ref = GrantRef(grant.name, grant.owner, f"{grant.loc.file}:{grant.loc.line}")
+        reported: set[str] = set()
+
+        def once(code: str, message: str) -> None:
+            if message not in reported:
+                reported.add(message)
+                reporter.add(grant.loc, code, message)
+
+        for src, dst, ports, path, note in _hops(grant):
+            if ports.protocol == "SCTP":
+                once("NG121", f"grant '{grant.name}': SCTP cannot be limited to ports in a security group; "
+                              "netgen will not open every SCTP port")
+                continue
+            for end in (src, dst):
+                for net in end.addresses:
+                    if net.prefixlen < limit or net.prefixlen == 0:
+                        once("NG110", f"grant '{grant.name}' reaches {end} through {net}, broader than "
+                                      f"/{limit} (Settings.broadestPrefix)")
+            if path.peered:
+                a, b = vpcs[path.source_vpc], vpcs[path.destination_vpc]
+                clash = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
+                if clash:
+                    once("NG107", f"grant '{grant.name}' needs a peering between VPC '{a.name}' and "
+                                  f"'{b.name}', whose CIDRs overlap ({', '.join(clash)}); peering would fail")
+                    continue
+            merged[(src, dst, ports, path, note)].append(ref)
+    flows = [Flow(src, dst, ports, path, note, tuple(sorted(set(refs))))
+             for (src, dst, ports, path, note), refs in merged.items()]
+    return sorted(flows)

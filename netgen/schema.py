@@ -1,0 +1,91 @@
+"""Shape stage: check each document against the shipped JSON Schema (draft 2020-12), with located errors."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+from jsonschema import Draft202012Validator
+
+from netgen.diagnostics import Reporter, did_you_mean
+from netgen.loader import Document
+from netgen.model import API_VERSION
+
+
+@cache
+def schema() -> dict:
+    return json.loads(resources.files("netgen").joinpath("schemas/netgen.schema.json").read_text("utf-8"))
+
+
+def schema_text() -> str:
+    return resources.files("netgen").joinpath("schemas/netgen.schema.json").read_text("utf-8")
+
+
+def kinds() -> list[str]:
+    return schema()["properties"]["kind"]["enum"]
+
+
+@cache
+def _validator(kind: str) -> Draft202012Validator:
+    root = schema()
+    return Draft202012Validator({"$ref": f"#/$defs/{kind}", "$defs": root["$defs"]})
+
+
+def _leaf_errors(error):
+    """jsonschema nests errors of if/then and $ref; report the most specific ones."""
+    if error.context:
+        for sub in error.context:
+            yield from _leaf_errors(sub)
+    else:
+        yield error
+
+
+def check_document(doc: Document, reporter: Reporter) -> bool:
+    """Report every schema violation of doc; True when it is well-formed."""
+    data = doc.data
+    assert isinstance(data, dict)
+    version = data.get("apiVersion")
+    if version != API_VERSION:
+        where = doc.at(("apiVersion",)) if "apiVersion" in data else doc.at()
+        shown = f"'{version}'" if isinstance(version, str) else "missing"
+        reporter.add(where, "NG010", f"apiVersion is {shown}; expected '{API_VERSION}'")
+        return False
+    kind = data.get("kind")
+    if kind not in kinds():
+        where = doc.at(("kind",)) if "kind" in data else doc.at()
+        if isinstance(kind, str):
+            msg = f"unknown kind '{kind}'{did_you_mean(kind, kinds())}"
+        else:
+            msg = f"kind is missing; one of: {', '.join(kinds())}"
+        reporter.add(where, "NG011", msg)
+        return False
+    ok = True
+    errors = sorted(_validator(kind).iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    for error in errors:
+        ok = False
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = list(error.schema.get("properties", {}))
+            for extra in sorted(set(error.instance) - set(allowed)):
+                reporter.add(doc.at((*path, extra), key=True), "NG013",
+                             f"unknown field '{extra}'{did_you_mean(extra, allowed)}; "
+                             f"allowed here: {', '.join(allowed)}")
+            continue
+        for leaf in _leaf_errors(error):
+            leaf_path = tuple(leaf.absolute_path)
+            code = leaf.schema.get("x-netgen-code", "NG012") if isinstance(leaf.schema, dict) else "NG012"
+            reporter.add(doc.at(leaf_path), code, _message(leaf, leaf_path))
+    return ok
+
+
+def _message(error, path) -> str:
+    where = ".".join(str(p) for p in path) or "document"
+    if error.validator == "pattern":
+        description = error.schema.get("description", "")
+        return f"{where}: {error.instance!r} is not valid" + (f"; {description}" if description else "")
+    if error.validator == "required":
+        return error.message.replace("is a required property", f"is required in {where}")
+    if error.validator in ("minProperties", "maxProperties") and where.endswith(("from", "to")):
+        return f"{where}: name exactly one of {', '.join(error.schema.get('properties', {}))}"
+    return f"{where}: {error.message}"

@@ -1,0 +1,457 @@
+"""Validate stage: well-formed documents -> the immutable Estate model, with every semantic check reported.
+
+Documents are built kind by kind, in reference order. A document that failed the schema is remembered by
+name, so references to it do not cause a cascade of 'unknown reference' errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import date, timedelta
+from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
+
+from netgen.diagnostics import Reporter, did_you_mean
+from netgen.loader import Document
+from netgen.model import (
+    Account,
+    Cluster,
+    Estate,
+    Exposure,
+    Grant,
+    Host,
+    HostGroup,
+    NamespaceModes,
+    PortRange,
+    SecurityGroup,
+    Service,
+    ServicePort,
+    Settings,
+    Vpc,
+    Workload,
+)
+from netgen.schema import check_document
+
+_PORT = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
+
+
+class _Broken:
+    """Placeholder for a document that exists but failed the schema: references to it stay quiet."""
+
+
+BROKEN = _Broken()
+
+
+class _Builder:
+    def __init__(self, docs: list[Document], reporter: Reporter, as_of: date):
+        self.r = reporter
+        self.as_of = as_of
+        self.by_kind: dict[str, list[Document]] = defaultdict(list)
+        self.broken: dict[str, set[str]] = defaultdict(set)
+        for doc in docs:
+            if check_document(doc, reporter):
+                self.by_kind[doc.data["kind"]].append(doc)
+            else:
+                name = doc.data.get("metadata", {}) if isinstance(doc.data.get("metadata"), dict) else {}
+                if isinstance(name.get("name"), str):
+                    self.broken[str(doc.data.get("kind"))].add(name["name"])
+        self.tables: dict[str, dict[str, object]] = defaultdict(dict)
+
+    # ---- helpers -------------------------------------------------------------------------------------------
+    def named(self, kind: str) -> list[tuple[Document, str]]:
+        """Documents of a kind with unique names; duplicates are reported and dropped."""
+        seen: dict[str, Document] = {}
+        result = []
+        for doc in self.by_kind[kind]:
+            meta = doc.data["metadata"]
+            key = f"{meta['namespace']}/{meta['name']}" if "namespace" in meta else meta["name"]
+            scope = doc.data["spec"].get("cluster", "") if kind in ("Service", "Workload") else ""
+            full = f"{scope}/{key}" if scope else key
+            if full in seen:
+                first = seen[full].at(("metadata", "name"))
+                self.r.add(doc.at(("metadata", "name")), "NG101",
+                           f"{kind} '{key}' is already defined at {first}")
+                continue
+            seen[full] = doc
+            result.append((doc, meta["name"]))
+        return result
+
+    def ref(self, doc: Document, path: tuple, kind: str, name: str):
+        table = self.tables[kind]
+        if name in table:
+            return table[name]
+        if name not in self.broken[kind]:
+            self.r.add(doc.at(path), "NG104", f"unknown {kind} '{name}'{did_you_mean(name, table)}")
+        return BROKEN
+
+    def cidr(self, doc: Document, path: tuple, text: str) -> IPv4Network | None:
+        try:
+            return IPv4Network(text)
+        except (AddressValueError, NetmaskValueError, ValueError) as exc:
+            hint = ""
+            try:
+                hint = f" (did you mean '{IPv4Network(text, strict=False)}'?)"
+            except ValueError:
+                pass
+            reason = "host bits are set" if hint else str(exc)
+            self.r.add(doc.at(path), "NG103", f"'{text}' is not a canonical IPv4 CIDR: {reason}{hint}")
+            return None
+
+    def cidrs(self, doc: Document, path: tuple, texts: list[str]) -> tuple[IPv4Network, ...]:
+        nets = [self.cidr(doc, (*path, i), t) for i, t in enumerate(texts)]
+        return tuple(n for n in nets if n is not None)
+
+    def inside(self, doc: Document, path: tuple, nets, vpc, what: str) -> None:
+        if vpc is BROKEN:
+            return
+        for i, net in enumerate(nets):
+            if not vpc.contains(net):
+                self.r.add(doc.at((*path, i)), "NG106",
+                           f"{what} {net} is outside VPC '{vpc.name}' ({', '.join(map(str, vpc.cidrs))})")
+
+    def same_vpc(self, doc: Document, path: tuple, group, vpc) -> None:
+        if group is not BROKEN and vpc is not BROKEN and group.vpc is not vpc:
+            self.r.add(doc.at(path), "NG118",
+                       f"security group '{group.name}' is in VPC '{group.vpc.name}', not '{vpc.name}'")
+
+    def unique_ids(self, kind: str, field_name: str, label: str) -> None:
+        seen: dict[str, Document] = {}
+        for doc in self.by_kind[kind]:
+            value = doc.data["spec"][field_name]
+            if value in seen:
+                self.r.add(doc.at(("spec", field_name)), "NG101",
+                           f"{label} {value} is already used at {seen[value].at(('spec', field_name))}")
+            else:
+                seen[value] = doc
+
+    # ---- kinds ---------------------------------------------------------------------------------------------
+    def settings(self) -> Settings:
+        docs = self.by_kind["Settings"]
+        for extra in docs[1:]:
+            self.r.add(extra.at(), "NG119", f"only one Settings document is allowed; first at {docs[0].at()}")
+        if not docs:
+            return Settings()
+        spec = docs[0].data["spec"]
+        base = Settings()
+        return Settings(
+            broadest_prefix=spec.get("broadestPrefix", base.broadest_prefix),
+            expiry_warning_days=spec.get("expiryWarningDays", base.expiry_warning_days),
+            default_rule_quota=spec.get("defaultRuleQuota", base.default_rule_quota),
+            default_route_quota=spec.get("defaultRouteQuota", base.default_route_quota),
+        )
+
+    def accounts(self) -> None:
+        self.unique_ids("Account", "accountId", "account id")
+        for doc, name in self.named("Account"):
+            s = doc.data["spec"]
+            self.tables["Account"][name] = Account(name, s["accountId"], s["peeringAcceptRoleArn"],
+                                                   s.get("profile"), doc.at())
+
+    def vpcs(self, settings: Settings) -> None:
+        self.unique_ids("Vpc", "vpcId", "VPC id")
+        for doc, name in self.named("Vpc"):
+            s = doc.data["spec"]
+            account = self.ref(doc, ("spec", "account"), "Account", s["account"])
+            cidrs = self.cidrs(doc, ("spec", "cidrs"), s["cidrs"])
+            for i, a in enumerate(cidrs):
+                for b in cidrs[i + 1:]:
+                    if a.overlaps(b):
+                        self.r.add(doc.at(("spec", "cidrs")), "NG116", f"VPC CIDRs {a} and {b} overlap")
+            if account is BROKEN:
+                self.broken["Vpc"].add(name)
+                continue
+            self.tables["Vpc"][name] = Vpc(
+                name, account, s["region"], s["vpcId"], cidrs, tuple(s["routeTables"]),
+                s.get("routeQuota", settings.default_route_quota), s.get("peeringQuota", 50), doc.at())
+
+    def security_groups(self, settings: Settings) -> None:
+        self.unique_ids("SecurityGroup", "groupId", "security group id")
+        for doc, name in self.named("SecurityGroup"):
+            s = doc.data["spec"]
+            vpc = self.ref(doc, ("spec", "vpc"), "Vpc", s["vpc"])
+            if vpc is BROKEN:
+                self.broken["SecurityGroup"].add(name)
+                continue
+            self.tables["SecurityGroup"][name] = SecurityGroup(
+                name, vpc, s["groupId"], s.get("restrictsEgress", False),
+                s.get("ruleQuota", settings.default_rule_quota), doc.at())
+
+    def clusters(self) -> None:
+        for doc, name in self.named("Cluster"):
+            s = doc.data["spec"]
+            vpc = self.ref(doc, ("spec", "vpc"), "Vpc", s["vpc"])
+            pods = self.cidrs(doc, ("spec", "podCidrs"), s["podCidrs"])
+            nodes = self.cidrs(doc, ("spec", "nodeSubnetCidrs"), s["nodeSubnetCidrs"])
+            self.inside(doc, ("spec", "podCidrs"), pods, vpc, "pod CIDR")
+            self.inside(doc, ("spec", "nodeSubnetCidrs"), nodes, vpc, "node subnet")
+            group = self.ref(doc, ("spec", "securityGroup"), "SecurityGroup", s["securityGroup"])
+            self.same_vpc(doc, ("spec", "securityGroup"), group, vpc)
+            snat = s.get("sourceNat", {})
+            excluded = self.cidrs(doc, ("spec", "sourceNat", "excludedCidrs"), snat.get("excludedCidrs", []))
+            if BROKEN in (vpc, group):
+                self.broken["Cluster"].add(name)
+                continue
+            namespaces = {ns: NamespaceModes(m["ingress"], m["egress"]) for ns, m in s["namespaces"].items()}
+            self.tables["Cluster"][name] = Cluster(name, vpc, pods, nodes, group, snat.get("enabled", True),
+                                                   excluded, namespaces, doc.at())
+
+    def hosts(self) -> None:
+        seen_addr: dict[tuple[str, IPv4Address], Document] = {}
+        for doc, name in self.named("LegacyHost"):
+            s = doc.data["spec"]
+            vpc = self.ref(doc, ("spec", "vpc"), "Vpc", s["vpc"])
+            group = self.ref(doc, ("spec", "securityGroup"), "SecurityGroup", s["securityGroup"])
+            self.same_vpc(doc, ("spec", "securityGroup"), group, vpc)
+            try:
+                address = IPv4Address(s["address"])
+            except (AddressValueError, ValueError):
+                self.r.add(doc.at(("spec", "address")), "NG103", f"'{s['address']}' is not an IPv4 address")
+                address = None
+            if address is not None and vpc is not BROKEN:
+                self.inside(doc, ("spec", "address"), [IPv4Network(address)], vpc, "address")
+                key = (vpc.name, address)
+                if key in seen_addr:
+                    self.r.add(doc.at(("spec", "address")), "NG101",
+                               f"address {address} is already used at {seen_addr[key].at(('spec', 'address'))}")
+                seen_addr[key] = doc
+            if address is None or BROKEN in (vpc, group):
+                self.broken["LegacyHost"].add(name)
+                continue
+            labels = tuple(sorted(doc.data["metadata"].get("labels", {}).items()))
+            self.tables["LegacyHost"][name] = Host(name, vpc, address, group, labels, doc.at())
+
+    def host_groups(self) -> None:
+        for doc, name in self.named("HostGroup"):
+            s = doc.data["spec"]
+            members: dict[str, Host] = {}
+            broken = False
+            for i, member in enumerate(s.get("members", [])):
+                host = self.ref(doc, ("spec", "members", i), "LegacyHost", member)
+                if host is BROKEN:
+                    broken = True
+                else:
+                    members[host.name] = host
+            wanted = s.get("selector", {}).get("matchLabels", {})
+            if wanted:
+                for host in self.tables["LegacyHost"].values():
+                    if all((k, v) in host.labels for k, v in wanted.items()):
+                        members[host.name] = host
+            if not members and not broken:
+                self.r.add(doc.at(("spec",)), "NG115", f"host group '{name}' matches no host")
+            if broken or not members:
+                self.broken["HostGroup"].add(name)
+                continue
+            hosts = tuple(members[n] for n in sorted(members))
+            self.tables["HostGroup"][name] = HostGroup(name, hosts, doc.at())
+
+    def _pod_owner(self, doc: Document, kind: str):
+        """Cluster of a Service or Workload, after checking its namespace is declared there."""
+        s = doc.data["spec"]
+        cluster = self.ref(doc, ("spec", "cluster"), "Cluster", s["cluster"])
+        namespace = doc.data["metadata"]["namespace"]
+        if cluster is not BROKEN and namespace not in cluster.namespaces:
+            self.r.add(doc.at(("metadata", "namespace")), "NG114",
+                       f"namespace '{namespace}' is not declared on cluster '{cluster.name}'"
+                       f"{did_you_mean(namespace, cluster.namespaces)}")
+            return BROKEN
+        return cluster
+
+    def _register_namespaced(self, kind: str, obj) -> None:
+        by_short = self.tables[kind].setdefault(f"{obj.namespace}/{obj.name}", [])
+        by_short.append(obj)
+        self.tables[kind][obj.ref] = [obj]
+
+    def services(self) -> None:
+        for doc, name in self.named("Service"):
+            s = doc.data["spec"]
+            cluster = self._pod_owner(doc, "Service")
+            exp = s["exposure"]
+            ports = []
+            for i, p in enumerate(s["ports"]):
+                node_port = p.get("nodePort")
+                if exp["type"] == "node-port" and node_port is None:
+                    self.r.add(doc.at(("spec", "ports", i)), "NG117",
+                               f"port '{p['name']}' needs a nodePort: the service is exposed as node-port")
+                if exp["type"] != "node-port" and node_port is not None:
+                    self.r.add(doc.at(("spec", "ports", i, "nodePort")), "NG117",
+                               f"nodePort is set but the exposure is {exp['type']}")
+                ports.append(ServicePort(p["name"], p["port"], p.get("targetPort", p["port"]), node_port,
+                                         p.get("protocol", "TCP")))
+            names = [p.name for p in ports]
+            for i, port in enumerate(ports):
+                if port.name in names[:i]:
+                    self.r.add(doc.at(("spec", "ports", i, "name")), "NG101", f"port name '{port.name}' repeats")
+            exposure = Exposure(exp["type"])
+            lb_group = None
+            if exp["type"] == "load-balancer":
+                subnets = self.cidrs(doc, ("spec", "exposure", "subnetCidrs"), exp["subnetCidrs"])
+                if cluster is not BROKEN:
+                    self.inside(doc, ("spec", "exposure", "subnetCidrs"), subnets, cluster.vpc, "NLB subnet")
+                if "securityGroup" in exp:
+                    lb_group = self.ref(doc, ("spec", "exposure", "securityGroup"), "SecurityGroup",
+                                        exp["securityGroup"])
+                    if cluster is not BROKEN:
+                        self.same_vpc(doc, ("spec", "exposure", "securityGroup"), lb_group, cluster.vpc)
+                exposure = Exposure("load-balancer", subnets, exp.get("preserveClientIp", False),
+                                    None if lb_group is BROKEN else lb_group)
+            elif exp["type"] == "node-port":
+                exposure = Exposure("node-port", external_traffic_policy=exp.get("externalTrafficPolicy",
+                                                                                 "Cluster"))
+            if BROKEN in (cluster, lb_group):
+                self.broken["Service"].add(f"{doc.data['metadata']['namespace']}/{name}")
+                continue
+            selector = tuple(sorted(s["podSelector"].items()))
+            self._register_namespaced("Service", Service(name, doc.data["metadata"]["namespace"], cluster,
+                                                         selector, tuple(ports), exposure, doc.at()))
+
+    def workloads(self) -> None:
+        for doc, name in self.named("Workload"):
+            cluster = self._pod_owner(doc, "Workload")
+            if cluster is BROKEN:
+                self.broken["Workload"].add(f"{doc.data['metadata']['namespace']}/{name}")
+                continue
+            selector = tuple(sorted(doc.data["spec"]["podSelector"].items()))
+            self._register_namespaced("Workload", Workload(name, doc.data["metadata"]["namespace"], cluster,
+                                                           selector, doc.at()))
+
+    def namespaced_ref(self, doc: Document, path: tuple, kind: str, text: str):
+        candidates = self.tables[kind].get(text)
+        if candidates is None:
+            short = text.split("/", 1)[1] if text.count("/") == 2 else text
+            if short not in self.broken[kind] and text not in self.broken[kind]:
+                known = [k for k in self.tables[kind]]
+                self.r.add(doc.at(path), "NG104", f"unknown {kind} '{text}'{did_you_mean(text, known)}")
+            return BROKEN
+        if len(candidates) > 1:
+            options = ", ".join(sorted(c.ref for c in candidates))
+            self.r.add(doc.at(path), "NG105", f"{kind} '{text}' exists in several clusters; write one of {options}")
+            return BROKEN
+        return candidates[0]
+
+    def port_ranges(self, doc: Document, path: tuple, items: list) -> tuple[PortRange, ...]:
+        ranges = []
+        for i, item in enumerate(items):
+            m = _PORT.match(str(item)) if not isinstance(item, bool) else None
+            if m is None:
+                self.r.add(doc.at((*path, i)), "NG108",
+                           f"'{item}' is not a port: write 5432, \"8000-8010\" or \"514/udp\"")
+                continue
+            first = int(m.group(1))
+            last = int(m.group(2) or first)
+            if not (1 <= first <= last <= 65535):
+                self.r.add(doc.at((*path, i)), "NG108",
+                           f"'{item}': ports must be within 1-65535 and a range must run low-high")
+                continue
+            ranges.append(PortRange((m.group(3) or "tcp").upper(), first, last))
+        return tuple(sorted(set(ranges)))
+
+    def grants(self) -> None:
+        seen_access: dict[tuple, Grant] = {}
+        for doc, name in self.named("Grant"):
+            s = doc.data["spec"]
+            src, dst = s["from"], s["to"]
+            legacy_side = src if ("host" in src or "hostGroup" in src) else dst
+            legacy_path = ("spec", "from") if legacy_side is src else ("spec", "to")
+            k8s_side = dst if legacy_side is src else src
+            k8s_key = "service" if legacy_side is src else "workload"
+            if k8s_key not in k8s_side or ("host" not in legacy_side and "hostGroup" not in legacy_side):
+                self.r.add(doc.at(("spec", "to")), "NG113",
+                           "a grant goes from host/hostGroup to a service, or from a workload to host/hostGroup")
+                continue
+            if "host" in legacy_side and "hostGroup" in legacy_side:
+                self.r.add(doc.at(legacy_path), "NG113", "name either host or hostGroup, not both")
+                continue
+            hosts: tuple = BROKEN
+            if "host" in legacy_side:
+                host = self.ref(doc, (*legacy_path, "host"), "LegacyHost", legacy_side["host"])
+                hosts = BROKEN if host is BROKEN else (host,)
+                legacy_ref = f"host {legacy_side['host']}"
+            else:
+                group = self.ref(doc, (*legacy_path, "hostGroup"), "HostGroup", legacy_side["hostGroup"])
+                hosts = BROKEN if group is BROKEN else group.hosts
+                legacy_ref = f"hostGroup {legacy_side['hostGroup']}"
+            expires = None
+            if "expires" in s:
+                try:
+                    expires = date.fromisoformat(s["expires"])
+                except ValueError:
+                    self.r.add(doc.at(("spec", "expires")), "NG012", f"expires: '{s['expires']}' is not a date")
+                    continue
+                if expires < self.as_of:
+                    self.r.add(doc.at(("spec", "expires")), "NG111",
+                               f"grant '{name}' expired on {expires} (as of {self.as_of}); "
+                               "renew it with a new date or delete it")
+                elif expires - self.as_of <= timedelta(days=self.settings_.expiry_warning_days):
+                    self.r.add(doc.at(("spec", "expires")), "NG120",
+                               f"grant '{name}' expires on {expires}")
+            service, service_ports, workload, host_ports = None, (), None, ()
+            if k8s_key == "service":
+                if "ports" in src:
+                    self.r.add(doc.at(("spec", "from", "ports")), "NG113",
+                               "ports belong to the destination ('to'), not the source")
+                    continue
+                service = self.namespaced_ref(doc, ("spec", "to", "service"), "Service", dst["service"])
+                if service is BROKEN:
+                    continue
+                by_name = {p.name: p for p in service.ports}
+                wanted = dst.get("ports", list(by_name))
+                chosen = []
+                for i, port in enumerate(wanted):
+                    if port not in by_name:
+                        self.r.add(doc.at(("spec", "to", "ports", i)), "NG109",
+                                   f"service '{service.ref}' has no port '{port}'"
+                                   f"{did_you_mean(str(port), by_name)}; ports: {', '.join(by_name)}")
+                    else:
+                        chosen.append(by_name[port])
+                service_ports = tuple(sorted(set(chosen), key=lambda p: p.name))
+                if len(chosen) < len(wanted):
+                    continue
+            else:
+                workload = self.namespaced_ref(doc, ("spec", "from", "workload"), "Workload", src["workload"])
+                if "ports" not in dst:
+                    self.r.add(doc.at(("spec", "to")), "NG108", "grants to legacy hosts must list ports")
+                    continue
+                host_ports = self.port_ranges(doc, ("spec", "to", "ports"), dst["ports"])
+                if workload is BROKEN or len(host_ports) < len(dst["ports"]):
+                    continue
+            if hosts is BROKEN:
+                continue
+            grant = Grant(name, s["owner"], s["reason"], expires, tuple(hosts), service, service_ports,
+                          workload, host_ports, doc.at(), legacy_ref)
+            key = (tuple(h.name for h in grant.hosts), service and service.ref, service_ports,
+                   workload and workload.ref, host_ports)
+            if key in seen_access:
+                self.r.add(doc.at(("metadata", "name")), "NG112",
+                           f"grant '{name}' allows the same access as grant '{seen_access[key].name}' "
+                           f"({seen_access[key].loc})")
+            seen_access.setdefault(key, grant)
+            self.tables["Grant"][name] = grant
+
+    def build(self) -> Estate:
+        self.settings_ = self.settings()
+        self.accounts()
+        self.vpcs(self.settings_)
+        self.security_groups(self.settings_)
+        self.clusters()
+        self.hosts()
+        self.host_groups()
+        self.services()
+        self.workloads()
+        self.grants()
+        t = self.tables
+
+        def ordered(kind):
+            return tuple(sorted(t[kind].values(), key=lambda o: o.name))
+
+        services = sorted({id(v[0]): v[0] for k, v in t["Service"].items() if k.count("/") == 2}.values(),
+                          key=lambda s: s.ref)
+        workloads = sorted({id(v[0]): v[0] for k, v in t["Workload"].items() if k.count("/") == 2}.values(),
+                           key=lambda w: w.ref)
+        return Estate(self.settings_, ordered("Account"), ordered("Vpc"), ordered("SecurityGroup"),
+                      ordered("Cluster"), ordered("LegacyHost"), ordered("HostGroup"), tuple(services),
+                      tuple(workloads), ordered("Grant"))
+
+
+def build_estate(documents: list[Document], reporter: Reporter, as_of: date) -> Estate:
+    """Check every document and build the estate from those that pass; all problems go to reporter."""
+    return _Builder(documents, reporter, as_of).build()
