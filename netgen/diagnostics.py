@@ -60,6 +60,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG201": (Severity.ERROR, "security group would exceed its rule quota"),
     "NG202": (Severity.ERROR, "route table would exceed its route quota"),
     "NG203": (Severity.ERROR, "VPC would exceed its peering quota"),
+    "NG204": (Severity.ERROR, "a VPC would route overlapping prefixes to two different peerings"),
 }
 
 

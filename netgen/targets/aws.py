@@ -1,0 +1,277 @@
+"""AWS target: flows -> one CloudFormation template per (account, region), and the deploy plan.
+
+Rules the output follows (see the README's "Generated AWS resources"):
+- One VPC peering per pair of VPCs that exchange traffic. The requester is the VPC whose stack sorts first by
+  (account id, region), then by VPC name, so stack dependencies only point forward and never form a cycle.
+- Routes over the peering in every listed route table of both VPCs, to the minimal prefixes covering the
+  peer addresses that flows use (never whole VPC CIDRs unless the flows need them).
+- Standalone AWS::EC2::SecurityGroupIngress on the destination's group, and SecurityGroupEgress on the
+  source's group when it restricts egress, always with CIDRs (a group cannot be referenced across regions).
+- Logical ids hash what a resource is (route table + prefix, group + rule), so unrelated resources keep
+  their ids when grants come and go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from troposphere import Output, Parameter, Ref, Tags, Template
+from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
+
+from netgen.addresses import by_ports, collapse
+from netgen.diagnostics import Reporter
+from netgen.model import Estate, SecurityGroup, Vpc
+from netgen.resolve import Flow
+
+_DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
+_PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
+MANAGED_TAG = {"managed-by": "netgen"}
+
+
+def camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def logical_id(prefix: str, readable: str, *identity: object) -> str:
+    digest = hashlib.sha256("|".join(map(str, identity)).encode()).hexdigest()[:10]
+    return f"{prefix}{camel(readable)[:120]}{digest}"
+
+
+def description(grants: list[str]) -> str:
+    """A security-group rule description naming the grants: legal characters only, at most 255."""
+    names = sorted(set(grants))
+    text = "netgen: " + ", ".join(names)
+    shown = len(names)
+    while len(text) > 255:
+        shown -= 1
+        text = "netgen: " + ", ".join(names[:shown]) + f" +{len(names) - shown} more"
+    return _DESCRIPTION_OK.sub("_", text)
+
+
+@dataclass(frozen=True)
+class StackKey:
+    account_id: str
+    region: str
+    account_name: str
+
+    @property
+    def name(self) -> str:
+        return f"netgen-{self.account_name}-{self.region}"
+
+    @property
+    def path(self) -> str:
+        return f"aws/{self.account_name}/{self.region}.json"
+
+
+def stack_of(vpc: Vpc) -> StackKey:
+    return StackKey(vpc.account.account_id, vpc.region, vpc.account.name)
+
+
+@dataclass(frozen=True)
+class Peering:
+    requester: Vpc
+    accepter: Vpc
+
+    @property
+    def logical_id(self) -> str:
+        return f"Peering{camel(self.requester.name)}{camel(self.accepter.name)}"
+
+    @property
+    def parameter(self) -> str:
+        return f"{self.logical_id}Id"
+
+    @property
+    def crosses_stacks(self) -> bool:
+        return stack_of(self.requester) != stack_of(self.accepter)
+
+
+@dataclass(frozen=True)
+class Rule:
+    group: SecurityGroup
+    direction: str  # ingress | egress
+    protocol: str
+    first: int
+    last: int
+    cidr: IPv4Network
+    grants: tuple[str, ...]
+
+
+def _peering(a: Vpc, b: Vpc) -> Peering:
+    ka = (a.account.account_id, a.region, a.name)
+    kb = (b.account.account_id, b.region, b.name)
+    return Peering(a, b) if ka < kb else Peering(b, a)
+
+
+def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Reporter):
+    """Peerings by VPC pair, and {(vpc, peering): minimal destination prefixes}."""
+    vpcs = {v.name: v for v in estate.vpcs}
+    wanted: dict[tuple[str, str], set[IPv4Network]] = defaultdict(set)
+    peerings: dict[frozenset, Peering] = {}
+    for flow in flows:
+        if not flow.path.peered:
+            continue
+        a, b = vpcs[flow.path.source_vpc], vpcs[flow.path.destination_vpc]
+        peerings.setdefault(frozenset((a.name, b.name)), _peering(a, b))
+        wanted[(a.name, b.name)].update(flow.destination.addresses)  # there ...
+        wanted[(b.name, a.name)].update(flow.source.addresses)  # ... and back
+    routes = {key: collapse(nets) for key, nets in sorted(wanted.items())}
+    per_vpc: dict[str, list[tuple[IPv4Network, str]]] = defaultdict(list)
+    peers_of: dict[str, int] = defaultdict(int)
+    for (vpc, peer), nets in routes.items():
+        peers_of[vpc] += 1
+        per_vpc[vpc].extend((net, peer) for net in nets)
+    for name, entries in sorted(per_vpc.items()):
+        vpc = vpcs[name]
+        if len(entries) > vpc.route_quota:
+            reporter.add(vpc.loc, "NG202", f"route tables of VPC '{name}' would need {len(entries)} peering "
+                                           f"routes, over the quota of {vpc.route_quota} (Vpc.routeQuota)")
+        for i, (net, peer) in enumerate(entries):
+            for other, other_peer in entries[i + 1:]:
+                if other_peer != peer and net.overlaps(other):
+                    reporter.add(vpc.loc, "NG204", f"VPC '{name}' would route {net} to '{peer}' and {other} "
+                                                   f"to '{other_peer}': peer addresses overlap")
+        if peers_of[name] > vpc.peering_quota:
+            reporter.add(vpc.loc, "NG203", f"VPC '{name}' would need {peers_of[name]} peerings, over its "
+                                           f"quota of {vpc.peering_quota}")
+    return peerings, routes
+
+
+def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Rule]:
+    """Minimal exact security-group rules for every (group, direction)."""
+    groups = {g.name: g for g in estate.security_groups}
+    wanted: dict[tuple[str, str, str], list[tuple[IPv4Network, int, int, str]]] = defaultdict(list)
+    for flow in flows:
+        names = [g.name for g in flow.grants]
+        p = flow.ports
+        if flow.destination.security_group:
+            for net in flow.source.addresses:
+                for name in names:
+                    wanted[(flow.destination.security_group, "ingress", p.protocol)].append(
+                        (net, p.first, p.last, name))
+        source_group = groups.get(flow.source.security_group or "")
+        if source_group and source_group.restricts_egress:
+            for net in flow.destination.addresses:
+                for name in names:
+                    wanted[(source_group.name, "egress", p.protocol)].append((net, p.first, p.last, name))
+    rules: list[Rule] = []
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for (group_name, direction, protocol), entries in sorted(wanted.items()):
+        group = groups[group_name]
+        for ports, nets in by_ports((net, a, b) for net, a, b, _ in entries).items():
+            for first, last in ports:
+                for cidr in nets:
+                    grants = tuple(sorted({g for n, a, b, g in entries
+                                           if n.overlaps(cidr) and a <= last and first <= b}))
+                    rules.append(Rule(group, direction, protocol, first, last, cidr, grants))
+                    counts[(group_name, direction)] += 1
+    for (group_name, direction), count in sorted(counts.items()):
+        group = groups[group_name]
+        if count > group.rule_quota:
+            reporter.add(group.loc, "NG201", f"security group '{group_name}' ({group.group_id}) would need "
+                                             f"{count} {direction} rules, over its quota of {group.rule_quota}")
+    return rules
+
+
+def _tags(**extra: str) -> Tags:
+    return Tags(**MANAGED_TAG, **extra)
+
+
+def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[str, bytes]:
+    """{path: bytes} for every stack template and the deploy plan (aws/deploy-plan.json)."""
+    peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
+    rules = plan_rules(estate, flows, reporter)
+    vpcs = {v.name: v for v in estate.vpcs}
+    templates: dict[StackKey, Template] = {}
+
+    def template(key: StackKey) -> Template:
+        if key not in templates:
+            t = Template(Description=f"netgen: VPC peering, routes and security-group rules for account "
+                                     f"{key.account_name} ({key.account_id}) in {key.region}. Generated; "
+                                     "do not edit.")
+            templates[key] = t
+        return templates[key]
+
+    parameters: dict[StackKey, dict[str, dict[str, str]]] = defaultdict(dict)
+    accepts: dict[StackKey, list[dict]] = defaultdict(list)
+    for pair in sorted(peerings.values(), key=lambda p: p.logical_id):
+        req, acc = pair.requester, pair.accepter
+        props: dict = {"VpcId": req.vpc_id, "PeerVpcId": acc.vpc_id,
+                       "Tags": _tags(Name=f"netgen-{req.name}-{acc.name}")}
+        if req.account.account_id != acc.account.account_id:
+            props["PeerOwnerId"] = acc.account.account_id
+            props["PeerRoleArn"] = acc.account.accept_role_arn
+        if req.region != acc.region:
+            props["PeerRegion"] = acc.region
+        t = template(stack_of(req))
+        t.add_resource(VPCPeeringConnection(pair.logical_id, **props))
+        if pair.crosses_stacks:
+            t.add_output(Output(pair.parameter, Value=Ref(pair.logical_id),
+                                Description=f"Peering {req.name} <-> {acc.name}, for stack "
+                                            f"{stack_of(acc).name}"))
+            parameters[stack_of(acc)][pair.parameter] = {"stack": stack_of(req).name, "output": pair.parameter}
+        accepts[stack_of(req)].append({"peering": pair.logical_id, "requesterVpc": req.vpc_id,
+                                       "accepterVpc": acc.vpc_id, "accepterRegion": acc.region,
+                                       "accepterAccount": acc.account.account_id})
+    for (vpc_name, peer_name), nets in routes.items():
+        vpc = vpcs[vpc_name]
+        pair = peerings[frozenset((vpc_name, peer_name))]
+        key = stack_of(vpc)
+        t = template(key)
+        if pair.crosses_stacks and vpc is pair.accepter:
+            if pair.parameter not in t.parameters:
+                t.add_parameter(Parameter(pair.parameter, Type="String", AllowedPattern="^pcx-[0-9a-f]+$",
+                                          Description=f"Id of peering {pair.requester.name} <-> "
+                                                      f"{pair.accepter.name} (output of "
+                                                      f"{stack_of(pair.requester).name})"))
+            target = Ref(pair.parameter)
+        else:
+            target = Ref(pair.logical_id)
+        for table in vpc.route_tables:
+            for net in nets:
+                t.add_resource(Route(logical_id("Route", vpc_name, table, net), RouteTableId=table,
+                                     DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
+    for rule in rules:
+        kind = SecurityGroupIngress if rule.direction == "ingress" else SecurityGroupEgress
+        t = template(stack_of(rule.group.vpc))
+        t.add_resource(kind(
+            logical_id("Ingress" if rule.direction == "ingress" else "Egress", rule.group.name,
+                       rule.group.group_id, rule.protocol, rule.first, rule.last, rule.cidr),
+            GroupId=rule.group.group_id, IpProtocol=_PROTOCOLS[rule.protocol], FromPort=rule.first,
+            ToPort=rule.last, CidrIp=str(rule.cidr), Description=description(list(rule.grants))))
+    files: dict[str, bytes] = {}
+    for key, t in templates.items():
+        files[key.path] = (t.to_json(indent=2, sort_keys=True) + "\n").encode()
+    files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
+    return files
+
+
+def _deploy_plan(templates, parameters, accepts) -> bytes:
+    """The order to deploy stacks in, with the cross-stack parameters each one takes."""
+    # A peering's requester stack sorts before its accepter's, so this order meets every dependency.
+    order = sorted(templates, key=lambda k: (k.account_id, k.region))
+    done: set[str] = set()
+    for key in order:
+        assert {p["stack"] for p in parameters[key].values()} <= done, key
+        done.add(key.name)
+    plan = {
+        "description": "Deploy the stacks in this order. A stack's parameters come from outputs of stacks "
+                       "deployed before it. 'peerings' lists the peerings a stack requests: after the stack, "
+                       "each must be active; one still pending acceptance is accepted in the accepter "
+                       "account and region through the EC2 API.",
+        "stacks": [{
+            "stack": key.name,
+            "account": key.account_id,
+            "accountName": key.account_name,
+            "region": key.region,
+            "template": key.path,
+            "dependsOn": sorted({p["stack"] for p in parameters[key].values()}),
+            "parameters": dict(sorted(parameters[key].items())),
+            "peerings": sorted(accepts[key], key=lambda a: a["peering"]),
+        } for key in order],
+    }
+    return (json.dumps(plan, indent=2, sort_keys=True) + "\n").encode()
