@@ -7,6 +7,7 @@ UTF-8. pyyaml's C parser is used where it is available.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ _SCALAR_TAGS = {
     "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp",
 }
 _constructor = yaml.constructor.SafeConstructor()
+_COLLECTION_TAGS = {yaml.SequenceNode: "tag:yaml.org,2002:seq", yaml.MappingNode: "tag:yaml.org,2002:map"}
 
 Path_ = tuple[str | int, ...]
 
@@ -78,6 +80,9 @@ class _Builder:
         self.doc.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node)
+        if node.tag != _COLLECTION_TAGS[type(node)]:
+            self.error(node, "NG005", f"explicit tag '{node.tag}' is not allowed")
+            return None
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         result: dict[str, object] = {}
@@ -105,12 +110,18 @@ class _Builder:
         if node.tag in (_STR, "tag:yaml.org,2002:timestamp"):
             return node.value  # dates stay ISO strings; the schema checks their format
         name = node.tag.rsplit(":", 1)[1]
-        return getattr(_constructor, f"construct_yaml_{name}")(node)
+        try:
+            return getattr(_constructor, f"construct_yaml_{name}")(node)
+        except (ValueError, KeyError, TypeError):  # only an explicit tag can pair a value with the wrong type
+            self.error(node, "NG005", f"explicit tag '{node.tag}' does not fit the value '{node.value}'")
+            return None
 
 
 def _line_col(text: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and character column of a byte offset; the bytes before it are valid UTF-8."""
     line = text.count(b"\n", 0, offset) + 1
-    return line, offset - (text.rfind(b"\n", 0, offset) + 1) + 1
+    before = text[text.rfind(b"\n", 0, offset) + 1:offset]
+    return line, len(before.decode("utf-8")) + 1
 
 
 def load_file(path: Path, display: str, reporter: Reporter) -> list[Document]:
@@ -122,14 +133,21 @@ def load_file(path: Path, display: str, reporter: Reporter) -> list[Document]:
     if len(raw) > MAX_FILE_BYTES:
         reporter.add(Location(display, 1, 1), "NG004", f"file is larger than {MAX_FILE_BYTES} bytes")
         return []
+    body = raw.removeprefix(codecs.BOM_UTF8)
     try:
-        text = raw.decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line, col = _line_col(raw, exc.start)
+        line, col = _line_col(body, exc.start)
         reporter.add(Location(display, line, col), "NG001",
-                     f"invalid UTF-8 byte 0x{raw[exc.start]:02x}; save the file as UTF-8")
+                     f"invalid UTF-8 byte 0x{body[exc.start]:02x}; save the file as UTF-8")
         return []
     return load_text(text, display, reporter)
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    """The character at a 0-based line and column (libyaml's error messages do not name it)."""
+    lines = text.split("\n")
+    return lines[line][column:column + 1] if line < len(lines) else ""
 
 
 def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
@@ -159,9 +177,9 @@ def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
-        if "'\\t'" in problem:
-            problem += " (tabs are not allowed in YAML indentation; use spaces)"
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if "'\\t'" in problem or (mark and _char_at(text, mark.line, mark.column) == "\t"):
+            problem += " (tabs are not allowed in YAML indentation; use spaces)"
         reporter.add(Location(display, line, col), "NG002", problem)
     except yaml.YAMLError as exc:  # reader errors: control characters and the like
         reporter.add(Location(display, 1, 1), "NG002", str(exc).splitlines()[0])
@@ -172,7 +190,9 @@ def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
 
 def spec_files(root: Path) -> list[Path]:
     """Every *.yaml / *.yml file below root, sorted, so that runs are deterministic."""
-    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    # A dangling symlink is kept so that it is reported (NG007) rather than silently skipped.
+    return sorted(p for p in root.rglob("*")
+                  if p.suffix in (".yaml", ".yml") and (p.is_file() or (p.is_symlink() and not p.exists())))
 
 
 def load_tree(root: Path, reporter: Reporter) -> list[Document]:

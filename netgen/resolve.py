@@ -164,31 +164,28 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     merged: dict[tuple, list[GrantRef]] = defaultdict(list)
     for grant in estate.grants:
         ref = GrantRef(grant.name, grant.owner, f"{grant.loc.file}:{grant.loc.line}")
-        reported: set[str] = set()
-
-        def once(code: str, message: str) -> None:
-            if message not in reported:
-                reported.add(message)
-                reporter.add(grant.loc, code, message)
-
+        problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
         for src, dst, ports, path, note in _hops(grant):
             if ports.protocol == "SCTP":
-                once("NG121", f"grant '{grant.name}': SCTP cannot be limited to ports in a security group; "
-                              "netgen will not open every SCTP port")
+                problems.setdefault(f"grant '{grant.name}': SCTP cannot be limited to ports in a security group; "
+                                    "netgen will not open every SCTP port", "NG121")
                 continue
             for end in (src, dst):
                 for net in end.addresses:
                     if net.prefixlen < limit or net.prefixlen == 0:
-                        once("NG110", f"grant '{grant.name}' reaches {end} through {net}, broader than "
-                                      f"/{limit} (Settings.broadestPrefix)")
+                        problems.setdefault(f"grant '{grant.name}' reaches {end} through {net}, broader "
+                                            f"than /{limit} (Settings.broadestPrefix)", "NG110")
             if path.peered:
                 a, b = vpcs[path.source_vpc], vpcs[path.destination_vpc]
                 clash = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
                 if clash:
-                    once("NG107", f"grant '{grant.name}' needs a peering between VPC '{a.name}' and "
-                                  f"'{b.name}', whose CIDRs overlap ({', '.join(clash)}); peering would fail")
+                    problems.setdefault(f"grant '{grant.name}' needs a peering between VPC '{a.name}' and "
+                                        f"'{b.name}', whose CIDRs overlap ({', '.join(clash)}); peering would "
+                                        "fail", "NG107")
                     continue
             merged[(src, dst, ports, path, note)].append(ref)
+        for message, code in problems.items():
+            reporter.add(grant.loc, code, message)
     flows = [Flow(src, dst, ports, path, note, tuple(sorted(set(refs))))
              for (src, dst, ports, path, note), refs in merged.items()]
     return sorted(flows)

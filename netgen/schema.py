@@ -75,7 +75,10 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
         for leaf in _leaf_errors(error):
             leaf_path = tuple(leaf.absolute_path)
             code = leaf.schema.get("x-netgen-code", "NG012") if isinstance(leaf.schema, dict) else "NG012"
-            reporter.add(doc.at(leaf_path), code, _message(leaf, leaf_path))
+            where = doc.at(leaf_path)
+            if "propertyNames" in leaf.absolute_schema_path and isinstance(leaf.instance, str):
+                where = doc.at((*leaf_path, leaf.instance), key=True)  # point at the bad key, not its mapping
+            reporter.add(where, code, _message(leaf, leaf_path))
     return ok
 
 

@@ -52,9 +52,12 @@ class _Builder:
             if check_document(doc, reporter):
                 self.by_kind[doc.data["kind"]].append(doc)
             else:
-                name = doc.data.get("metadata", {}) if isinstance(doc.data.get("metadata"), dict) else {}
-                if isinstance(name.get("name"), str):
-                    self.broken[str(doc.data.get("kind"))].add(name["name"])
+                meta = doc.data.get("metadata", {}) if isinstance(doc.data.get("metadata"), dict) else {}
+                if isinstance(meta.get("name"), str):
+                    name = meta["name"]
+                    if isinstance(meta.get("namespace"), str):  # Service and Workload: referenced as ns/name
+                        name = f"{meta['namespace']}/{name}"
+                    self.broken[str(doc.data.get("kind"))].add(name)
         self.tables: dict[str, dict[str, object]] = defaultdict(dict)
 
     # ---- helpers -------------------------------------------------------------------------------------------
@@ -328,22 +331,26 @@ class _Builder:
             return BROKEN
         return candidates[0]
 
-    def port_ranges(self, doc: Document, path: tuple, items: list) -> tuple[PortRange, ...]:
+    def port_ranges(self, doc: Document, path: tuple, items: list) -> tuple[PortRange, ...] | None:
+        """The distinct port ranges of items, or None when any item is invalid (reported)."""
         ranges = []
+        valid = True
         for i, item in enumerate(items):
             m = _PORT.match(str(item)) if not isinstance(item, bool) else None
             if m is None:
                 self.r.add(doc.at((*path, i)), "NG108",
                            f"'{item}' is not a port: write 5432, \"8000-8010\" or \"514/udp\"")
+                valid = False
                 continue
             first = int(m.group(1))
             last = int(m.group(2) or first)
             if not (1 <= first <= last <= 65535):
                 self.r.add(doc.at((*path, i)), "NG108",
                            f"'{item}': ports must be within 1-65535 and a range must run low-high")
+                valid = False
                 continue
             ranges.append(PortRange((m.group(3) or "tcp").upper(), first, last))
-        return tuple(sorted(set(ranges)))
+        return tuple(sorted(set(ranges))) if valid else None
 
     def grants(self) -> None:
         seen_access: dict[tuple, Grant] = {}
@@ -360,6 +367,9 @@ class _Builder:
                 continue
             if "host" in legacy_side and "hostGroup" in legacy_side:
                 self.r.add(doc.at(legacy_path), "NG113", "name either host or hostGroup, not both")
+                continue
+            if k8s_key == "service" and ("host" in dst or "hostGroup" in dst):
+                self.r.add(doc.at(("spec", "to")), "NG113", "name either a service or hosts in 'to', not both")
                 continue
             hosts: tuple = BROKEN
             if "host" in legacy_side:
@@ -412,7 +422,7 @@ class _Builder:
                     self.r.add(doc.at(("spec", "to")), "NG108", "grants to legacy hosts must list ports")
                     continue
                 host_ports = self.port_ranges(doc, ("spec", "to", "ports"), dst["ports"])
-                if workload is BROKEN or len(host_ports) < len(dst["ports"]):
+                if workload is BROKEN or host_ports is None:
                     continue
             if hosts is BROKEN:
                 continue
