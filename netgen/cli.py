@@ -122,6 +122,108 @@ def build(
     typer.echo(f"wrote {out}: {len(files)} files, {changed} changed", err=True)
 
 
+# --- reviewer and engineer tools (netgen/review/) ---------------------------------------------------------------
+
+class DiffFormat(StrEnum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+    svg = "svg"
+
+
+def _usage_error(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def diff(
+    base: Annotated[str | None, typer.Option("--base", metavar="REV", help="Git revision to compare with; "
+                                             "default: merge-base of HEAD with origin/HEAD, main or master, "
+                                             "else HEAD.")] = None,
+    specs: SpecsOpt = Path("specs"),
+    as_of: AsOfOpt = None,
+    fmt: Annotated[DiffFormat, typer.Option("--format", help="Report format (markdown fits a PR comment).")]
+    = DiffFormat.text,
+) -> None:
+    """Access added and removed since a git revision, by grant and owner, and the infrastructure it changes.
+
+    Exit 0 (a report, whatever it says), 1 on spec errors on either side, 2 on usage errors."""
+    from netgen.review import UsageError
+    from netgen.review.diff import RENDERERS, SpecErrors, run
+
+    day = _as_of(as_of)
+    try:
+        report = run(specs, base, day)
+    except UsageError as exc:
+        raise _usage_error(str(exc)) from None
+    except SpecErrors as exc:
+        if exc.base:
+            typer.echo("spec errors at the base revision:", err=True)
+            typer.echo(render(exc.base, "text"), err=True)
+        if exc.head:
+            typer.echo("spec errors in the working tree:", err=True)
+            typer.echo(render(exc.head, "text"), err=True)
+        raise typer.Exit(1) from None
+    sys.stdout.write(RENDERERS[fmt.value](report))
+
+
+@app.command()
+def explain(
+    source: Annotated[str, typer.Argument(help="Legacy host (name or IP address) or workload "
+                                               "([cluster/]namespace/name).")],
+    destination: Annotated[str, typer.Argument(help="Service ([cluster/]namespace/name) or legacy host.")],
+    port: Annotated[str | None, typer.Option("--port", help="Port number or service port name; default: any.")]
+    = None,
+    protocol: Annotated[str, typer.Option("--protocol", help="tcp, udp or sctp.")] = "tcp",
+    specs: SpecsOpt = Path("specs"),
+    as_of: AsOfOpt = None,
+) -> None:
+    """Can SOURCE reach DESTINATION, and why: grants, peering, routes, security-group rules, NetworkPolicy.
+
+    Exit 0 yes, 1 no (or spec errors), 2 unknown names or usage errors."""
+    from netgen.review import UsageError
+    from netgen.review.explain import explain as answer
+
+    resolved = _resolve(specs, as_of, Format.text)
+    try:
+        result = answer(resolved, source, destination, port, protocol)
+    except UsageError as exc:
+        raise _usage_error(str(exc)) from None
+    sys.stdout.write("\n".join(result.lines) + "\n")
+    if not result.allowed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def graph(
+    fmt: Annotated[GraphFormat, typer.Option("--format", help="mermaid, Graphviz dot, or SVG (pure Python).")]
+    = GraphFormat.mermaid,
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+    specs: SpecsOpt = Path("specs"),
+    as_of: AsOfOpt = None,
+) -> None:
+    """Draw the estate: accounts, regions, VPCs, clusters, peerings and the flows between them."""
+    from netgen.review.graph import render as draw
+
+    resolved = _resolve(specs, as_of, Format.text)
+    text = draw(resolved, fmt.value)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, "utf-8")
+    except OSError as exc:
+        raise _usage_error(f"cannot write {out}: {exc.strerror}") from None
+    typer.echo(f"wrote {out}", err=True)
+
+
 def main() -> None:
     try:
         app()

@@ -25,6 +25,7 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 ALIAS_NODE_BUDGET = 100_000
 
 _STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
 _SCALAR_TAGS = {
     _STR, "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp",
@@ -112,8 +113,9 @@ class _Builder:
         name = node.tag.rsplit(":", 1)[1]
         try:
             return getattr(_constructor, f"construct_yaml_{name}")(node)
-        except (ValueError, KeyError, TypeError):  # only an explicit tag can pair a value with the wrong type
-            self.error(node, "NG005", f"explicit tag '{node.tag}' does not fit the value '{node.value}'")
+        except (ValueError, KeyError, TypeError):  # an explicit tag on the wrong value, or an int too long to read
+            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            self.error(node, "NG005", f"'{shown}' cannot be read as {name} (tag '{node.tag}')")
             return None
 
 
@@ -150,12 +152,17 @@ def _char_at(text: str, line: int, column: int) -> str:
     return lines[line][column:column + 1] if line < len(lines) else ""
 
 
+def _empty(node: yaml.Node) -> bool:
+    """True for the null node pyyaml composes for a document with no content at all."""
+    return node.tag == _NULL and node.value == "" and node.start_mark.index == node.end_mark.index
+
+
 def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
     documents: list[Document] = []
     try:
         for node in yaml.compose_all(text, Loader=_Loader):
-            if node is None:
-                continue
+            if node is None or _empty(node):
+                continue  # an empty document, e.g. after a trailing '---'
             mark = node.start_mark
             doc = Document(display, mark.line + 1, mark.column + 1, None)
             builder = _Builder(doc, reporter, ALIAS_NODE_BUDGET)

@@ -33,7 +33,16 @@ def _owned(out: Path) -> set[str]:
         text = (out / OWNED).read_text("utf-8")
     except (OSError, UnicodeDecodeError):
         return set()
-    return {line for line in text.splitlines() if line and not line.startswith("#")}
+    # An entry that points outside the folder was never written by netgen: it is not owned, never deleted.
+    return {line for line in text.splitlines() if line and not line.startswith("#") and _inside(line)}
+
+
+def _inside(relative: str) -> bool:
+    try:
+        _safe(relative)
+    except ValueError:
+        return False
+    return True
 
 
 def check_tree(out: Path, files: dict[str, bytes]) -> list[str]:

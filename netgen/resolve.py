@@ -1,8 +1,9 @@
 """Resolve stage: the estate -> a flat, sorted list of flows. Every output target compiles from this list.
 
 A flow is one hop that packets take: from the addresses they carry at the source, to the addresses they are
-sent to, on one protocol and port range. A grant becomes one flow per legacy host and port, or two when the
-service sits behind a load balancer or a NodePort (client -> front, front -> pods). Addresses follow the
+sent to, on one protocol and port range. A grant's legacy side (a host or a host group) becomes one endpoint
+per (VPC, security group) its hosts sit in; each endpoint gives one flow per port, or two when the service
+sits behind a load balancer or a NodePort (client -> front, front -> pods). Addresses follow the
 network's facts (see docs in the README):
 
 - pod-ip: the host dials the pod CIDRs on the target port; pods see the host's address.
@@ -17,11 +18,12 @@ network's facts (see docs in the README):
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 
+from netgen.addresses import collapse
 from netgen.diagnostics import Reporter
-from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
+from netgen.model import Estate, Grant, PortRange, Service, ServicePort, Vpc, Workload
 
 
 @dataclass(frozen=True, order=True)
@@ -35,7 +37,7 @@ class Pods:
 
 @dataclass(frozen=True, order=True)
 class Endpoint:
-    kind: str  # host | service | load-balancer | nodes | workload
+    kind: str  # host | hostGroup | service | load-balancer | nodes | workload
     name: str
     vpc: str
     addresses: tuple[IPv4Network, ...]  # what packets carry (as a source) or are sent to (as a destination)
@@ -95,8 +97,13 @@ def _path(a: Vpc, b: Vpc) -> NetworkPath:
     return NetworkPath(a.name, b.name, a.region != b.region, a.account.account_id != b.account.account_id)
 
 
-def _host(host: Host) -> Endpoint:
-    return Endpoint("host", host.name, host.vpc.name, (host.network,), host.security_group.name)
+def _legacy_endpoints(grant: Grant) -> list[Endpoint]:
+    """The grant's legacy side, one endpoint per (VPC, security group): hosts that share a path and a guard."""
+    kind, name = grant.legacy_ref.split(" ", 1)
+    subsets: dict[tuple[str, str], list[IPv4Network]] = defaultdict(list)
+    for host in grant.hosts:
+        subsets[(host.vpc.name, host.security_group.name)].append(host.network)
+    return [Endpoint(kind, name, vpc, collapse(nets), group) for (vpc, group), nets in sorted(subsets.items())]
 
 
 def _service_pods(service: Service) -> Endpoint:
@@ -105,14 +112,13 @@ def _service_pods(service: Service) -> Endpoint:
                     Pods(cluster.name, service.namespace, service.pod_selector))
 
 
-def _service_flows(host: Host, service: Service, port: ServicePort) -> list[tuple[Endpoint, Endpoint, int,
-                                                                                  NetworkPath, str]]:
-    """(source, destination, port, path, note) hops from a legacy host to a service's pods."""
+def _service_flows(client: Endpoint, client_vpc: Vpc, service: Service,
+                   port: ServicePort) -> list[tuple[Endpoint, Endpoint, int, NetworkPath, str]]:
+    """(source, destination, port, path, note) hops from legacy hosts to a service's pods."""
     cluster = service.cluster
     exposure = service.exposure
-    client = _host(host)
     pods = _service_pods(service)
-    to_cluster = _path(host.vpc, cluster.vpc)
+    to_cluster = _path(client_vpc, cluster.vpc)
     local = _path(cluster.vpc, cluster.vpc)
     if exposure.type == "pod-ip":
         return [(client, pods, port.target_port, to_cluster, "pod-ip")]
@@ -133,28 +139,34 @@ def _service_flows(host: Host, service: Service, port: ServicePort) -> list[tupl
             (nodes, pods, port.target_port, local, "node-port target, externalTrafficPolicy Cluster")]
 
 
-def _workload_flow(workload: Workload, host: Host) -> tuple[Endpoint, Endpoint, NetworkPath, str]:
+def _workload_flows(workload: Workload, hosts: Endpoint, host_vpc: Vpc):
+    """(source, destination, path, note) from a workload's pods to legacy hosts, split by whether SNAT applies."""
     cluster = workload.cluster
-    snat = cluster.snat_applies_to(host.network)
-    addresses = cluster.node_cidrs if snat else cluster.pod_cidrs
     pods = Pods(cluster.name, workload.namespace, workload.pod_selector)
-    source = Endpoint("workload", workload.ref, cluster.vpc.name, addresses, cluster.security_group.name, pods)
-    return source, _host(host), _path(cluster.vpc, host.vpc), "snat to node" if snat else "pod address"
+    path = _path(cluster.vpc, host_vpc)
+    split: dict[bool, list[IPv4Network]] = defaultdict(list)
+    for net in hosts.addresses:
+        split[cluster.snat_applies_to(net)].append(net)
+    for snat, nets in sorted(split.items()):
+        addresses = cluster.node_cidrs if snat else cluster.pod_cidrs
+        source = Endpoint("workload", workload.ref, cluster.vpc.name, addresses, cluster.security_group.name, pods)
+        destination = replace(hosts, addresses=tuple(nets))
+        yield source, destination, path, "snat to node" if snat else "pod address"
 
 
-def _hops(grant: Grant):
+def _hops(grant: Grant, vpcs: dict[str, Vpc]):
     """(source, destination, ports, path, note) for every hop a grant needs."""
-    if grant.service is not None:
-        for host in grant.hosts:
+    for hosts in _legacy_endpoints(grant):
+        vpc = vpcs[hosts.vpc]
+        if grant.service is not None:
             for port in grant.service_ports:
-                for src, dst, number, path, note in _service_flows(host, grant.service, port):
+                for src, dst, number, path, note in _service_flows(hosts, vpc, grant.service, port):
                     yield src, dst, PortRange(port.protocol, number, number), path, note
-    else:
-        assert grant.workload is not None
-        for host in grant.hosts:
-            src, dst, path, note = _workload_flow(grant.workload, host)
-            for ports in grant.host_ports:
-                yield src, dst, ports, path, note
+        else:
+            assert grant.workload is not None
+            for src, dst, path, note in _workload_flows(grant.workload, hosts, vpc):
+                for ports in grant.host_ports:
+                    yield src, dst, ports, path, note
 
 
 def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
@@ -165,7 +177,7 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     for grant in estate.grants:
         ref = GrantRef(grant.name, grant.owner, f"{grant.loc.file}:{grant.loc.line}")
         problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
-        for src, dst, ports, path, note in _hops(grant):
+        for src, dst, ports, path, note in _hops(grant, vpcs):
             if ports.protocol == "SCTP":
                 problems.setdefault(f"grant '{grant.name}': SCTP cannot be limited to ports in a security group; "
                                     "netgen will not open every SCTP port", "NG121")

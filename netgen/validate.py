@@ -239,7 +239,8 @@ class _Builder:
                 for host in self.tables["LegacyHost"].values():
                     if all((k, v) in host.labels for k, v in wanted.items()):
                         members[host.name] = host
-            if not members and not broken:
+            # A host that failed validation might have matched the selector: stay quiet rather than cascade.
+            if not members and not broken and not (wanted and self.broken["LegacyHost"]):
                 self.r.add(doc.at(("spec",)), "NG115", f"host group '{name}' matches no host")
             if broken or not members:
                 self.broken["HostGroup"].add(name)
@@ -336,7 +337,7 @@ class _Builder:
         ranges = []
         valid = True
         for i, item in enumerate(items):
-            m = _PORT.match(str(item)) if not isinstance(item, bool) else None
+            m = _PORT.fullmatch(str(item)) if not isinstance(item, bool) else None
             if m is None:
                 self.r.add(doc.at((*path, i)), "NG108",
                            f"'{item}' is not a port: write 5432, \"8000-8010\" or \"514/udp\"")

@@ -185,6 +185,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     """{path: bytes} for every stack template and the deploy plan (aws/deploy-plan.json)."""
     peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
     rules = plan_rules(estate, flows, reporter)
+    reporter.raise_if_errors()  # NG201-NG204: never emit (e.g. two routes to one prefix) from a failed plan
     vpcs = {v.name: v for v in estate.vpcs}
     templates: dict[StackKey, Template] = {}
 

@@ -1,0 +1,1 @@
+"""Benchmarks: synthetic estates (synth) and the `make bench` runner (run)."""

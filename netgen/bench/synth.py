@@ -1,0 +1,179 @@
+"""Generate a synthetic estate in the real spec format, realistic in shape, for benchmarks and scale tests.
+
+python -m netgen.bench.synth --hosts 20000 --services 4000 --grants 100000 --regions 10 --out DIR
+
+Shape: per region two legacy VPCs and two cluster VPCs (one cluster each); accounts hold a few regions each.
+Legacy hosts sit clustered in /24 subnets by role; host groups are of varied sizes (by role and VPC, by
+role across the estate, and hand-picked teams); a few hot services take most grants (Zipf-like). Services
+sit behind internal NLBs with their own security group, as large estates do to keep groups under quota.
+The generator is deterministic for a given --seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from ipaddress import IPv4Network
+from pathlib import Path
+
+ROLES = ["database", "billing", "batch", "web", "cache", "queue", "search", "reporting", "auth", "files"]
+HEADER = "apiVersion: netgen.dev/v1alpha1\n"
+
+
+def _hexid(rng: random.Random, prefix: str) -> str:
+    return f"{prefix}-{rng.getrandbits(68):017x}"[: len(prefix) + 18]
+
+
+def _doc(kind: str, name: str, body: str, namespace: str | None = None, labels: str = "") -> str:
+    meta = f"metadata:\n  name: {name}\n"
+    if namespace:
+        meta += f"  namespace: {namespace}\n"
+    if labels:
+        meta += f"  labels: {labels}\n"
+    return f"---\n{HEADER}kind: {kind}\n{meta}spec:\n{body}"
+
+
+def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7) -> dict[str, str]:
+    """{relative file name: YAML text} of a valid synthetic estate."""
+    rng = random.Random(seed)
+    region_names = [f"{area}-{n}" for n in range(1, 10) for area in ("us-east", "eu-west", "ap-south", "us-west",
+                                                                      "eu-central", "ca-central")][:regions]
+    files: dict[str, list[str]] = {}
+
+    def add(path: str, text: str) -> None:
+        files.setdefault(path, []).append(text)
+
+    n_accounts = max(2, regions // 3 + 1)
+    accounts = []
+    for a in range(n_accounts):
+        account_id = f"{100000000000 + a * 7919:012d}"
+        name = f"acct-{a:02d}"
+        accounts.append(name)
+        add("inventory/accounts.yaml", _doc("Account", name, f"  accountId: \"{account_id}\"\n"
+            f"  peeringAcceptRoleArn: arn:aws:iam::{account_id}:role/netgen-peering-accepter\n"))
+    legacy_vpcs, cluster_vpcs = [], []
+    index = 0
+    for r, region in enumerate(region_names):
+        for kind in ("legacy", "legacy", "k8s", "k8s"):
+            name = f"{kind}-{region}-{index % 4}"
+            net = IPv4Network(f"10.{index}.0.0/16")
+            account = accounts[r % n_accounts] if kind == "legacy" else accounts[(r + 1) % n_accounts]
+            tables = ", ".join(_hexid(rng, "rtb") for _ in range(2))
+            add("inventory/vpcs.yaml", _doc("Vpc", name, f"  account: {account}\n  region: {region}\n"
+                f"  vpcId: {_hexid(rng, 'vpc')}\n  cidrs: [{net}]\n  routeTables: [{tables}]\n"))
+            (legacy_vpcs if kind == "legacy" else cluster_vpcs).append((name, net, region))
+            index += 1
+    # legacy hosts, clustered by role in /24 subnets
+    host_names: dict[tuple[str, str], list[str]] = {}
+    all_hosts: list[tuple[str, str, str]] = []
+    for v, (vpc, net, _) in enumerate(legacy_vpcs):
+        for role in ROLES:
+            add("inventory/security-groups.yaml", _doc("SecurityGroup", f"{vpc}-{role}",
+                f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 1000\n"))
+    per_vpc = max(1, hosts // len(legacy_vpcs))
+    count = 0
+    for v, (vpc, net, _) in enumerate(legacy_vpcs):
+        base = int(net.network_address)
+        subnet, offset = 0, 10
+        for i in range(per_vpc if v < len(legacy_vpcs) - 1 else hosts - count):
+            role = ROLES[(i * 7 // max(1, per_vpc // len(ROLES) + 1)) % len(ROLES)]
+            if offset > 200 or rng.random() < 0.01:
+                subnet, offset = subnet + 1, 10
+            address = base + subnet * 256 + offset
+            offset += rng.choice((1, 1, 1, 2, 5))
+            host = f"h{count:06d}"
+            count += 1
+            ip = f"{address >> 24 & 255}.{address >> 16 & 255}.{address >> 8 & 255}.{address & 255}"
+            add(f"inventory/hosts-{vpc}.yaml", _doc("LegacyHost", host, f"  vpc: {vpc}\n  address: {ip}\n"
+                f"  securityGroup: {vpc}-{role}\n", labels=f"{{role: {role}, vpc: {vpc}}}"))
+            host_names.setdefault((vpc, role), []).append(host)
+            all_hosts.append((host, vpc, role))
+    # host groups of varied sizes
+    groups = []
+    for (vpc, role), members in sorted(host_names.items()):
+        name = f"{role}-{vpc}"
+        add("inventory/host-groups.yaml", _doc("HostGroup", name,
+            f"  selector:\n    matchLabels: {{role: {role}, vpc: {vpc}}}\n"))
+        groups.append(name)
+    for role in ROLES:
+        add("inventory/host-groups.yaml", _doc("HostGroup", f"all-{role}",
+            f"  selector:\n    matchLabels: {{role: {role}}}\n"))
+        groups.append(f"all-{role}")
+    for t in range(max(1, hosts // 20)):
+        size = min(len(all_hosts), int(rng.paretovariate(1.5)) + 1)
+        start = rng.randrange(len(all_hosts))
+        members = sorted({all_hosts[(start + k) % len(all_hosts)][0] for k in range(size)})
+        add("inventory/host-groups.yaml", _doc("HostGroup", f"team-{t:05d}", f"  members: [{', '.join(members)}]\n"))
+        groups.append(f"team-{t:05d}")
+    # clusters, services, workloads
+    namespaces = [f"ns-{n:02d}" for n in range(20)]
+    clusters = []
+    for vpc, net, _ in cluster_vpcs:
+        b = int(net.network_address) >> 16
+        name = f"cl-{vpc[4:]}"
+        prefix = f"{b >> 8}.{b & 255}"
+        add("inventory/security-groups.yaml", _doc("SecurityGroup", f"{name}-nodes",
+            f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 1000\n"))
+        modes = "".join(f"    {ns}: {{ingress: {'default-deny' if i % 3 else 'open'}, egress: "
+                        f"{'default-deny' if i % 2 else 'open'}}}\n" for i, ns in enumerate(namespaces))
+        add("inventory/clusters.yaml", _doc("Cluster", name, f"  vpc: {vpc}\n  podCidrs: [{prefix}.128.0/17]\n"
+            f"  nodeSubnetCidrs: [{prefix}.0.0/20, {prefix}.16.0/20]\n  securityGroup: {name}-nodes\n"
+            f"  namespaces:\n{modes}"))
+        clusters.append((name, vpc, prefix))
+    service_refs, workload_refs = [], []
+    for s in range(services):
+        cluster, vpc, prefix = clusters[s % len(clusters)]
+        ns = namespaces[(s // len(clusters)) % len(namespaces)]
+        name = f"svc-{s:05d}"
+        ports = "".join(f"    - {{name: p{p}, port: {8000 + p}}}\n" for p in range(1 + s % 3))
+        add(f"inventory/services-{cluster}.yaml", _doc("SecurityGroup", f"{name}-nlb",
+            f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 1000\n"))
+        add(f"inventory/services-{cluster}.yaml", _doc("Service", name,
+            f"  cluster: {cluster}\n  podSelector: {{app: {name}}}\n  ports:\n{ports}"
+            f"  exposure:\n    type: load-balancer\n    subnetCidrs: [{prefix}.{32 + s % 4}.0/24]\n"
+            f"    securityGroup: {name}-nlb\n", namespace=ns))
+        service_refs.append(f"{ns}/{name}")
+        if s % 2 == 0:
+            wname = f"wl-{s:05d}"
+            add(f"inventory/workloads-{cluster}.yaml", _doc("Workload", wname,
+                f"  cluster: {cluster}\n  podSelector: {{app: {wname}}}\n", namespace=ns))
+            workload_refs.append(f"{ns}/{wname}")
+    # grants: a few hot services take most of the traffic
+    weights = [1.0 / (i + 1) ** 0.8 for i in range(len(service_refs))]
+    chosen = rng.choices(range(len(service_refs)), weights=weights, k=grants)
+    for g in range(grants):
+        team = f"team-{g % 97:02d}"
+        group = rng.choice(groups) if rng.random() < 0.5 else groups[g % len(groups)]
+        if g % 10 < 7:
+            body = (f"  owner: {team}\n  reason: synthetic access {g}\n  from: {{hostGroup: {group}}}\n"
+                    f"  to: {{service: {service_refs[chosen[g]]}}}\n")
+        else:
+            workload = workload_refs[chosen[g] % len(workload_refs)]
+            port = rng.choice((22, 443, 5432, 6379, 9092, "9000-9010"))
+            body = (f"  owner: {team}\n  reason: synthetic access {g}\n  from: {{workload: {workload}}}\n"
+                    f"  to: {{hostGroup: {group}, ports: [{port if isinstance(port, int) else repr(port)}]}}\n")
+        add(f"access/{team}.yaml", _doc("Grant", f"g{g:06d}", body))
+    return {path: "".join(docs).removeprefix("---\n") for path, docs in files.items()}
+
+
+def write(out: Path, files: dict[str, str]) -> None:
+    for path, text in files.items():
+        target = out / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=2000)
+    parser.add_argument("--services", type=int, default=400)
+    parser.add_argument("--grants", type=int, default=10000)
+    parser.add_argument("--regions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    write(args.out, generate(args.hosts, args.services, args.grants, args.regions, args.seed))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,485 @@
+"""`netgen explain SOURCE DESTINATION`: can this reach that, and why (or why not)?
+
+The answer is worked out the way netgen builds the network: the hops the question needs are what the
+resolver itself makes of a grant for exactly this question (a load balancer or a NodePort is two hops), each
+hop is looked up in the resolved flows (a flow of a whole host group covers each of its hosts), and what
+carries it (peering, routes, security-group rules, NetworkPolicy) comes from the real compile functions
+through provenance.carriers. For "no", the first missing piece is named, what is already in place is listed,
+and the existing grants closest to the question are shown with a grant that would allow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from ipaddress import AddressValueError, IPv4Address
+
+from netgen.diagnostics import Location, Reporter, did_you_mean
+from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Workload
+from netgen.pipeline import Resolved
+from netgen.resolve import Endpoint, Flow, resolve
+from netgen.review import UsageError
+from netgen.review.provenance import Carriers, Infrastructure, carriers, infrastructure
+
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True)
+class Party:
+    kind: str  # host | service | workload
+    obj: Host | Service | Workload
+
+    @property
+    def label(self) -> str:
+        if isinstance(self.obj, Host):
+            return f"host/{self.obj.name} ({self.obj.address})"
+        return f"{self.kind}/{self.obj.ref}"
+
+
+def _by_ref(items, text: str):
+    if text.count("/") == 2:
+        return [i for i in items if i.ref == text]
+    return [i for i in items if f"{i.namespace}/{i.name}" == text]
+
+
+def find_party(estate: Estate, text: str, role: str) -> Party:
+    """A legacy host (name or address), a service or a workload ([cluster/]namespace/name)."""
+    try:
+        address = IPv4Address(text)
+    except (AddressValueError, ValueError):
+        address = None
+    if address is not None:
+        for host in estate.hosts:
+            if host.address == address:
+                return Party("host", host)
+        raise UsageError(f"no legacy host has the address {text}")
+    if "/" in text:
+        if text.count("/") > 2:
+            raise UsageError(f"'{text}' is not [cluster/]namespace/name")
+        kinds = [("workload", estate.workloads), ("service", estate.services)]
+        if role == "destination":
+            kinds.reverse()
+        for kind, items in kinds:
+            found = _by_ref(items, text)
+            if len(found) > 1:
+                raise UsageError(f"'{text}' is ambiguous: qualify it with the cluster "
+                                 f"({', '.join(sorted(i.ref for i in found))})")
+            if found:
+                return Party(kind, found[0])
+        names = [i.ref for i in (*estate.services, *estate.workloads)]
+        names += [f"{i.namespace}/{i.name}" for i in (*estate.services, *estate.workloads)]
+        raise UsageError(f"unknown service or workload '{text}'{did_you_mean(text, names)}")
+    for host in estate.hosts:
+        if host.name == text:
+            return Party("host", host)
+    for group in estate.host_groups:
+        if group.name == text:
+            members = ", ".join(h.name for h in group.hosts)
+            raise UsageError(f"'{text}' is a host group: ask about one of its hosts ({members})")
+    raise UsageError(f"unknown legacy host '{text}'{did_you_mean(text, [h.name for h in estate.hosts])}")
+
+
+@dataclass
+class Hop:
+    expected: Flow  # the hop the question needs, with the grants of the real flow that covers it
+    present: bool
+    carried: Carriers
+
+
+@dataclass
+class Answer:
+    allowed: bool
+    question: str
+    lines: list[str] = field(default_factory=list)
+
+
+_LEGACY = ("host", "hostGroup")
+
+
+def _end_covers(real: Endpoint, wanted: Endpoint) -> bool:
+    """The real endpoint includes the wanted one: same thing (any legacy hosts count alike), every address."""
+    same = (real.kind in _LEGACY and wanted.kind in _LEGACY) or (real.kind, real.name) == (wanted.kind, wanted.name)
+    return (same and real.vpc == wanted.vpc and real.pods == wanted.pods
+            and all(any(a.subnet_of(b) for b in real.addresses) for a in wanted.addresses))
+
+
+def covers(real: Flow, wanted: Flow) -> bool:
+    p, q = real.ports, wanted.ports
+    return (real.path == wanted.path and real.note == wanted.note and p.protocol == q.protocol
+            and p.first <= q.first and q.last <= p.last
+            and _end_covers(real.source, wanted.source) and _end_covers(real.destination, wanted.destination))
+
+
+class Explainer:
+    def __init__(self, resolved: Resolved):
+        self.estate = resolved.estate
+        self.all_flows = resolved.flows
+        self.infra: Infrastructure = infrastructure(resolved, Reporter())
+        self.vpcs = {v.name: v for v in self.estate.vpcs}
+        self.groups = {g.name: g for g in self.estate.security_groups}
+
+    # --- the question ------------------------------------------------------------------------------------
+
+    def explain(self, source: str, destination: str, port: str | None, protocol: str) -> Answer:
+        protocol = protocol.lower()
+        if protocol not in PROTOCOLS:
+            raise UsageError(f"unknown protocol '{protocol}' (one of {', '.join(PROTOCOLS)})")
+        src = find_party(self.estate, source, "source")
+        dst = find_party(self.estate, destination, "destination")
+        if src.kind == "service" and dst.kind == "host":
+            workload = self._workload_for(src.obj)  # type: ignore[arg-type]
+            if workload is None:
+                return Answer(False, f"{src.label} -> {dst.label}", [
+                    f"no: no Workload selects the pods of {src.label}, and only a Workload can be granted "
+                    "access to legacy hosts (declare one with the same podSelector, then grant from it)"])
+            src = Party("workload", workload)
+        if src.kind == "host" and dst.kind == "workload":
+            service = self._service_for(dst.obj)  # type: ignore[arg-type]
+            if service is None:
+                return Answer(False, f"{src.label} -> {dst.label}", [
+                    f"no: no Service selects the pods of {dst.label}, and legacy hosts can only be granted "
+                    "access to a Service (declare one, then grant to it)"])
+            dst = Party("service", service)
+        if src.kind == "host" and dst.kind == "service":
+            return self._host_to_service(src.obj, dst.obj, port, protocol.upper())  # type: ignore[arg-type]
+        if src.kind == "workload" and dst.kind == "host":
+            return self._workload_to_host(src.obj, dst.obj, port, protocol.upper())  # type: ignore[arg-type]
+        question = f"{src.label} -> {dst.label}"
+        if src.kind == "host":
+            why = "both are legacy hosts"
+        elif src.kind == "workload" and dst.kind in ("service", "workload"):
+            why = "both are in Kubernetes"
+        else:
+            why = f"a {src.kind} cannot start a connection netgen manages"
+        return Answer(False, question, [f"no: netgen only connects legacy hosts and Kubernetes ({why}); "
+                                        "it neither opens nor explains this path"])
+
+    def _workload_for(self, service: Service) -> Workload | None:
+        for workload in self.estate.workloads:
+            if (workload.cluster is service.cluster and workload.namespace == service.namespace
+                    and workload.pod_selector == service.pod_selector):
+                return workload
+        return None
+
+    def _service_for(self, workload: Workload) -> Service | None:
+        for service in self.estate.services:
+            if (service.cluster is workload.cluster and service.namespace == workload.namespace
+                    and service.pod_selector == workload.pod_selector):
+                return service
+        return None
+
+    # --- host -> service ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _port_matches(sp: ServicePort, port: str | None, protocol: str) -> bool:
+        if sp.protocol != protocol:
+            return False
+        if port is None:
+            return True
+        return port == sp.name or port in {str(sp.port), str(sp.target_port), str(sp.node_port)}
+
+    @staticmethod
+    def _port_label(sp: ServicePort) -> str:
+        text = f"{sp.name} ({sp.protocol.lower()}/{sp.port}"
+        if sp.target_port != sp.port:
+            text += f" -> {sp.target_port}"
+        if sp.node_port:
+            text += f", nodePort {sp.node_port}"
+        return text + ")"
+
+    def _needed(self, grant: Grant) -> tuple[list[Flow], list[str]]:
+        """The hops a grant for exactly this question would need, as the resolver makes them, and the problems
+        it would report for such a grant."""
+        reporter = Reporter()
+        flows = resolve(replace(self.estate, grants=(grant,)), reporter)
+        return flows, [d.message for d in reporter.sorted()]
+
+    def _hops(self, grant: Grant) -> tuple[list[Hop], list[str]]:
+        hops = []
+        needed, problems = self._needed(grant)
+        for wanted in needed:
+            real = [f for f in self.all_flows if covers(f, wanted)]
+            grants = tuple(sorted({g for f in real for g in f.grants}))
+            flow = replace(wanted, grants=grants)
+            hops.append(Hop(flow, bool(real), carriers(self.infra, flow)))
+        return hops, problems
+
+    def _service_grant(self, host: Host, service: Service, sp: ServicePort) -> Grant:
+        return Grant("explain", "-", "-", None, (host,), service, (sp,), None, (), Location("<explain>"),
+                     f"host {host.name}")
+
+    def _workload_grant(self, workload: Workload, host: Host, ports: PortRange) -> Grant:
+        return Grant("explain", "-", "-", None, (host,), None, (), workload, (ports,), Location("<explain>"),
+                     f"host {host.name}")
+
+    def _host_to_service(self, host: Host, service: Service, port: str | None, protocol: str) -> Answer:
+        wanted = f" on port {port}/{protocol.lower()}" if port else f" ({protocol.lower()})"
+        question = f"can host/{host.name} ({host.address}) reach service/{service.ref}{wanted}?"
+        ports = [sp for sp in service.ports if self._port_matches(sp, port, protocol)]
+        if not ports:
+            listed = ", ".join(self._port_label(sp) for sp in service.ports)
+            lines = [f"no: service/{service.ref} has no port {port or ''}/{protocol.lower()} "
+                     f"(its ports: {listed})"]
+            lines += self._closest_service_grants(host, service, port, protocol)
+            return Answer(False, question, lines)
+        results = []
+        for sp in ports:
+            hops, problems = self._hops(self._service_grant(host, service, sp))
+            results.append((sp, hops, problems))
+        allowed = [(sp, hops) for sp, hops, _ in results if hops and all(h.present for h in hops)]
+        if allowed:
+            lines = [f"yes: host/{host.name} ({host.address}) can reach service/{service.ref} on "
+                     f"{', '.join(self._port_label(sp) for sp, _ in allowed)}, exposed as "
+                     f"{self._exposure(service)}"]
+            for sp, hops in allowed:
+                lines.append(f"port {self._port_label(sp)}:")
+                for i, hop in enumerate(hops, 1):
+                    lines += self._hop_lines(i, len(hops), hop)
+            others = [sp for sp, _, _ in results if all(sp is not a for a, _ in allowed)]
+            if others:
+                lines.append(f"not granted: {', '.join(self._port_label(sp) for sp in others)}")
+            return Answer(True, question, lines)
+        sp, hops, problems = results[0]
+        lines = [f"no: host/{host.name} ({host.address}) cannot reach service/{service.ref} on "
+                 f"{', '.join(self._port_label(sp) for sp, _, _ in results)}"]
+        lines += [f"a grant for it would be refused: {problem}" for problem in problems]
+        lines += self._missing_lines(hops, f"no grant allows host/{host.name} to reach service/{service.ref} "
+                                            f"on {sp.name}")
+        lines += self._closest_service_grants(host, service, port, protocol)
+        lines += ["a grant that would allow it:",
+                  f"  from: {{host: {host.name}}}",
+                  f"  to: {{service: {service.ref}, ports: [{sp.name}]}}"]
+        return Answer(False, question, lines)
+
+    @staticmethod
+    def _exposure(service: Service) -> str:
+        e = service.exposure
+        if e.type == "load-balancer":
+            return f"an internal NLB ({'client IP preserved' if e.preserve_client_ip else 'source is the NLB'})"
+        if e.type == "node-port":
+            return f"a NodePort (externalTrafficPolicy {e.external_traffic_policy})"
+        return "pod IPs"
+
+    def _closest_service_grants(self, host: Host, service: Service, port: str | None,
+                                protocol: str) -> list[str]:
+        ranked: list[tuple[int, str, Grant]] = []
+        for grant in self.estate.grants:
+            if grant.service is None:
+                continue
+            same_src = host in grant.hosts
+            same_dst = grant.service is service
+            same_port = any(self._port_matches(sp, port, protocol) for sp in grant.service_ports)
+            granted = ", ".join(sp.name for sp in grant.service_ports)
+            if same_src and same_dst:
+                ranked.append((0, f"same source and destination, other port(s): {granted}", grant))
+            elif same_dst and same_port:
+                ranked.append((1, f"same destination and port, other hosts: {grant.legacy_ref}", grant))
+            elif same_dst:
+                ranked.append((2, f"same destination, other hosts ({grant.legacy_ref}) and port(s) {granted}",
+                               grant))
+            elif same_src and grant.service.namespace == service.namespace:
+                ranked.append((3, f"same source, other service in namespace {service.namespace}: "
+                                  f"{grant.service.ref}", grant))
+            elif same_src:
+                ranked.append((4, f"same source, other service: {grant.service.ref}", grant))
+        return self._closest_lines(ranked)
+
+    # --- workload -> host --------------------------------------------------------------------------------
+
+    def _workload_to_host(self, workload: Workload, host: Host, port: str | None, protocol: str) -> Answer:
+        number = None
+        if port is not None:
+            try:
+                number = int(port)
+            except ValueError:
+                raise UsageError(f"--port {port}: a host port is a number") from None
+            if not 0 < number < 65536:
+                raise UsageError(f"--port {port}: not a port number (1-65535)")
+        wanted = f" on port {number}/{protocol.lower()}" if number else f" ({protocol.lower()})"
+        question = f"can workload/{workload.ref} reach host/{host.name} ({host.address}){wanted}?"
+        if number is not None:
+            hops, problems = self._hops(self._workload_grant(workload, host, PortRange(protocol, number, number)))
+        else:  # any port: the real flows from the workload to this host
+            hops, problems = [], []
+            for flow in self.all_flows:
+                if (flow.source.kind, flow.source.name) == ("workload", workload.ref) and flow.ports.protocol == \
+                        protocol and flow.destination.kind in _LEGACY and flow.destination.vpc == host.vpc.name \
+                        and any(host.network.subnet_of(n) for n in flow.destination.addresses):
+                    narrowed = replace(flow, destination=replace(flow.destination, kind="host", name=host.name,
+                                                                 addresses=(host.network,)))
+                    hops.append(Hop(narrowed, True, carriers(self.infra, narrowed)))
+        if hops and all(h.present for h in hops):
+            ports = ", ".join(str(h.expected.ports) for h in hops)
+            seen = ", ".join(sorted({str(a) for h in hops for a in h.expected.source.addresses}))
+            notes = ", ".join(sorted({h.expected.note for h in hops}))
+            lines = [f"yes: workload/{workload.ref} can reach host/{host.name} ({host.address}) on {ports}; "
+                     f"the host sees {seen} ({notes})"]
+            for i, hop in enumerate(hops, 1):
+                lines += self._hop_lines(i, 0, hop)
+            return Answer(True, question, lines)
+        lines = [f"no: workload/{workload.ref} cannot reach host/{host.name} ({host.address}){wanted}"]
+        lines += [f"a grant for it would be refused: {problem}" for problem in problems]
+        if number is not None:
+            lines += self._missing_lines(hops, f"no grant allows workload/{workload.ref} to reach "
+                                               f"host/{host.name} on {protocol.lower()}/{number}")
+        else:
+            lines.append(f"first missing piece: a grant from workload/{workload.ref} to host/{host.name} "
+                         f"({protocol.lower()})")
+        lines += self._closest_workload_grants(workload, host, number, protocol)
+        lines += ["a grant that would allow it:",
+                  f"  from: {{workload: {workload.ref}}}",
+                  f"  to: {{host: {host.name}, ports: [{self._port_spec(number, protocol)}]}}"]
+        return Answer(False, question, lines)
+
+    @staticmethod
+    def _port_spec(number: int | None, protocol: str) -> str:
+        text = str(number) if number else "PORT"
+        return text if protocol == "TCP" else f'"{text}/{protocol.lower()}"'
+
+    def _closest_workload_grants(self, workload: Workload, host: Host, number: int | None,
+                                 protocol: str) -> list[str]:
+        ranked: list[tuple[int, str, Grant]] = []
+        for grant in self.estate.grants:
+            if grant.workload is None:
+                continue
+            same_src = grant.workload is workload
+            same_dst = host in grant.hosts
+            same_port = any(r.protocol == protocol and (number is None or r.first <= number <= r.last)
+                            for r in grant.host_ports)
+            granted = ", ".join(str(r) for r in grant.host_ports)
+            if same_src and same_dst:
+                ranked.append((0, f"same source and destination, other port(s): {granted}", grant))
+            elif same_dst and same_port:
+                ranked.append((1, f"same destination and port, other workload: {grant.workload.ref}", grant))
+            elif same_src and same_port:
+                ranked.append((2, f"same source and port, other hosts: {grant.legacy_ref}", grant))
+            elif same_dst:
+                ranked.append((3, f"same destination, other workload ({grant.workload.ref}) and port(s) "
+                                  f"{granted}", grant))
+            elif same_src:
+                ranked.append((4, f"same source, other hosts ({grant.legacy_ref}) and port(s) {granted}", grant))
+        return self._closest_lines(ranked)
+
+    # --- shared output -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _closest_lines(ranked: list[tuple[int, str, Grant]]) -> list[str]:
+        if not ranked:
+            return ["closest existing grant: none between these kinds of endpoints"]
+        best = min(rank for rank, _, _ in ranked)
+        chosen = sorted((g.name, why, g) for rank, why, g in ranked if rank == best)[:3]
+        lines = ["closest existing grant" + ("s:" if len(chosen) > 1 else ":")]
+        for name, why, grant in chosen:
+            lines.append(f"  {name} (owner {grant.owner}, {grant.loc.file}:{grant.loc.line}): {why}")
+        return lines
+
+    def _stack_file(self, vpc_name: str) -> str:
+        from netgen.targets.aws import stack_of
+
+        return f"generated/{stack_of(self.vpcs[vpc_name]).path}"
+
+    def _hop_lines(self, index: int, total: int, hop: Hop) -> list[str]:
+        flow, found = hop.expected, hop.carried
+        name = f"hop {index}/{total}" if total > 1 else "flow"
+        lines = [f"  {name}: {flow.line().split(' grant: ')[0]}"]
+        for g in flow.grants:
+            lines.append(f"    grant: {g.name} (owner {g.owner}) {g.location}")
+        lines += self._carrier_lines(flow, found)
+        return lines
+
+    def _carrier_lines(self, flow: Flow, found: Carriers) -> list[str]:
+        lines = []
+        if flow.path.peered:
+            if found.peering:
+                lines.append(f"    peering: {found.peering} in {self._stack_file(found.peering.requester)}")
+            for label, routes, vpc in (("routes there", found.routes_there, flow.path.source_vpc),
+                                       ("routes back", found.routes_back, flow.path.destination_vpc)):
+                if routes:
+                    listed = ", ".join(f"{r.route_table} {r.prefix}" for r in routes)
+                    lines.append(f"    {label} ({vpc}, {self._stack_file(vpc)}): {listed}")
+        else:
+            lines.append(f"    network: inside VPC {flow.path.source_vpc}, no peering or route needed")
+        for rule in found.rules:
+            group = self.groups[rule.group]
+            lines.append(f"    security-group rule: {rule} in {self._stack_file(group.vpc.name)} "
+                         f"(netgen: {', '.join(rule.grants)})")
+        if flow.destination.security_group is None:
+            lines.append(f"    security group: {flow.destination} names none, nothing to open there")
+        for policy in found.policies:
+            lines.append(f"    NetworkPolicy: {policy.file} ({policy.direction}, "
+                         f"netgen.dev/grants: {','.join(policy.grants)})")
+        lines += [f"    {note}" for note in found.notes]
+        if flow.destination.pods is None and flow.source.pods is None:
+            lines.append("    NetworkPolicy: none involved (no pods at either end of this hop)")
+        return lines
+
+    def _missing_lines(self, hops: list[Hop], grant_text: str) -> list[str]:
+        """The first missing piece (the grant, since everything else follows from grants), then the state of
+        each piece of infrastructure the missing hops would need."""
+        lines = [f"first missing piece: {grant_text}"]
+        for i, hop in enumerate(hops, 1):
+            flow, found = hop.expected, hop.carried
+            label = f"hop {i}/{len(hops)}" if len(hops) > 1 else "flow"
+            state = "granted" if hop.present else "NOT granted"
+            lines.append(f"  {label} ({state}): {flow.line().split(' grant: ')[0]}")
+            if hop.present:
+                lines += [f"    grant: {g.name} (owner {g.owner}) {g.location}" for g in flow.grants]
+                continue
+            lines += self._in_place(flow, found)
+        return lines
+
+    def _in_place(self, flow: Flow, found: Carriers) -> list[str]:
+        lines = []
+        if flow.path.peered:
+            if found.peering:
+                lines.append(f"    peering: in place for other grants ({found.peering})")
+            else:
+                lines.append(f"    peering: missing between {flow.path.source_vpc} and {flow.path.destination_vpc}")
+            there = _covers(found.routes_there, flow.destination.addresses)
+            back = _covers(found.routes_back, flow.source.addresses)
+            lines.append(f"    routes there ({flow.path.source_vpc}): {'in place' if there else 'missing'}; "
+                         f"routes back ({flow.path.destination_vpc}): {'in place' if back else 'missing'}")
+        group = flow.destination.security_group
+        if not group:
+            lines.append(f"    security group: {flow.destination} names none, nothing to open there")
+        else:
+            ingress = [r for r in found.rules if r.direction == "ingress"]
+            covered = _covers_rules(ingress, flow)
+            lines.append(f"    security-group rule on {group} ({self.groups[group].group_id}): "
+                         f"{'in place for other grants' if covered else 'missing'}")
+        end = flow.destination.pods
+        if end is not None:
+            if (end.cluster, end.namespace, "ingress") in self.infra.open_namespaces:
+                lines.append(f"    NetworkPolicy: none needed (namespace {end.namespace} runs ingress open)")
+            else:
+                existing = [p for p in self.infra.policies
+                            if (p.cluster, p.namespace, p.direction, p.selector)
+                            == (end.cluster, end.namespace, "ingress", end.selector)]
+                if not existing:
+                    lines.append("    NetworkPolicy: missing (namespace runs ingress default-deny)")
+                elif _policy_covers(existing, flow):
+                    lines.append(f"    NetworkPolicy: {existing[0].file} already allows it (other grants)")
+                else:
+                    lines.append(f"    NetworkPolicy: {existing[0].file} exists but does not allow this "
+                                 "source and port")
+        return lines
+
+
+def _covers(routes, addresses) -> bool:
+    return all(any(a.subnet_of(r.prefix) for r in routes) for a in addresses)
+
+
+def _covers_rules(rules, flow: Flow) -> bool:
+    p = flow.ports
+    return all(any(a.subnet_of(r.cidr) and r.first <= p.first and p.last <= r.last for r in rules)
+               for a in flow.source.addresses)
+
+
+def _policy_covers(policies, flow: Flow) -> bool:
+    p = flow.ports
+    return all(any(a.subnet_of(cidr) and proto == p.protocol and first <= p.first and p.last <= last
+                   for policy in policies for cidr, proto, first, last in policy.allows)
+               for a in flow.source.addresses)
+
+
+def explain(resolved: Resolved, source: str, destination: str, port: str | None, protocol: str) -> Answer:
+    return Explainer(resolved).explain(source, destination, port, protocol)

@@ -1,0 +1,426 @@
+"""`netgen graph`: a picture of the estate as Mermaid, Graphviz dot or SVG.
+
+Accounts and regions hold VPCs; a VPC holds its legacy hosts (grouped the way grants name them: a host group,
+or a single host) and its cluster, which holds services and workloads. Peerings (from the real AWS planner)
+join VPCs; flows are aggregated into one edge per (host group or host, service or workload), labelled with
+the ports. Only what flows use is drawn.
+
+SVG is written in pure Python (no Graphviz needed): a layered layout with one column per VPC, sorted by
+account and region, boxes stacked in each column, edges as curves between columns and peerings as arcs below
+the columns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
+
+from netgen.diagnostics import Reporter
+from netgen.model import Vpc
+from netgen.pipeline import Resolved
+
+
+def _id(prefix: str, *parts: str) -> str:
+    return prefix + "_" + "_".join(re.sub(r"[^A-Za-z0-9]+", "_", p) for p in parts)
+
+
+@dataclass
+class Node:
+    id: str
+    kind: str  # hosts | service | workload
+    label: str
+    detail: str
+    vpc: str
+    cluster: str | None = None
+    hosts: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Edge:
+    source: str
+    target: str
+    ports: set[str] = field(default_factory=set)
+    grants: set[str] = field(default_factory=set)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(sorted(self.ports))
+
+
+@dataclass(frozen=True)
+class PeeringEdge:
+    a: str
+    b: str
+    label: str
+
+
+@dataclass
+class Column:
+    vpc: Vpc
+    legacy: list[Node]
+    cluster: str | None
+    kubernetes: list[Node]
+
+    @property
+    def id(self) -> str:
+        return _id("vpc", self.vpc.name)
+
+    @property
+    def title(self) -> str:
+        return f"VPC {self.vpc.name}"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.vpc.vpc_id} {', '.join(map(str, self.vpc.cidrs))}"
+
+
+@dataclass
+class EstateGraph:
+    columns: list[Column]
+    edges: list[Edge]
+    peerings: list[PeeringEdge]
+
+    def groups(self):
+        """[(account label, [(region, [columns])])], in column order."""
+        out: list[tuple[str, list[tuple[str, list[Column]]]]] = []
+        for column in self.columns:
+            account = f"account {column.vpc.account.name} ({column.vpc.account.account_id})"
+            if not out or out[-1][0] != account:
+                out.append((account, []))
+            regions = out[-1][1]
+            if not regions or regions[-1][0] != column.vpc.region:
+                regions.append((column.vpc.region, []))
+            regions[-1][1].append(column)
+        return out
+
+
+def build_graph(resolved: Resolved) -> EstateGraph:
+    from netgen.targets.aws import plan_peerings_and_routes
+
+    estate = resolved.estate
+    grants = {g.name: g for g in estate.grants}
+    nodes: dict[str, Node] = {}
+    edges: dict[tuple[str, str], Edge] = {}
+
+    def legacy(vpc: str, ref: str) -> Node:
+        kind, name = ref.split(" ", 1)
+        node_id = _id("hosts", vpc, name)
+        if node_id not in nodes:
+            nodes[node_id] = Node(node_id, "hosts", name, "host group" if kind == "hostGroup" else "host", vpc)
+        return nodes[node_id]
+
+    def kube(kind: str, ref: str, cluster) -> Node:
+        node_id = _id(kind, ref)
+        if node_id not in nodes:
+            nodes[node_id] = Node(node_id, kind, ref.split("/", 1)[1], kind, cluster.vpc.name, cluster.name)
+        return nodes[node_id]
+
+    for flow in resolved.flows:
+        for end in (flow.source, flow.destination):
+            if end.kind not in ("host", "hostGroup"):
+                continue
+            for ref in flow.grants:
+                grant = grants[ref.name]
+                group = legacy(end.vpc, grant.legacy_ref)
+                group.hosts.update(h.name for h in grant.hosts if h.vpc.name == end.vpc
+                                   and any(h.network.subnet_of(n) for n in end.addresses))
+                if grant.service is not None:
+                    target = kube("service", grant.service.ref, grant.service.cluster)
+                    key = (group.id, target.id)
+                    ports = {f"{sp.name} {sp.protocol.lower()}/{sp.port}" for sp in grant.service_ports}
+                else:
+                    assert grant.workload is not None
+                    source = kube("workload", grant.workload.ref, grant.workload.cluster)
+                    key = (source.id, group.id)
+                    ports = {str(flow.ports)}
+                edge = edges.setdefault(key, Edge(*key))
+                edge.ports |= ports
+                edge.grants.add(grant.name)
+    for node in nodes.values():
+        if node.kind == "hosts" and node.detail == "host group":
+            node.detail = f"host group, {len(node.hosts)} host{'s' if len(node.hosts) != 1 else ''}"
+
+    peerings, _ = plan_peerings_and_routes(estate, list(resolved.flows), Reporter())
+    peering_edges = []
+    for pair in sorted(peerings.values(), key=lambda p: p.logical_id):
+        a, b = pair.requester, pair.accepter
+        scope = "same-region" if a.region == b.region else "cross-region"
+        if a.account.account_id != b.account.account_id:
+            scope += ", cross-account"
+        peering_edges.append(PeeringEdge(_id("vpc", a.name), _id("vpc", b.name), f"peering ({scope})"))
+
+    clusters = {c.vpc.name: c.name for c in estate.clusters}
+    columns = []
+    for vpc in sorted(estate.vpcs, key=lambda v: (v.account.account_id, v.region, v.name)):
+        mine = [n for n in nodes.values() if n.vpc == vpc.name]
+        columns.append(Column(
+            vpc,
+            sorted((n for n in mine if n.kind == "hosts"), key=lambda n: n.label),
+            clusters.get(vpc.name),
+            sorted((n for n in mine if n.kind != "hosts"), key=lambda n: (n.kind != "service", n.label))))
+    return EstateGraph(columns, sorted(edges.values(), key=lambda e: (e.source, e.target)), peering_edges)
+
+
+# --- Mermaid -------------------------------------------------------------------------------------------------
+
+def _mq(text: str) -> str:
+    return '"' + text.replace('"', "#quot;") + '"'
+
+
+def to_mermaid(graph: EstateGraph) -> str:
+    out = ["flowchart LR"]
+    for account_index, (account, regions) in enumerate(graph.groups()):
+        out.append(f"  subgraph account_{account_index}[{_mq(account)}]")
+        for region_index, (region, columns) in enumerate(regions):
+            out.append(f"    subgraph region_{account_index}_{region_index}[{_mq(region)}]")
+            for column in columns:
+                out.append(f"      subgraph {column.id}_box[{_mq(column.title)}]")
+                out.append(f"        {column.id}[({_mq(column.title + ' ' + column.detail)})]")
+                for node in column.legacy:
+                    out.append(f"        {node.id}[{_mq(node.label + ' (' + node.detail + ')')}]")
+                if column.kubernetes:
+                    out.append(f"        subgraph {_id('cluster', column.cluster or '')}"
+                               f"[{_mq('cluster ' + str(column.cluster))}]")
+                    for node in column.kubernetes:
+                        shape = ("([", "])") if node.kind == "service" else ("[[", "]]")
+                        out.append(f"          {node.id}{shape[0]}{_mq(node.kind + ' ' + node.label)}{shape[1]}")
+                    out.append("        end")
+                out.append("      end")
+            out.append("    end")
+        out.append("  end")
+    for p in graph.peerings:
+        out.append(f"  {p.a} -.-|{_mq(p.label)}| {p.b}")
+    for e in graph.edges:
+        out.append(f"  {e.source} -->|{_mq(e.label)}| {e.target}")
+    out += ["  classDef hosts fill:#fff4d6,stroke:#b08900", "  classDef service fill:#dbeafe,stroke:#1d4ed8",
+            "  classDef workload fill:#dcfce7,stroke:#15803d"]
+    for kind in ("hosts", "service", "workload"):
+        ids = [n.id for c in graph.columns for n in (*c.legacy, *c.kubernetes) if n.kind == kind]
+        if ids:
+            out.append(f"  class {','.join(ids)} {kind}")
+    return "\n".join(out) + "\n"
+
+
+# --- Graphviz dot --------------------------------------------------------------------------------------------
+
+def _dq(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(graph: EstateGraph) -> str:
+    out = ["digraph netgen {",
+           '  graph [rankdir=LR, compound=true, fontname="Helvetica", fontsize=11, nodesep=0.3, ranksep=1.2];',
+           '  node [shape=box, style="rounded,filled", fillcolor=white, fontname="Helvetica", fontsize=10];',
+           '  edge [fontname="Helvetica", fontsize=9];']
+    fills = {"hosts": "#fff4d6", "service": "#dbeafe", "workload": "#dcfce7"}
+    for account_index, (account, regions) in enumerate(graph.groups()):
+        out.append(f"  subgraph cluster_account_{account_index} {{")
+        out.append(f'    label={_dq(account)}; style="rounded"; color="#64748b";')
+        for region_index, (region, columns) in enumerate(regions):
+            out.append(f"    subgraph cluster_region_{account_index}_{region_index} {{")
+            out.append(f'      label={_dq(region)}; style="rounded,dashed"; color="#94a3b8";')
+            for column in columns:
+                out.append(f"      subgraph cluster_{column.id} {{")
+                out.append(f'        label={_dq(column.title)}; style="rounded,filled"; fillcolor="#f8fafc";')
+                out.append(f'        {column.id} [label={_dq(column.title + chr(10) + column.detail)}, '
+                           f'shape=box3d, fillcolor="#e2e8f0"];')
+                for node in column.legacy:
+                    out.append(f"        {node.id} [label={_dq(node.label + chr(10) + node.detail)}, "
+                               f'fillcolor="{fills[node.kind]}", tooltip={_dq(", ".join(sorted(node.hosts)))}];')
+                if column.kubernetes:
+                    out.append(f"        subgraph cluster_{_id('cluster', column.cluster or '')} {{")
+                    out.append(f'          label={_dq("cluster " + str(column.cluster))}; style="rounded,filled";'
+                               ' fillcolor="#eef2ff";')
+                    for node in column.kubernetes:
+                        out.append(f"          {node.id} [label={_dq(node.kind + chr(10) + node.label)}, "
+                                   f'fillcolor="{fills[node.kind]}"];')
+                    out.append("        }")
+                out.append("      }")
+            out.append("    }")
+        out.append("  }")
+    for p in graph.peerings:
+        out.append(f'  {p.a} -> {p.b} [dir=both, style=dashed, penwidth=2, color="#7c3aed", '
+                   f"label={_dq(p.label)}];")
+    for e in graph.edges:
+        out.append(f"  {e.source} -> {e.target} [label={_dq(e.label)}, "
+                   f"tooltip={_dq('grants: ' + ', '.join(sorted(e.grants)))}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+# --- SVG (pure Python) ---------------------------------------------------------------------------------------
+
+CHAR = 6.6  # average width of a character at font-size 11
+NODE_H = 38
+GAP_Y = 12
+PAD = 14
+
+
+@dataclass
+class _Box:
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+
+def _text(x: float, y: float, text: str, size: int = 11, weight: str = "normal", anchor: str = "middle",
+          fill: str = "#0f172a") -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" font-weight="{weight}" text-anchor="{anchor}" '
+            f'fill="{fill}">{escape(text)}</text>')
+
+
+def _rect(box: _Box, fill: str, stroke: str, radius: int = 6, dash: str = "", title: str = "",
+          opacity: float = 1.0) -> str:
+    extra = f' stroke-dasharray="{dash}"' if dash else ""
+    extra += f' fill-opacity="{opacity}"' if opacity < 1 else ""
+    tip = f"<title>{escape(title)}</title>" if title else ""
+    return (f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="{radius}" '
+            f'fill="{fill}" stroke="{stroke}"{extra}>{tip}</rect>')
+
+
+def to_svg(graph: EstateGraph) -> str:
+    fills = {"hosts": ("#fff4d6", "#b08900"), "service": ("#dbeafe", "#1d4ed8"),
+             "workload": ("#dcfce7", "#15803d")}
+    texts = [c.detail for c in graph.columns] + [c.title for c in graph.columns]
+    texts += [n.label for c in graph.columns for n in (*c.legacy, *c.kubernetes)]
+    width = max([220.0] + [len(t) * CHAR + 4 * PAD for t in texts])
+    gap_x = 150.0
+    top = 86.0  # account and region bands above the columns
+    boxes: dict[str, _Box] = {}
+    body: list[str] = []
+    heights = []
+    for column in graph.columns:
+        h = PAD + NODE_H + GAP_Y + len(column.legacy) * (NODE_H + GAP_Y)
+        if column.kubernetes:
+            h += 24 + len(column.kubernetes) * (NODE_H + GAP_Y) + PAD
+        heights.append(h + PAD)
+    column_h = max(heights, default=100.0)
+    for index, column in enumerate(graph.columns):
+        x = 20 + index * (width + gap_x)
+        vpc_box = _Box(x, top, width, column_h)
+        boxes[column.id + "_box"] = vpc_box
+        body.append(_rect(vpc_box, "#f8fafc", "#475569", 8, opacity=0.82))
+        header = _Box(x + PAD, top + PAD, width - 2 * PAD, NODE_H)
+        boxes[column.id] = header
+        body.append(_rect(header, "#e2e8f0", "#334155", 4))
+        body.append(_text(header.cx, header.y + 15, column.title, weight="bold"))
+        body.append(_text(header.cx, header.y + 30, column.detail, size=9, fill="#334155"))
+        y = header.y + NODE_H + GAP_Y
+        for node in column.legacy:
+            box = _Box(x + PAD, y, width - 2 * PAD, NODE_H)
+            boxes[node.id] = box
+            fill, stroke = fills[node.kind]
+            body.append(_rect(box, fill, stroke, title=", ".join(sorted(node.hosts))))
+            body.append(_text(box.cx, box.y + 16, node.label, weight="bold"))
+            body.append(_text(box.cx, box.y + 30, node.detail, size=9, fill="#475569"))
+            y += NODE_H + GAP_Y
+        if column.kubernetes:
+            inner = _Box(x + PAD / 2, y, width - PAD, 24 + len(column.kubernetes) * (NODE_H + GAP_Y))
+            body.append(_rect(inner, "#eef2ff", "#6366f1", 6, dash="5,3", opacity=0.8))
+            body.append(_text(inner.x + 8, inner.y + 15, f"cluster {column.cluster}", size=10, weight="bold",
+                              anchor="start", fill="#3730a3"))
+            y += 24
+            for node in column.kubernetes:
+                box = _Box(x + PAD, y, width - 2 * PAD, NODE_H)
+                boxes[node.id] = box
+                fill, stroke = fills[node.kind]
+                body.append(_rect(box, fill, stroke, radius=16 if node.kind == "service" else 4))
+                body.append(_text(box.cx, box.y + 16, node.label, weight="bold"))
+                body.append(_text(box.cx, box.y + 30, node.kind, size=9, fill="#475569"))
+                y += NODE_H + GAP_Y
+    # account and region bands
+    bands: list[str] = []
+    for account, regions in graph.groups():
+        first, last = regions[0][1][0], regions[-1][1][-1]
+        a, b = boxes[first.id + "_box"], boxes[last.id + "_box"]
+        bands.append(_rect(_Box(a.x - 8, 10, b.x + b.w - a.x + 16, top + column_h - 2), "none", "#64748b", 10))
+        bands.append(_text(a.x, 28, account, size=12, weight="bold", anchor="start"))
+        for region, columns in regions:
+            ra, rb = boxes[columns[0].id + "_box"], boxes[columns[-1].id + "_box"]
+            bands.append(_rect(_Box(ra.x - 4, 38, rb.x + rb.w - ra.x + 8, top + column_h - 32), "none", "#94a3b8",
+                               8, dash="6,4"))
+            bands.append(_text(ra.x + 4, 56, region, size=11, anchor="start", fill="#334155"))
+    # peerings: arcs below the columns
+    lines: list[str] = []  # drawn over the boxes
+    under: list[str] = []  # flow curves, drawn under the boxes so that a long edge does not strike them out
+    bottom = top + column_h + 8
+    arcs_depth = 0.0
+    for index, p in enumerate(graph.peerings):
+        a, b = boxes[p.a + "_box"], boxes[p.b + "_box"]
+        ax = a.cx - 30 + 12 * (index % 6)
+        bx = b.cx - 30 + 12 * (index % 6)
+        depth = 40 + abs(bx - ax) * 0.12 + 14 * (index % 4)
+        arcs_depth = max(arcs_depth, depth)
+        lines.append(f'<path d="M{ax:.1f},{bottom - 8:.1f} C{ax:.1f},{bottom + depth:.1f} {bx:.1f},'
+                     f'{bottom + depth:.1f} {bx:.1f},{bottom - 8:.1f}" fill="none" stroke="#7c3aed" '
+                     f'stroke-width="2.5" stroke-dasharray="8,5"><title>{escape(p.label)}</title></path>')
+        lines.append(_text((ax + bx) / 2, bottom + depth * 0.75 + 14, p.label, size=9, fill="#5b21b6"))
+    # flow edges: curves between columns
+    for edge in graph.edges:
+        s, t = boxes[edge.source], boxes[edge.target]
+        if s.cx < t.cx:
+            x1, x2 = s.x + s.w, t.x
+        elif s.cx > t.cx:
+            x1, x2 = s.x, t.x + t.w
+        else:
+            x1 = x2 = s.x + s.w
+        y1, y2 = s.cy, t.cy
+        bend = max(60.0, abs(x2 - x1) * 0.4)
+        c1 = x1 + (bend if x1 <= x2 or x1 == x2 else -bend)
+        c2 = x2 - (bend if x1 < x2 else -bend)
+        grants = ", ".join(sorted(edge.grants))
+        under.append(f'<path d="M{x1:.1f},{y1:.1f} C{c1:.1f},{y1:.1f} {c2:.1f},{y2:.1f} {x2:.1f},{y2:.1f}" '
+                     f'fill="none" stroke="#334155" stroke-width="1.3" opacity="0.8">'
+                     f"<title>{escape(edge.label + ' (' + grants + ')')}</title></path>")
+        # the ends again, over the boxes: where the edge leaves its source, and the arrow into its target
+        d1 = 1 if c1 > x1 else -1
+        d2 = 1 if c2 > x2 else -1
+        lines.append(f'<path d="M{x1:.1f},{y1:.1f} h{16 * d1}" stroke="#334155" stroke-width="1.3"/>')
+        lines.append(f'<path d="M{x2 + 16 * d2:.1f},{y2:.1f} H{x2:.1f}" stroke="#334155" stroke-width="1.3" '
+                     'marker-end="url(#arrow)"/>')
+        lines.append(f'<text x="{(x1 + x2) / 2:.1f}" y="{(y1 + y2) / 2 - 3:.1f}" font-size="9" '
+                     f'text-anchor="middle" fill="#1e293b" stroke="#ffffff" stroke-width="3" '
+                     f'paint-order="stroke">{escape(edge.label)}</text>')
+    total_w = 40 + len(graph.columns) * width + max(0, len(graph.columns) - 1) * gap_x
+    legend_y = bottom + arcs_depth + 30
+    legend = []
+    x = 20.0
+    for label, (fill, stroke) in (("legacy hosts", fills["hosts"]), ("service", fills["service"]),
+                                  ("workload", fills["workload"])):
+        legend.append(_rect(_Box(x, legend_y, 14, 14), fill, stroke, 3))
+        legend.append(_text(x + 20, legend_y + 11, label, size=10, anchor="start"))
+        x += 40 + len(label) * CHAR
+    legend.append(f'<path d="M{x:.1f},{legend_y + 7:.1f} h30" stroke="#7c3aed" stroke-width="2.5" '
+                  'stroke-dasharray="8,5"/>')
+    legend.append(_text(x + 36, legend_y + 11, "VPC peering", size=10, anchor="start"))
+    x += 120
+    legend.append(f'<path d="M{x:.1f},{legend_y + 7:.1f} h30" stroke="#334155" stroke-width="1.3" '
+                  'marker-end="url(#arrow)"/>')
+    legend.append(_text(x + 36, legend_y + 11, "flows (who opens the connection -> who accepts it; ports)",
+                        size=10, anchor="start"))
+    total_h = legend_y + 30
+    head = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_w:.0f}" height="{total_h:.0f}" '
+            f'viewBox="0 0 {total_w:.0f} {total_h:.0f}" font-family="Helvetica, Arial, sans-serif">',
+            "<title>netgen estate</title>",
+            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#334155"/></marker></defs>',
+            '<rect width="100%" height="100%" fill="#ffffff"/>']
+    return "\n".join(head + bands + under + body + lines + legend + ["</svg>"]) + "\n"
+
+
+RENDERERS = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}
+
+
+def render(resolved: Resolved, fmt: str) -> str:
+    return RENDERERS[fmt](build_graph(resolved))
+

@@ -1,0 +1,228 @@
+"""Provenance: what the compile functions produce, as plain comparable facts, and which flows carry each one.
+
+Security-group rules and NetworkPolicies name their grants in their descriptions and annotations. Peerings
+and routes do not (CloudFormation routes have no description), so this module derives the mapping from the
+flows instead of changing the templates: a route carries a flow when it is in the flow's source VPC, points
+at the peering to the flow's destination VPC and covers one of the flow's destination addresses (or the
+mirror route back). `netgen explain` and `netgen diff` both read it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+import yaml
+
+from netgen.diagnostics import Reporter
+from netgen.pipeline import Resolved
+from netgen.resolve import Flow
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, order=True)
+class PeeringFact:
+    requester: str
+    accepter: str
+    requester_vpc_id: str
+    accepter_vpc_id: str
+    logical_id: str
+    cross_region: bool
+    cross_account: bool
+
+    def __str__(self) -> str:
+        scope = ["cross-region"] if self.cross_region else ["same-region"]
+        if self.cross_account:
+            scope.append("cross-account")
+        return f"{self.requester} <-> {self.accepter} ({', '.join(scope)}; {self.logical_id})"
+
+    def joins(self, a: str, b: str) -> bool:
+        return {self.requester, self.accepter} == {a, b}
+
+
+@dataclass(frozen=True, order=True)
+class RouteFact:
+    vpc: str
+    route_table: str
+    prefix: IPv4Network
+    peer: str  # the VPC at the other end of the peering the route points at
+
+    def __str__(self) -> str:
+        return f"{self.vpc} {self.route_table} {self.prefix} -> peering to {self.peer}"
+
+
+@dataclass(frozen=True, order=True)
+class RuleFact:
+    group: str
+    group_id: str
+    direction: str  # ingress | egress
+    protocol: str
+    first: int
+    last: int
+    cidr: IPv4Network
+    grants: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        """What the rule allows, without the grants named in its description."""
+        return (self.group, self.group_id, self.direction, self.protocol, self.first, self.last, self.cidr)
+
+    @property
+    def ports(self) -> str:
+        return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
+
+    def __str__(self) -> str:
+        way = "from" if self.direction == "ingress" else "to"
+        return (f"{self.group} ({self.group_id}) {self.direction} {self.protocol.lower()}/{self.ports} "
+                f"{way} {self.cidr}")
+
+
+@dataclass(frozen=True, order=True)
+class PolicyFact:
+    path: str  # relative to generated/
+    cluster: str
+    namespace: str
+    name: str
+    direction: str  # ingress | egress
+    selector: tuple[tuple[str, str], ...]
+    grants: tuple[str, ...]
+    allows: tuple[tuple[IPv4Network, str, int, int], ...]  # (peer cidr, protocol, first port, last port)
+
+    @property
+    def file(self) -> str:
+        return f"generated/{self.path}"
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    """Everything the AWS and Kubernetes targets would write for one estate, as sorted facts."""
+
+    peerings: tuple[PeeringFact, ...]
+    routes: tuple[RouteFact, ...]
+    rules: tuple[RuleFact, ...]
+    policies: tuple[PolicyFact, ...]
+    open_namespaces: frozenset[tuple[str, str, str]]  # (cluster, namespace, direction) with no policy
+
+
+def _policy(path: str, text: bytes) -> PolicyFact:
+    doc = yaml.load(text, Loader=_Loader)
+    meta, spec = doc["metadata"], doc["spec"]
+    direction = spec["policyTypes"][0].lower()
+    peer_key = "from" if direction == "ingress" else "to"
+    allows = []
+    for rule in spec.get(direction, []):
+        for peer in rule.get(peer_key, []):
+            for port in rule.get("ports", []):
+                allows.append((IPv4Network(peer["ipBlock"]["cidr"]), port["protocol"], port["port"],
+                               port.get("endPort", port["port"])))
+    grants = tuple(g for g in meta.get("annotations", {}).get("netgen.dev/grants", "").split(",") if g)
+    return PolicyFact(path, path.split("/")[1], meta["namespace"], meta["name"], direction,
+                      tuple(sorted(spec["podSelector"].get("matchLabels", {}).items())), grants,
+                      tuple(sorted(allows)))
+
+
+def infrastructure(resolved: Resolved, reporter: Reporter) -> Infrastructure:
+    """Run the real compile functions on the flows; build errors (quotas) go to reporter."""
+    from netgen.targets.aws import plan_peerings_and_routes, plan_rules
+    from netgen.targets.kubernetes import compile_kubernetes
+
+    estate, flows = resolved.estate, list(resolved.flows)
+    vpcs = {v.name: v for v in estate.vpcs}
+    peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
+    rules = plan_rules(estate, flows, reporter)
+    peering_facts = tuple(sorted(
+        PeeringFact(p.requester.name, p.accepter.name, p.requester.vpc_id, p.accepter.vpc_id, p.logical_id,
+                    p.requester.region != p.accepter.region,
+                    p.requester.account.account_id != p.accepter.account.account_id)
+        for p in peerings.values()))
+    route_facts = tuple(sorted(RouteFact(vpc, table, net, peer)
+                               for (vpc, peer), nets in routes.items()
+                               for table in vpcs[vpc].route_tables for net in nets))
+    rule_facts = tuple(sorted(RuleFact(r.group.name, r.group.group_id, r.direction, r.protocol, r.first, r.last,
+                                       r.cidr, r.grants) for r in rules))
+    policy_facts = tuple(sorted(_policy(path, text) for path, text in compile_kubernetes(estate, flows).items()
+                                if not path.endswith("/kustomization.yaml")))
+    open_namespaces = frozenset((c.name, ns, direction) for c in estate.clusters
+                                for ns, modes in c.namespaces.items() for direction in ("ingress", "egress")
+                                if getattr(modes, direction) != "default-deny")
+    return Infrastructure(peering_facts, route_facts, rule_facts, policy_facts, open_namespaces)
+
+
+def _overlaps(net: IPv4Network, nets: tuple[IPv4Network, ...]) -> bool:
+    return any(net.overlaps(n) for n in nets)
+
+
+@dataclass(frozen=True)
+class Carriers:
+    """What carries one flow (one hop) through the network."""
+
+    peering: PeeringFact | None
+    routes_there: tuple[RouteFact, ...]  # in the source VPC, toward the destination addresses
+    routes_back: tuple[RouteFact, ...]  # in the destination VPC, toward the source addresses (replies)
+    rules: tuple[RuleFact, ...]  # destination group ingress; source group egress when it restricts egress
+    policies: tuple[PolicyFact, ...]
+    notes: tuple[str, ...]  # e.g. "namespace search runs ingress open: no NetworkPolicy needed"
+
+
+def carriers(infra: Infrastructure, flow: Flow) -> Carriers:
+    path, p = flow.path, flow.ports
+    peering = None
+    there: tuple[RouteFact, ...] = ()
+    back: tuple[RouteFact, ...] = ()
+    if path.peered:
+        peering = next((f for f in infra.peerings if f.joins(path.source_vpc, path.destination_vpc)), None)
+        there = tuple(r for r in infra.routes if r.vpc == path.source_vpc and r.peer == path.destination_vpc
+                      and _overlaps(r.prefix, flow.destination.addresses))
+        back = tuple(r for r in infra.routes if r.vpc == path.destination_vpc and r.peer == path.source_vpc
+                     and _overlaps(r.prefix, flow.source.addresses))
+    rules = []
+    for rule in infra.rules:
+        if rule.protocol != p.protocol or rule.last < p.first or p.last < rule.first:
+            continue
+        if (rule.direction == "ingress" and rule.group == flow.destination.security_group
+                and _overlaps(rule.cidr, flow.source.addresses)):
+            rules.append(rule)
+        elif (rule.direction == "egress" and rule.group == flow.source.security_group
+              and _overlaps(rule.cidr, flow.destination.addresses)):
+            rules.append(rule)
+    policies = []
+    notes = []
+    for direction, end, peers in (("ingress", flow.destination, flow.source.addresses),
+                                  ("egress", flow.source, flow.destination.addresses)):
+        if end.pods is None:
+            continue
+        pods = end.pods
+        if (pods.cluster, pods.namespace, direction) in infra.open_namespaces:
+            notes.append(f"namespace {pods.namespace} in {pods.cluster} runs {direction} open: "
+                         "no NetworkPolicy needed")
+            continue
+        for policy in infra.policies:
+            if (policy.cluster, policy.namespace, policy.direction, policy.selector) != (
+                    pods.cluster, pods.namespace, direction, pods.selector):
+                continue
+            if any(proto == p.protocol and first <= p.last and p.first <= last and _overlaps(cidr, peers)
+                   for cidr, proto, first, last in policy.allows):
+                policies.append(policy)
+    return Carriers(peering, there, back, tuple(rules), tuple(policies), tuple(notes))
+
+
+def grants_by_peering_and_route(infra: Infrastructure, flows: tuple[Flow, ...] | list[Flow]
+                                ) -> tuple[dict[PeeringFact, set[str]], dict[RouteFact, set[str]]]:
+    """The grants behind every peering and every route (they carry no description of their own)."""
+    by_peering: dict[PeeringFact, set[str]] = defaultdict(set)
+    by_route: dict[RouteFact, set[str]] = defaultdict(set)
+    for flow in flows:
+        if not flow.path.peered:
+            continue
+        found = carriers(infra, flow)
+        names = {g.name for g in flow.grants}
+        if found.peering:
+            by_peering[found.peering] |= names
+        for route in found.routes_there + found.routes_back:
+            by_route[route] |= names
+    return dict(by_peering), dict(by_route)

@@ -1,0 +1,65 @@
+"""Shared helpers for the test suite. Helpers are plain functions with explicit names; fixtures are few."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from netgen.cli import app
+from netgen.diagnostics import Diagnostic, Reporter, SpecError
+from netgen.pipeline import resolve_specs
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_SPECS = REPO_ROOT / "specs"
+# A date on which the example estate is valid, with no grant expired or about to expire.
+EXAMPLE_AS_OF = date(2026, 11, 26)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+
+def run_cli(*args: str) -> CliResult:
+    """Run netgen in-process through typer's CliRunner, with stdout and stderr kept apart."""
+    result = CliRunner().invoke(app, list(args), catch_exceptions=True)
+    exception = result.exception if not isinstance(result.exception, SystemExit) else None
+    return CliResult(result.exit_code, result.stdout, result.stderr, exception)
+
+
+def diagnose_specs(specs: Path, as_of: date = EXAMPLE_AS_OF) -> list[Diagnostic]:
+    """Every diagnostic the load -> validate -> resolve pipeline reports for a spec folder, sorted."""
+    reporter = Reporter()
+    try:
+        resolve_specs(specs, as_of, reporter)
+    except SpecError:
+        pass
+    return reporter.sorted()
+
+
+def copy_example_specs(destination: Path) -> Path:
+    """Copy the example estate to destination/specs and return that folder."""
+    target = destination / "specs"
+    shutil.copytree(EXAMPLE_SPECS, target)
+    return target
+
+
+def edit_spec(path: Path, old: str, new: str) -> None:
+    """Replace exactly one occurrence of old in a spec file (fails loudly when the example changed)."""
+    text = path.read_text("utf-8")
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path}"
+    path.write_text(text.replace(old, new), "utf-8")
+
+
+@pytest.fixture
+def example_specs(tmp_path: Path) -> Path:
+    """A private, writable copy of the example estate."""
+    return copy_example_specs(tmp_path)
