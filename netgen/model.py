@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 from ipaddress import IPv4Address, IPv4Network
 
@@ -38,6 +39,7 @@ class Vpc:
     route_tables: tuple[str, ...]
     route_quota: int
     peering_quota: int
+    route_scope: str  # exact | vpc-cidrs
     loc: Location
 
     def contains(self, net: IPv4Network) -> bool:
@@ -90,9 +92,11 @@ class Host:
     labels: tuple[tuple[str, str], ...]
     loc: Location
 
-    @property
+    @cached_property
     def network(self) -> IPv4Network:
-        return IPv4Network(self.address)
+        from netgen.addresses import network
+
+        return network(int(self.address), 32)
 
 
 @dataclass(frozen=True, eq=False)

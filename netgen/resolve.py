@@ -44,6 +44,14 @@ class Endpoint:
     security_group: str | None  # the group guarding it, by name
     pods: Pods | None = None  # set when a NetworkPolicy can select it
 
+    def __hash__(self) -> int:  # endpoints key the flow merge; hashing their addresses each time is costly
+        try:
+            return self.__dict__["_hash"]
+        except KeyError:
+            value = hash((self.kind, self.name, self.vpc, self.addresses, self.security_group, self.pods))
+            object.__setattr__(self, "_hash", value)
+            return value
+
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
 

@@ -26,10 +26,25 @@ def kinds() -> list[str]:
     return schema()["properties"]["kind"]["enum"]
 
 
+def _subschema(kind: str) -> dict:
+    return {"$ref": f"#/$defs/{kind}", "$defs": schema()["$defs"]}
+
+
 @cache
 def _validator(kind: str) -> Draft202012Validator:
-    root = schema()
-    return Draft202012Validator({"$ref": f"#/$defs/{kind}", "$defs": root["$defs"]})
+    return Draft202012Validator(_subschema(kind))
+
+
+@cache
+def _fast_check(kind: str):
+    """A compiled yes/no check (fastjsonschema), ~10x faster than jsonschema for the common valid case.
+
+    Only its 'valid' answer is trusted: any document it rejects is checked again by jsonschema, whose
+    errors (all of them, located) are what users see. tests/test_schema_fast.py checks the two agree.
+    """
+    import fastjsonschema
+
+    return fastjsonschema.compile(_subschema(kind), formats={"date": r"^\d{4}-\d{2}-\d{2}$"})
 
 
 def _leaf_errors(error):
@@ -60,6 +75,11 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
             msg = f"kind is missing; one of: {', '.join(kinds())}"
         reporter.add(where, "NG011", msg)
         return False
+    try:
+        _fast_check(kind)(data)
+        return True
+    except Exception:  # noqa: BLE001 - any doubt goes to the full validator below
+        pass
     ok = True
     errors = sorted(_validator(kind).iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     for error in errors:

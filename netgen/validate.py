@@ -165,7 +165,8 @@ class _Builder:
                 continue
             self.tables["Vpc"][name] = Vpc(
                 name, account, s["region"], s["vpcId"], cidrs, tuple(s["routeTables"]),
-                s.get("routeQuota", settings.default_route_quota), s.get("peeringQuota", 50), doc.at())
+                s.get("routeQuota", settings.default_route_quota), s.get("peeringQuota", 50),
+                s.get("routeScope", "exact"), doc.at())
 
     def security_groups(self, settings: Settings) -> None:
         self.unique_ids("SecurityGroup", "groupId", "security group id")

@@ -60,7 +60,7 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
             account = accounts[r % n_accounts] if kind == "legacy" else accounts[(r + 1) % n_accounts]
             tables = ", ".join(_hexid(rng, "rtb") for _ in range(2))
             add("inventory/vpcs.yaml", _doc("Vpc", name, f"  account: {account}\n  region: {region}\n"
-                f"  vpcId: {_hexid(rng, 'vpc')}\n  cidrs: [{net}]\n  routeTables: [{tables}]\n"))
+                f"  vpcId: {_hexid(rng, 'vpc')}\n  cidrs: [{net}]\n  routeTables: [{tables}]\n  routeScope: vpc-cidrs\n"))
             (legacy_vpcs if kind == "legacy" else cluster_vpcs).append((name, net, region))
             index += 1
     # legacy hosts, clustered by role in /24 subnets

@@ -23,7 +23,7 @@ from ipaddress import IPv4Network
 from troposphere import Output, Parameter, Ref, Tags, Template
 from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
 
-from netgen.addresses import by_ports, collapse
+from netgen.addresses import collapse, interval, segments
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
 from netgen.resolve import Flow
@@ -119,7 +119,12 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
         peerings.setdefault(frozenset((a.name, b.name)), _peering(a, b))
         wanted[(a.name, b.name)].update(flow.destination.addresses)  # there ...
         wanted[(b.name, a.name)].update(flow.source.addresses)  # ... and back
-    routes = {key: collapse(nets) for key, nets in sorted(wanted.items())}
+    routes = {}
+    for (vpc, peer), nets in sorted(wanted.items()):
+        exact = collapse(nets)
+        if vpcs[vpc].route_scope == "vpc-cidrs":
+            exact = tuple(c for c in vpcs[peer].cidrs if any(n.subnet_of(c) for n in exact))
+        routes[(vpc, peer)] = exact
     per_vpc: dict[str, list[tuple[IPv4Network, str]]] = defaultdict(list)
     peers_of: dict[str, int] = defaultdict(int)
     for (vpc, peer), nets in routes.items():
@@ -129,12 +134,16 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
         vpc = vpcs[name]
         if len(entries) > vpc.route_quota:
             reporter.add(vpc.loc, "NG202", f"route tables of VPC '{name}' would need {len(entries)} peering "
-                                           f"routes, over the quota of {vpc.route_quota} (Vpc.routeQuota)")
-        for i, (net, peer) in enumerate(entries):
-            for other, other_peer in entries[i + 1:]:
-                if other_peer != peer and net.overlaps(other):
-                    reporter.add(vpc.loc, "NG204", f"VPC '{name}' would route {net} to '{peer}' and {other} "
-                                                   f"to '{other_peer}': peer addresses overlap")
+                                           f"routes, over the quota of {vpc.route_quota} (raise Vpc.routeQuota, or set "
+                                           "Vpc.routeScope: vpc-cidrs)")
+        reach: tuple[int, IPv4Network, str] | None = None  # the entry reaching furthest so far
+        for net, peer in sorted(entries):
+            first, last = interval(net)
+            if reach and first <= reach[0] and reach[2] != peer:
+                reporter.add(vpc.loc, "NG204", f"VPC '{name}' would route {reach[1]} to '{reach[2]}' and {net} "
+                                               f"to '{peer}': peer addresses overlap")
+            if reach is None or last > reach[0]:
+                reach = (last, net, peer)
         if peers_of[name] > vpc.peering_quota:
             reporter.add(vpc.loc, "NG203", f"VPC '{name}' would need {peers_of[name]} peerings, over its "
                                            f"quota of {vpc.peering_quota}")
@@ -162,11 +171,10 @@ def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Ru
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for (group_name, direction, protocol), entries in sorted(wanted.items()):
         group = groups[group_name]
-        for ports, nets in by_ports((net, a, b) for net, a, b, _ in entries).items():
-            for first, last in ports:
-                for cidr in nets:
-                    grants = tuple(sorted({g for n, a, b, g in entries
-                                           if n.overlaps(cidr) and a <= last and first <= b}))
+        for segment in segments(entries):
+            for first, last in segment.ports:
+                grants = tuple(sorted(segment.tags_for(first, last)))
+                for cidr in segment.cidrs():
                     rules.append(Rule(group, direction, protocol, first, last, cidr, grants))
                     counts[(group_name, direction)] += 1
     for (group_name, direction), count in sorted(counts.items()):

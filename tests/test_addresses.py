@@ -1,0 +1,151 @@
+"""Property tests for netgen.addresses: the exact (address, port) arithmetic every target shares.
+
+Address spaces are kept small (networks inside 10.0.0.0/24, ports 1..20) so the allowed pairs can be
+enumerated and compared as plain sets.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network, collapse_addresses
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from netgen.addresses import by_ports, collapse, merge_ports, segments
+
+BASE = int(IPv4Address("10.0.0.0"))
+PORTS = range(1, 21)
+
+
+@st.composite
+def networks(draw, base: int = BASE, bits: int = 8) -> IPv4Network:
+    prefix = draw(st.integers(min_value=32 - bits, max_value=32))
+    offset = draw(st.integers(min_value=0, max_value=2**bits - 1))
+    size = 2 ** (32 - prefix)
+    return IPv4Network((base + offset // size * size, prefix))
+
+
+@st.composite
+def port_ranges(draw) -> tuple[int, int]:
+    first = draw(st.integers(min_value=PORTS.start, max_value=PORTS.stop - 1))
+    last = draw(st.integers(min_value=first, max_value=PORTS.stop - 1))
+    return first, last
+
+
+entries = st.lists(st.tuples(networks(), port_ranges()).map(lambda e: (e[0], *e[1])), max_size=12)
+
+
+def pairs_of_entries(items) -> set[tuple[int, int]]:
+    return {(int(address), port) for net, first, last in items for address in net for port in range(first, last + 1)}
+
+
+def pairs_of_groups(groups) -> set[tuple[int, int]]:
+    return {(int(address), port) for ports, nets in groups.items() for net in nets for address in net
+            for first, last in ports for port in range(first, last + 1)}
+
+
+def addresses(nets) -> set[int]:
+    return {int(a) for net in nets for a in net}
+
+
+@given(entries)
+@example([])
+@example([(IPv4Network("10.0.0.0/25"), 1, 5), (IPv4Network("10.0.0.128/25"), 1, 5)])  # collapses to a /24
+@example([(IPv4Network("10.0.0.0/24"), 1, 5), (IPv4Network("10.0.0.7/32"), 6, 9)])  # hole punched, touching
+@example([(IPv4Network("10.0.0.0/24"), 1, 20), (IPv4Network("10.0.0.5/32"), 3, 4)])  # contained
+@example([(IPv4Network("10.0.0.255/32"), 20, 20)])  # the last address of the space
+@settings(max_examples=300, deadline=None)
+def test_by_ports_allows_exactly_the_union_of_the_entries(items):
+    groups = by_ports(items)
+    assert pairs_of_groups(groups) == pairs_of_entries(items)
+
+
+@given(entries)
+@settings(max_examples=200, deadline=None)
+def test_by_ports_output_is_canonical_and_minimal(items):
+    groups = by_ports(items)
+    seen: set[int] = set()
+    for ports, nets in groups.items():
+        assert ports, "an empty port set allows nothing and must not appear"
+        assert ports == merge_ports(ports)
+        assert list(nets) == list(collapse_addresses(nets)), "prefixes of one port set are not minimal"
+        covered = addresses(nets)
+        assert not covered & seen, "an address appears under two port sets"
+        seen |= covered
+    # Each address lands under exactly the port set the entries give it.
+    for address in seen:
+        expected = merge_ports((a, b) for net, a, b in items if IPv4Address(address) in net)
+        assert any(IPv4Address(address) in net for net in groups[expected])
+    assert list(groups) == sorted(groups)
+
+
+@given(entries)
+@settings(max_examples=200, deadline=None)
+def test_segments_are_sorted_disjoint_maximal_exact_and_tagged(items):
+    tagged = [(net, a, b, index) for index, (net, a, b) in enumerate(items)]
+    result = segments(tagged)
+    for left, right in zip(result, result[1:], strict=False):
+        assert left.last < right.first
+        assert not (left.last + 1 == right.first and left.ports == right.ports), "touching equal runs not joined"
+    covered: set[int] = set()
+    for seg in result:
+        assert seg.first <= seg.last and seg.ports
+        here = set(range(seg.first, seg.last + 1))
+        covered |= here
+        assert addresses(seg.cidrs()) == here
+        assert seg.cidrs() == list(collapse_addresses(seg.cidrs())), "a run's prefixes are not minimal"
+        for address in here:
+            assert seg.ports == merge_ports((a, b) for net, a, b in items if IPv4Address(address) in net)
+        # tags_for names exactly the inputs that allow some of those ports somewhere in the run
+        for first, last in [*seg.ports, (PORTS.start, PORTS.stop - 1)]:
+            expected = {i for net, a, b, i in tagged if a <= last and first <= b and here & addresses([net])}
+            assert seg.tags_for(first, last) == expected
+    assert covered == addresses(net for net, _, _ in items)
+
+
+@given(st.lists(port_ranges(), max_size=10))
+@example([(1, 1), (2, 2)])
+@example([(3, 9), (1, 20)])
+@example([(5, 6), (8, 9)])
+def test_merge_ports_is_exact_and_minimal(ranges):
+    merged = merge_ports(ranges)
+    assert {p for a, b in merged for p in range(a, b + 1)} == {p for a, b in ranges for p in range(a, b + 1)}
+    for a, b in merged:
+        assert a <= b
+    for (_, last), (first, _) in zip(merged, merged[1:], strict=False):
+        assert last + 1 < first, "output ranges overlap or touch"
+    assert merge_ports(merged) == merged
+    assert merge_ports(reversed(ranges)) == merged
+
+
+@given(st.lists(networks(), max_size=12))
+@example([IPv4Network("10.0.0.0/26"), IPv4Network("10.0.0.64/26")])
+def test_collapse_keeps_the_address_set_and_is_minimal(nets):
+    collapsed = collapse(nets)
+    assert list(collapsed) == list(collapse_addresses(nets))  # the standard library's answer
+    assert addresses(collapsed) == addresses(nets)
+    assert list(collapsed) == sorted(collapsed)
+    for left, right in zip(collapsed, collapsed[1:], strict=False):
+        assert not left.overlaps(right)
+        merged = left.supernet() if left.prefixlen else None
+        assert not (merged and left.prefixlen == right.prefixlen and merged == right.supernet()), \
+            "sibling prefixes not merged"
+
+
+@given(entries, entries)
+@settings(max_examples=100, deadline=None)
+def test_by_ports_depends_only_on_the_union(first, second):
+    """Order, duplicates and how the union is split into entries never change the output."""
+    assert by_ports(first + second) == by_ports(second + first) == by_ports(first + second + first)
+    assert by_ports(split(first + second)) == by_ports(first + second)
+
+
+def split(items):
+    """The same (address, port) pairs as other entries: halve every network and port range."""
+    result = []
+    for net, first, last in items:
+        halves = list(net.subnets()) if net.prefixlen < 32 else [net]
+        middle = (first + last) // 2
+        ranges = [(first, middle), (middle + 1, last)] if first < last else [(first, last)]
+        result += [(half, a, b) for half in halves for a, b in ranges]
+    return result
