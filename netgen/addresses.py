@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from ipaddress import IPv4Network
 
 Ports = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent inclusive ranges
@@ -27,13 +27,13 @@ def merge_ports(ranges: Iterable[tuple[int, int]]) -> Ports:
     return tuple((a, b) for a, b in merged)
 
 
-@lru_cache(maxsize=None)
+@cache
 def network(first: int, prefixlen: int) -> IPv4Network:
     """One shared IPv4Network per prefix: equal networks are then identical, which makes tuples compare fast."""
     return IPv4Network((first, prefixlen))
 
 
-@lru_cache(maxsize=None)
+@cache
 def interval(net: IPv4Network) -> tuple[int, int]:
     """The inclusive integer range of a network."""
     start = int(net.network_address)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 from netgen.diagnostics import Location

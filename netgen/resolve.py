@@ -8,9 +8,11 @@ network's facts (see docs in the README):
 
 - pod-ip: the host dials the pod CIDRs on the target port; pods see the host's address.
 - load-balancer (internal NLB, IP targets): the host dials the NLB subnets on the service port; pods see the
-  NLB's addresses, or the host's when client IP preservation is on.
+  NLB's addresses, or the host's when client IP preservation is on. The NLB sends the second hop, so that
+  hop's source endpoint carries the NLB's VPC and security group with the client's addresses.
 - node-port: the host dials the node subnets on the node port; pods see a node address
-  (externalTrafficPolicy Cluster) or the host's (Local).
+  (externalTrafficPolicy Cluster) or the host's (Local: the node hands the packet to its own pods, so that
+  hop crosses no security group).
 - workload -> host: pods dial the host; the host sees the node addresses when the CNI SNATs traffic to that
   destination (the default outside the cluster's VPC, unless excluded), else the pod CIDRs.
 """
@@ -35,7 +37,7 @@ class Pods:
     selector: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Endpoint:
     kind: str  # host | hostGroup | service | load-balancer | nodes | workload
     name: str
@@ -43,6 +45,13 @@ class Endpoint:
     addresses: tuple[IPv4Network, ...]  # what packets carry (as a source) or are sent to (as a destination)
     security_group: str | None  # the group guarding it, by name
     pods: Pods | None = None  # set when a NetworkPolicy can select it
+
+    def sort_key(self) -> tuple:
+        pods = (self.pods.cluster, self.pods.namespace, self.pods.selector) if self.pods else ()
+        return self.kind, self.name, self.vpc, self.addresses, self.security_group or "", pods
+
+    def __lt__(self, other: Endpoint) -> bool:
+        return self.sort_key() < other.sort_key()
 
     def __hash__(self) -> int:  # endpoints key the flow merge; hashing their addresses each time is costly
         try:
@@ -83,7 +92,7 @@ class GrantRef:
     location: str
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Flow:
     source: Endpoint
     destination: Endpoint
@@ -91,6 +100,12 @@ class Flow:
     path: NetworkPath
     note: str
     grants: tuple[GrantRef, ...]
+
+    def sort_key(self) -> tuple:
+        return self.source.sort_key(), self.destination.sort_key(), self.ports, self.path, self.note, self.grants
+
+    def __lt__(self, other: Flow) -> bool:
+        return self.sort_key() < other.sort_key()
 
     def line(self) -> str:
         src = ",".join(map(str, self.source.addresses))
@@ -133,16 +148,20 @@ def _service_flows(client: Endpoint, client_vpc: Vpc, service: Service,
     if exposure.type == "load-balancer":
         group = exposure.security_group.name if exposure.security_group else None
         front = Endpoint("load-balancer", service.ref, cluster.vpc.name, exposure.subnet_cidrs, group)
-        if exposure.preserve_client_ip:
+        if exposure.preserve_client_ip:  # the NLB sends this hop, with the client's addresses
+            relayed = replace(client, vpc=cluster.vpc.name, security_group=group)
             return [(client, front, port.port, to_cluster, "nlb"),
-                    (client, pods, port.target_port, local, "nlb target, client IP preserved")]
+                    (relayed, pods, port.target_port, local, "nlb target, client IP preserved")]
         return [(client, front, port.port, to_cluster, "nlb"),
                 (front, pods, port.target_port, local, "nlb target, source is the nlb")]
     nodes = Endpoint("nodes", cluster.name, cluster.vpc.name, cluster.node_cidrs, cluster.security_group.name)
     assert port.node_port is not None  # validation guarantees it
     if exposure.external_traffic_policy == "Local":
+        # The node hands the packet, client address kept, to its own pods: no security group on the way.
+        relayed = replace(client, vpc=cluster.vpc.name, security_group=None)
         return [(client, nodes, port.node_port, to_cluster, "node-port"),
-                (client, pods, port.target_port, local, "node-port target, externalTrafficPolicy Local")]
+                (relayed, replace(pods, security_group=None), port.target_port, local,
+                 "node-port target, externalTrafficPolicy Local: node to its own pods")]
     return [(client, nodes, port.node_port, to_cluster, "node-port"),
             (nodes, pods, port.target_port, local, "node-port target, externalTrafficPolicy Cluster")]
 
@@ -208,4 +227,4 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
             reporter.add(grant.loc, code, message)
     flows = [Flow(src, dst, ports, path, note, tuple(sorted(set(refs))))
              for (src, dst, ports, path, note), refs in merged.items()]
-    return sorted(flows)
+    return sorted(flows, key=Flow.sort_key)

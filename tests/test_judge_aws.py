@@ -385,12 +385,6 @@ def test_hosts_carry_their_inventory_groups(example_lab: Lab) -> None:
         assert groups_at(lab.view, str(host.address), vpc_id) == (lab.seeded.groups[host.security_group.name],)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "netgen bug: for a hop forwarded inside the cluster VPC with the client's address preserved (NodePort "
-    "externalTrafficPolicy Local, NLB with client IP preservation) netgen adds an egress rule on the client's "
-    "group (legacy-batch-*: tcp/9200 to the pod CIDR) although the client never sends that hop. With the route "
-    "to the pod CIDR that other grants need, batch hosts can dial search-api pods directly, bypassing the "
-    "NodePort."))
 def test_preserved_client_hop_opens_no_direct_path(example_lab: Lab) -> None:
     lab = example_lab
     estate = example().estate
