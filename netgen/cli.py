@@ -49,17 +49,21 @@ def _report(reporter: Reporter, fmt: Format) -> None:
         typer.echo(render(diagnostics, fmt.value), err=fmt is Format.text)
 
 
-def _resolve(specs: Path, as_of: str | None, fmt: Format):
+def _resolve(specs: Path, as_of: str | None, fmt: Format, reporter: Reporter | None = None):
+    """Resolve the specs. On errors print every diagnostic and exit 1; warnings are printed here unless the
+    caller passed its own reporter (it then prints them with its own, once, at the end)."""
     from netgen.pipeline import resolve_specs
 
-    reporter = Reporter()
+    own = reporter is None
+    reporter = reporter or Reporter()
     day, folder = _as_of(as_of), _specs_dir(specs)
     try:
         resolved = resolve_specs(folder, day, reporter)
     except SpecError:
         _report(reporter, fmt)
         raise typer.Exit(1) from None
-    _report(reporter, fmt)
+    if own:
+        _report(reporter, fmt)
     return resolved
 
 
@@ -102,13 +106,14 @@ def build(
     from netgen.render import check_tree, write_tree
     from netgen.targets import compile_outputs
 
-    resolved = _resolve(specs, as_of, fmt)
     reporter = Reporter()
+    resolved = _resolve(specs, as_of, fmt, reporter)
     try:
         files = compile_outputs(resolved, reporter)
     except SpecError:
         _report(reporter, fmt)
         raise typer.Exit(1) from None
+    _report(reporter, fmt)  # warnings
     if check:
         stale = check_tree(out, files)
         for line in stale:
@@ -119,7 +124,7 @@ def build(
         typer.echo(f"{out} is up to date ({len(files)} files)", err=True)
         return
     changed = write_tree(out, files)
-    typer.echo(f"wrote {out}: {len(files)} files, {changed} changed", err=True)
+    typer.echo(f"wrote {out}: {len(files)} files, {changed} written or deleted", err=True)
 
 
 # --- reviewer and engineer tools (netgen/review/) ---------------------------------------------------------------

@@ -61,6 +61,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG202": (Severity.ERROR, "route table would exceed its route quota"),
     "NG203": (Severity.ERROR, "VPC would exceed its peering quota"),
     "NG204": (Severity.ERROR, "a VPC would route overlapping prefixes to two different peerings"),
+    "NG205": (Severity.ERROR, "a stack would exceed CloudFormation's 500 resources"),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv4Network
 
 from netgen.diagnostics import Location
@@ -78,9 +78,14 @@ class Cluster:
 
     def snat_applies_to(self, destination: IPv4Network) -> bool:
         """True when the CNI rewrites pod traffic to this destination to the node's primary address."""
-        if not self.snat_enabled or self.vpc.contains(destination):
-            return False
-        return not any(destination.subnet_of(c) for c in self.snat_excluded)
+        return _snat_applies(self, destination)
+
+
+@lru_cache(maxsize=65536)
+def _snat_applies(cluster: Cluster, destination: IPv4Network) -> bool:
+    if not cluster.snat_enabled or cluster.vpc.contains(destination):
+        return False
+    return not any(destination.subnet_of(c) for c in cluster.snat_excluded)
 
 
 @dataclass(frozen=True, eq=False)

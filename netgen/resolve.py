@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from ipaddress import IPv4Network
 
 from netgen.addresses import collapse
 from netgen.diagnostics import Reporter
-from netgen.model import Estate, Grant, PortRange, Service, ServicePort, Vpc, Workload
+from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
 
 
 @dataclass(frozen=True, order=True)
@@ -120,15 +121,19 @@ def _path(a: Vpc, b: Vpc) -> NetworkPath:
     return NetworkPath(a.name, b.name, a.region != b.region, a.account.account_id != b.account.account_id)
 
 
-def _legacy_endpoints(grant: Grant) -> list[Endpoint]:
-    """The grant's legacy side, one endpoint per (VPC, security group): hosts that share a path and a guard."""
-    kind, name = grant.legacy_ref.split(" ", 1)
+@lru_cache(maxsize=4096)
+def _legacy_endpoints(legacy_ref: str, hosts: tuple[Host, ...]) -> list[Endpoint]:
+    """A grant's legacy side, one endpoint per (VPC, security group): hosts that share a path and a guard.
+
+    Cached: thousands of grants name the same few hundred groups (hosts are compared by identity)."""
+    kind, name = legacy_ref.split(" ", 1)
     subsets: dict[tuple[str, str], list[IPv4Network]] = defaultdict(list)
-    for host in grant.hosts:
+    for host in hosts:
         subsets[(host.vpc.name, host.security_group.name)].append(host.network)
     return [Endpoint(kind, name, vpc, collapse(nets), group) for (vpc, group), nets in sorted(subsets.items())]
 
 
+@lru_cache(maxsize=4096)
 def _service_pods(service: Service) -> Endpoint:
     cluster = service.cluster
     return Endpoint("service", service.ref, cluster.vpc.name, cluster.pod_cidrs, cluster.security_group.name,
@@ -183,7 +188,7 @@ def _workload_flows(workload: Workload, hosts: Endpoint, host_vpc: Vpc):
 
 def _hops(grant: Grant, vpcs: dict[str, Vpc]):
     """(source, destination, ports, path, note) for every hop a grant needs."""
-    for hosts in _legacy_endpoints(grant):
+    for hosts in _legacy_endpoints(grant.legacy_ref, grant.hosts):
         vpc = vpcs[hosts.vpc]
         if grant.service is not None:
             for port in grant.service_ports:
@@ -201,22 +206,32 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     vpcs = {v.name: v for v in estate.vpcs}
     limit = estate.settings.broadest_prefix
     merged: dict[tuple, list[GrantRef]] = defaultdict(list)
+    hops: dict[tuple, list] = {}  # grants that name the same hosts and target share their hops
+    broadest: dict[Endpoint, IPv4Network | None] = {}
+    clashes: dict[tuple[str, str], list[str]] = {}
     for grant in estate.grants:
         ref = GrantRef(grant.name, grant.owner, f"{grant.loc.file}:{grant.loc.line}")
         problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
-        for src, dst, ports, path, note in _hops(grant, vpcs):
+        key = (grant.legacy_ref, grant.service, grant.service_ports, grant.workload, grant.host_ports)
+        if key not in hops:
+            hops[key] = list(_hops(grant, vpcs))
+        for src, dst, ports, path, note in hops[key]:
             if ports.protocol == "SCTP":
                 problems.setdefault(f"grant '{grant.name}': SCTP cannot be limited to ports in a security group; "
                                     "netgen will not open every SCTP port", "NG121")
                 continue
             for end in (src, dst):
-                for net in end.addresses:
-                    if net.prefixlen < limit or net.prefixlen == 0:
-                        problems.setdefault(f"grant '{grant.name}' reaches {end} through {net}, broader "
-                                            f"than /{limit} (Settings.broadestPrefix)", "NG110")
+                if end not in broadest:
+                    broadest[end] = min(end.addresses, key=lambda n: n.prefixlen, default=None)
+                net = broadest[end]
+                if net is not None and (net.prefixlen < limit or net.prefixlen == 0):
+                    problems.setdefault(f"grant '{grant.name}' reaches {end} through {net}, broader "
+                                        f"than /{limit} (Settings.broadestPrefix)", "NG110")
             if path.peered:
                 a, b = vpcs[path.source_vpc], vpcs[path.destination_vpc]
-                clash = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
+                if (a.name, b.name) not in clashes:
+                    clashes[(a.name, b.name)] = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
+                clash = clashes[(a.name, b.name)]
                 if clash:
                     problems.setdefault(f"grant '{grant.name}' needs a peering between VPC '{a.name}' and "
                                         f"'{b.name}', whose CIDRs overlap ({', '.join(clash)}); peering would "

@@ -225,6 +225,10 @@ class _Builder:
             self.tables["LegacyHost"][name] = Host(name, vpc, address, group, labels, doc.at())
 
     def host_groups(self) -> None:
+        by_label: dict[tuple[str, str], set[str]] = defaultdict(set)  # selectors are intersections of these
+        for host in self.tables["LegacyHost"].values():
+            for label in host.labels:
+                by_label[label].add(host.name)
         for doc, name in self.named("HostGroup"):
             s = doc.data["spec"]
             members: dict[str, Host] = {}
@@ -237,9 +241,9 @@ class _Builder:
                     members[host.name] = host
             wanted = s.get("selector", {}).get("matchLabels", {})
             if wanted:
-                for host in self.tables["LegacyHost"].values():
-                    if all((k, v) in host.labels for k, v in wanted.items()):
-                        members[host.name] = host
+                matched = set.intersection(*(by_label.get(label, set()) for label in wanted.items()))
+                for host_name in matched:
+                    members[host_name] = self.tables["LegacyHost"][host_name]
             # A host that failed validation might have matched the selector: stay quiet rather than cascade.
             if not members and not broken and not (wanted and self.broken["LegacyHost"]):
                 self.r.add(doc.at(("spec",)), "NG115", f"host group '{name}' matches no host")
@@ -430,7 +434,7 @@ class _Builder:
                 continue
             grant = Grant(name, s["owner"], s["reason"], expires, tuple(hosts), service, service_ports,
                           workload, host_ports, doc.at(), legacy_ref)
-            key = (tuple(h.name for h in grant.hosts), service and service.ref, service_ports,
+            key = (grant.legacy_ref, service and service.ref, service_ports,
                    workload and workload.ref, host_ports)
             if key in seen_access:
                 self.r.add(doc.at(("metadata", "name")), "NG112",

@@ -132,9 +132,9 @@ def mtimes(folder: Path) -> dict[str, int]:
 
 
 def templates(out: Path) -> dict[str, dict]:
-    """{aws/<account>/<region>.json: parsed template}."""
+    """{aws/<account>/<region>/<part>.json: parsed template}, part being 'network' or 'sg-<group name>'."""
     return {p.relative_to(out).as_posix(): json.loads(p.read_text("utf-8"))
-            for p in sorted((out / "aws").glob("*/*.json"))}
+            for p in sorted((out / "aws").glob("*/*/*.json"))}
 
 
 def resources(out: Path) -> dict[tuple[str, str], dict]:
@@ -214,3 +214,13 @@ def cells(rects: Iterable[Rect], *others: Iterable[Rect]) -> set[tuple[int, int]
 def same_union(left: Iterable[Rect], right: Iterable[Rect]) -> bool:
     left, right = list(left), list(right)
     return cells(left, right) == cells(right, left)
+
+
+def network_template(vpc) -> str:
+    """Where the peerings and routes of a VPC (netgen.model.Vpc) belong: its account and region's network stack."""
+    return f"aws/{vpc.account.name}/{vpc.region}/network.json"
+
+
+def group_template(group) -> str:
+    """Where the rules of a security group (netgen.model.SecurityGroup) belong: the group's own stack."""
+    return f"aws/{group.vpc.account.name}/{group.vpc.region}/sg-{group.name}.json"

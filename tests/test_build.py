@@ -21,7 +21,9 @@ from buildhelpers import (
     copy_specs,
     covered_by,
     document_line,
+    group_template,
     mtimes,
+    network_template,
     policies,
     rect,
     replace_once,
@@ -87,28 +89,75 @@ def _peering_vpcs(out: Path) -> dict[tuple[str, str], frozenset[str]]:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_example_build_writes_templates_for_every_stack(example):
-    assert sorted(templates(example)) == ["aws/acme-legacy/eu-west-1.json", "aws/acme-legacy/us-east-1.json",
-                                          "aws/acme-platform/us-west-2.json"]
+def _expected_templates(resolved: Resolved) -> set[str]:
+    """One network stack per (account, region) with a peered VPC; one stack per security group that gets rules."""
+    groups = {g.name: g for g in resolved.estate.security_groups}
+    vpcs = {v.name: v for v in resolved.estate.vpcs}
+    expected = set()
+    for flow in resolved.flows:
+        if flow.path.peered:
+            expected |= {network_template(vpcs[flow.path.source_vpc]),
+                         network_template(vpcs[flow.path.destination_vpc])}
+        if flow.destination.security_group:
+            expected.add(group_template(groups[flow.destination.security_group]))
+        source = groups.get(flow.source.security_group or "")
+        if source and source.restricts_egress:
+            expected.add(group_template(source))
+    return expected
+
+
+def test_example_build_writes_templates_for_every_stack(example, resolved):
+    assert sorted(templates(example)) == sorted(_expected_templates(resolved))
+    assert sorted(templates(example)) == [
+        "aws/acme-legacy/eu-west-1/network.json",
+        "aws/acme-legacy/eu-west-1/sg-legacy-batch-euw1.json",
+        "aws/acme-legacy/eu-west-1/sg-legacy-billing-euw1.json",
+        "aws/acme-legacy/eu-west-1/sg-legacy-db-euw1.json",
+        "aws/acme-legacy/eu-west-1/sg-legacy-erp-euw1.json",
+        "aws/acme-legacy/us-east-1/network.json",
+        "aws/acme-legacy/us-east-1/sg-legacy-batch-use1.json",
+        "aws/acme-legacy/us-east-1/sg-legacy-billing-use1.json",
+        "aws/acme-legacy/us-east-1/sg-legacy-db-use1.json",
+        "aws/acme-legacy/us-east-1/sg-payments-api-nlb.json",
+        "aws/acme-legacy/us-east-1/sg-prod-use1-nodes.json",
+        "aws/acme-platform/us-west-2/network.json",
+        "aws/acme-platform/us-west-2/sg-prod-usw2-nodes.json",
+    ]
+
+
+def test_network_stacks_hold_only_network_resources_and_group_stacks_only_their_rules(example, resolved):
+    groups = {g.group_id: g for g in resolved.estate.security_groups}
+    for path, template in templates(example).items():
+        kinds = {r["Type"] for r in template["Resources"].values()}
+        if path.endswith("/network.json"):
+            assert kinds <= {"AWS::EC2::VPCPeeringConnection", "AWS::EC2::Route"}, (path, kinds)
+        else:
+            assert kinds and kinds <= set(SG_TYPES), (path, kinds)
+            assert "Parameters" not in template and "Outputs" not in template, path
+            assert {group_template(groups[r["Properties"]["GroupId"]]) for r in template["Resources"].values()} \
+                == {path}
 
 
 def test_every_template_passes_cfn_lint_for_its_region(example):
     # No matches at all: errors, warnings and informational findings are all treated as failures.
     for path, template in templates(example).items():
-        region = Path(path).stem
+        region = Path(path).parent.name
         matches = lint(json.dumps(template), config=ManualArgs(regions=[region]))
         assert not matches, f"{path}: " + "; ".join(f"{m.rule.id} {m.message}" for m in matches)
 
 
 def test_cfn_lint_harness_reports_a_broken_template(example):
-    """Guard for the test above: the same call does flag a broken template."""
-    template = templates(example)["aws/acme-legacy/eu-west-1.json"]
-    rule = next(r for r in template["Resources"].values() if r["Type"] in SG_TYPES)
+    """Guard for the test above: the same call does flag a broken template (of either kind)."""
+    group = templates(example)["aws/acme-legacy/eu-west-1/sg-legacy-db-euw1.json"]
+    rule = next(r for r in group["Resources"].values() if r["Type"] in SG_TYPES)
     rule["Properties"]["CidrIp"] = "10.0.0.0/33"
-    route = next(r for r in template["Resources"].values() if r["Type"] == "AWS::EC2::Route")
+    network = templates(example)["aws/acme-legacy/eu-west-1/network.json"]
+    route = next(r for r in network["Resources"].values() if r["Type"] == "AWS::EC2::Route")
     route["Properties"]["VpcPeeringConnectionId"] = {"Ref": "NoSuchPeering"}
-    ids = {m.rule.id for m in lint(json.dumps(template), config=ManualArgs(regions=["eu-west-1"]))}
-    assert {"E3002", "E1020"} <= ids
+    ids = {m.rule.id for m in lint(json.dumps(group), config=ManualArgs(regions=["eu-west-1"]))}
+    assert "E3002" in ids
+    ids = {m.rule.id for m in lint(json.dumps(network), config=ManualArgs(regions=["eu-west-1"]))}
+    assert "E1020" in ids
 
 
 def test_every_security_group_rule_passes_netgen_checks(example):
@@ -193,7 +242,8 @@ def test_security_group_rules_allow_exactly_the_flows(example, resolved):
         if r["Type"] in SG_TYPES:
             props = r["Properties"]
             group = next(g for g in groups.values() if g.group_id == props["GroupId"])
-            assert path == f"aws/{group.vpc.account.name}/{group.vpc.region}.json", "rule in the wrong stack"
+            assert path == f"aws/{group.vpc.account.name}/{group.vpc.region}/sg-{group.name}.json", \
+                "rule in the wrong stack"
             actual[(props["GroupId"], r["Type"], props["IpProtocol"])].append(
                 rect(IPv4Network(props["CidrIp"]), props["FromPort"], props["ToPort"]))
     assert set(actual) == set(expected)
@@ -222,7 +272,7 @@ def test_peerings_sit_in_the_requester_stack_with_the_right_peer_properties(exam
             count += 1
             props = r["Properties"]
             req, acc = vpcs[props["VpcId"]], vpcs[props["PeerVpcId"]]
-            assert path == f"aws/{req.account.name}/{req.region}.json"
+            assert path == f"aws/{req.account.name}/{req.region}/network.json"
             assert (req.account.account_id, req.region, req.name) < (acc.account.account_id, acc.region, acc.name)
             assert props.get("PeerRegion") == (acc.region if acc.region != req.region else None)
             cross_account = acc.account.account_id != req.account.account_id
@@ -237,9 +287,17 @@ def test_deploy_plan_orders_stacks_so_parameters_come_from_earlier_outputs(examp
     tpls = templates(example)
     assert sorted(s["template"] for s in plan["stacks"]) == sorted(tpls)
     done: dict[str, str] = {}
+    order = [(s["account"], s["region"], Path(s["template"]).stem != "network", Path(s["template"]).stem)
+             for s in plan["stacks"]]
+    assert order == sorted(order), "stacks not sorted by (account id, region, part), network first"
     for stack in plan["stacks"]:
         template = tpls[stack["template"]]
-        assert stack["stack"] == f"netgen-{stack['accountName']}-{stack['region']}"
+        part = Path(stack["template"]).stem
+        assert part == "network" or part.startswith("sg-"), part
+        assert stack["template"] == f"aws/{stack['accountName']}/{stack['region']}/{part}.json"
+        assert stack["stack"] == f"netgen-{stack['accountName']}-{stack['region']}-{part}"
+        if part != "network":  # a group's stack takes nothing from other stacks and requests no peering
+            assert stack["parameters"] == {} and stack["dependsOn"] == [] and stack["peerings"] == [], stack
         assert set(stack["parameters"]) == set(template.get("Parameters", {}))
         for source in stack["parameters"].values():
             assert source["stack"] in done, f"{stack['stack']} needs {source['stack']} first"
@@ -469,10 +527,25 @@ def test_adding_a_grant_leaves_unrelated_resources_and_policies_alone(tmp_path):
     assert {after_resources[k]["Type"] for k in added} == {*SG_TYPES, "AWS::EC2::Route"}
     assert all(touched(after_resources[k]) for k in added)
 
+    # Files: a group's stack changes when the group gets rules for the new flows (new rules, or the grant named
+    # in the description of an existing one); a network stack only when a touched route table did not already
+    # route all the new addresses. Nothing else: no other group's stack, no other network stack, no plan change.
+    table_vpc = {table: vpc for vpc in new.estate.vpcs for table in vpc.route_tables}
+    routed_before: dict[str, list[IPv4Network]] = defaultdict(list)
+    for r in before_resources.values():
+        if r["Type"] == "AWS::EC2::Route":
+            routed_before[r["Properties"]["RouteTableId"]].append(IPv4Network(r["Properties"]["DestinationCidrBlock"]))
+    by_id = {g.group_id: g for g in new.estate.security_groups}
+    expected_aws = {group_template(by_id[group_id]) for group_id, _, _ in touched_rules}
+    expected_aws |= {network_template(table_vpc[table]) for table, nets in touched_routes.items()
+                     if not covered_by(nets, routed_before[table])}
+    assert any(p.endswith("/network.json") for p in expected_aws)  # the case exercises both kinds of stack
     changed_files = {n for n in after_files if before_files.get(n) != after_files[n]}
-    assert changed_files == {"flows.txt", "aws/acme-legacy/eu-west-1.json", "aws/acme-legacy/us-east-1.json",
-                             "aws/acme-platform/us-west-2.json",
+    assert changed_files == {"flows.txt", *expected_aws,
                              "kubernetes/prod-usw2/reporting/netgen-ingress-metrics-gateway.yaml"}
+    # ... which are exactly the templates holding the added or changed resources
+    assert {p for p, _ in added} | {p for p, lid in before_resources if after_resources.get((p, lid))
+                                    != before_resources[(p, lid)]} == expected_aws
     assert set(after_files) == set(before_files)
 
 
@@ -503,7 +576,14 @@ def test_removing_grants_deletes_their_output_and_keeps_foreign_files(tmp_path):
     # 2. remove the whole file: the ledger-api policy goes too; the folder stays for the foreign file in it.
     ledger.unlink()
     build_ok(out, cwd=tmp_path)
-    gone = {policy, "kubernetes/prod-use1/ledger/netgen-ingress-ledger-api.yaml"}
+    # ... and so does the stack of a group left without rules (legacy-erp-euw1 only served ledger-exporter-to-erp)
+    remaining = _expected_templates(resolve_specs(specs, AS_OF_DATE, Reporter()))
+    emptied = {name for name in owned_before if name.endswith(".json") and name.startswith("aws/")
+               and name != "aws/deploy-plan.json" and name not in remaining}
+    assert emptied == {"aws/acme-legacy/eu-west-1/sg-legacy-erp-euw1.json"}
+    gone = {policy, "kubernetes/prod-use1/ledger/netgen-ingress-ledger-api.yaml", *emptied}
+    plan = json.loads((out / "aws/deploy-plan.json").read_text())
+    assert {s["template"] for s in plan["stacks"]} == remaining
     assert _owned(out) == owned_before - gone
     assert not any((out / name).exists() for name in gone)
     assert set(tree(out)) == _owned(out) | {OWNED} | set(FOREIGN)
@@ -579,11 +659,17 @@ def test_a_failing_build_creates_no_output_folder(tmp_path):
 def test_unchanged_files_are_not_rewritten(tmp_path):
     out = tmp_path / "out"
     first = build_ok(out)
-    assert "18 changed" in first.stderr
+    assert f"{len(tree(out))} written or deleted" in first.stderr  # every file, .netgen-owned included
+    assert len(tree(out)) == 28
     before = snapshot(out)
     second = build_ok(out)
-    assert "0 changed" in second.stderr
+    assert "0 written or deleted" in second.stderr
     assert snapshot(out) == before
+
+
+def _group_of_host(specs: Path, host: str):
+    estate = resolve_specs(specs, AS_OF_DATE, Reporter()).estate
+    return next(h.security_group for h in estate.hosts if h.name == host)
 
 
 def test_only_changed_files_are_rewritten(tmp_path):
@@ -598,7 +684,9 @@ def test_only_changed_files_are_rewritten(tmp_path):
     after = mtimes(out)
     rewritten = {name for name in before if name in after and after[name] != before[name]
                  and (out / name).is_file()}
-    assert rewritten == {"flows.txt", "aws/acme-legacy/eu-west-1.json"}
+    erp = _group_of_host(specs, "erp-euw1-01")
+    assert rewritten == {"flows.txt", group_template(erp)} == {"flows.txt",
+                                                                "aws/acme-legacy/eu-west-1/sg-legacy-erp-euw1.json"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -634,7 +722,8 @@ def test_check_after_a_spec_edit_lists_exactly_the_files_a_build_would_change(tm
     build_ok(tmp_path / "fresh", cwd=tmp_path)
     fresh, stale = tree(tmp_path / "fresh"), tree(out)
     expected = {("differs", n) for n in fresh if n in stale and fresh[n] != stale[n]}
-    assert expected == {("differs", "flows.txt"), ("differs", "aws/acme-legacy/eu-west-1.json")}
+    # the new port only adds rules to the group of the ERP host; the expiry only shows in the flow report
+    assert expected == {("differs", "flows.txt"), ("differs", group_template(_group_of_host(specs, "erp-euw1-01")))}
     assert _stale_listing(run, out) == expected
     assert "is stale" in run.stderr
 
@@ -770,6 +859,103 @@ def test_build_errors_point_at_the_document_and_fail_the_build(tmp_path, example
     assert not (tmp_path / "out").exists()
 
 
+def _many_ports_grant(count: int) -> str:
+    """A grant opening `count` non-adjacent ports on erp-euw1-01 (one rule each for the ledger exporter's one
+    source CIDR, whose group does not restrict egress): only the ERP group's stack grows."""
+    ports = ", ".join(str(10001 + 2 * i) for i in range(count))
+    return f"""\
+apiVersion: netgen.dev/v1alpha1
+kind: Grant
+metadata:
+  name: ledger-exporter-to-erp-many-ports
+spec:
+  owner: team-ledger
+  reason: Many ports, to fill a stack
+  from: {{workload: ledger/ledger-exporter}}
+  to: {{host: erp-euw1-01, ports: [{ports}]}}
+"""
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_stack_over_500_resources_fails_the_build_at_its_security_group(tmp_path, example, extra):
+    """NG205: CloudFormation takes at most 500 resources per stack. The ERP group's stack is filled to exactly
+    500 rules (builds), or 501 (fails at the SecurityGroup document, leaving the output folder alone)."""
+    erp = "aws/acme-legacy/eu-west-1/sg-legacy-erp-euw1.json"
+    existing = len(templates(example)[erp]["Resources"])
+    specs = copy_specs(tmp_path)
+    replace_once(specs / "inventory/security-groups.yaml", "groupId: sg-0b2000000000000b5",
+                 "groupId: sg-0b2000000000000b5\n  ruleQuota: 1000")  # NG201 stays out of the way
+    (specs / "access" / "zz-many-ports.yaml").write_text(_many_ports_grant(500 - existing + extra))
+    out = tmp_path / "out"
+    build_ok(out)  # the example estate, as the folder to keep untouched
+    _add_foreign_files(out)
+    before = snapshot(out)
+    run = build(out, cwd=tmp_path, fmt="json")
+    if not extra:
+        assert run.exit_code == 0, run.output
+        assert len(templates(out)[erp]["Resources"]) == 500
+        others = {p: t for p, t in templates(out).items() if p != erp}
+        assert others == {p: t for p, t in templates(example).items() if p != erp}  # only that stack grew
+        return
+    assert run.exit_code == 1
+    file = specs / "inventory/security-groups.yaml"
+    relative, line = file.relative_to(tmp_path).as_posix(), document_line(file, "SecurityGroup", "legacy-erp-euw1")
+    diagnostics = json.loads(run.stdout)
+    assert [(d["code"], d["file"], d["line"], d["column"], d["severity"]) for d in diagnostics] == [
+        ("NG205", relative, line, 1, "error")]
+    assert "netgen-acme-legacy-eu-west-1-sg-legacy-erp-euw1" in diagnostics[0]["message"]
+    assert "500" in diagnostics[0]["message"]
+    assert snapshot(out) == before
+    assert not list(tmp_path.rglob(".*.*")), "temporary files left behind"
+    text = build(out, cwd=tmp_path)
+    assert text.exit_code == 1
+    assert f"{relative}:{line}:1: error[NG205]: " in text.stderr
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_network_stack_over_500_resources_fails_the_build_at_its_vpc(tmp_path, example, extra):
+    """NG205 for a network stack: legacy-euw1 (alone in acme-legacy/eu-west-1) gets route tables until the stack
+    holds the most resources under 501 (builds), then one table more (fails at the Vpc document)."""
+    network = "aws/acme-legacy/eu-west-1/network.json"
+    kinds = [r["Type"] for r in templates(example)[network]["Resources"].values()]
+    per_table, fixed = kinds.count("AWS::EC2::Route"), len(kinds) - kinds.count("AWS::EC2::Route")
+    tables = (500 - fixed) // per_table + extra  # one table's routes more than that would pass 500
+    assert (fixed + tables * per_table <= 500) == (not extra)
+    specs = copy_specs(tmp_path)
+    ids = ", ".join(f"rtb-{0x0b22c33d44e55f661 + i:017x}" for i in range(tables))
+    replace_once(specs / "inventory/vpcs.yaml", "  routeTables: [rtb-0b22c33d44e55f661]", f"  routeTables: [{ids}]")
+    out = tmp_path / "out"
+    build_ok(out)
+    before = snapshot(out)
+    run = build(out, cwd=tmp_path, fmt="json")
+    if not extra:
+        assert run.exit_code == 0, run.output
+        assert len(templates(out)[network]["Resources"]) == fixed + tables * per_table
+        return
+    assert run.exit_code == 1
+    file = specs / "inventory/vpcs.yaml"
+    relative, line = file.relative_to(tmp_path).as_posix(), document_line(file, "Vpc", "legacy-euw1")
+    diagnostics = json.loads(run.stdout)
+    assert [(d["code"], d["file"], d["line"], d["column"], d["severity"]) for d in diagnostics] == [
+        ("NG205", relative, line, 1, "error")]
+    assert "netgen-acme-legacy-eu-west-1-network" in diagnostics[0]["message"]
+    assert snapshot(out) == before
+
+
+def test_ng205_on_a_shared_network_stack_points_at_the_vpc_that_overflows_it(tmp_path):
+    """acme-legacy/us-east-1 holds legacy-use1 and k8s-use1; only legacy-use1 gets 200 route tables."""
+    specs = copy_specs(tmp_path)
+    ids = ", ".join(f"rtb-{0x0a11b22c33d44e551 + i:017x}" for i in range(200))
+    replace_once(specs / "inventory/vpcs.yaml", "  routeTables: [rtb-0a11b22c33d44e551, rtb-0a11b22c33d44e552]",
+                 f"  routeTables: [{ids}]")
+    run = build(tmp_path / "out", cwd=tmp_path, fmt="json")
+    assert run.exit_code == 1
+    file = specs / "inventory/vpcs.yaml"
+    diagnostics = json.loads(run.stdout)
+    assert [(d["code"], d["line"]) for d in diagnostics] == [("NG205", document_line(file, "Vpc", "legacy-use1"))]
+
+
 def test_quota_counts_match_the_generated_output(example):
     """The fixtures above rely on these counts: the example really exceeds quota 1 in each case."""
     assert _count(example, SG_TYPES[0], "GroupId", "sg-0c3000000000000c1") > 1
@@ -889,17 +1075,24 @@ spec:
 """
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="BUG (netgen/targets/aws.py Peering.logical_id): 'Peering' + camel(requester) + "
-                          "camel(accepter) is not injective; k8s-use1<->legacy-use1 and k8s-use1<->legacy-use-1 "
-                          "both become PeeringK8sUse1LegacyUse1 and troposphere raises 'duplicate key'")
 def test_vpc_names_differing_only_in_dashes_get_distinct_peering_ids(tmp_path):
+    # k8s-use1<->legacy-use1 and k8s-use1<->legacy-use-1 share the readable part of their logical ids
+    # (PeeringK8sUse1LegacyUse1); the hash of the two VPC ids tells them apart.
     specs = copy_specs(tmp_path)
     (specs / "inventory" / "lookalike.yaml").write_text(LOOKALIKE_VPC)
     out = tmp_path / "out"
     build_ok(out, cwd=tmp_path)
     peerings = [lid for (_, lid), r in resources(out).items() if r["Type"] == "AWS::EC2::VPCPeeringConnection"]
     assert len(peerings) == len(set(peerings)) == 5
+    assert len([p for p in peerings if p.startswith("PeeringK8sUse1LegacyUse1")]) == 2  # the case collides
+    # and the lookalike's routes use its own peering
+    found = resources(out)
+    ends = {lid: r["Properties"]["PeerVpcId"] for (_, lid), r in found.items()
+            if r["Type"] == "AWS::EC2::VPCPeeringConnection"}
+    lookalike = [r for r in found.values() if r["Type"] == "AWS::EC2::Route"
+                 and r["Properties"]["RouteTableId"] == "rtb-0f66a77b88c99d001"]
+    assert lookalike
+    assert {ends[r["Properties"]["VpcPeeringConnectionId"]["Ref"]] for r in lookalike} == {"vpc-0f6f60718293a4b5c"}
 
 
 def test_quotas_one_below_the_needed_count_fail(tmp_path, example):

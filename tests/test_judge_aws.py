@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -370,11 +371,34 @@ def test_every_flow_is_reachable_and_nothing_else(example_lab: Lab) -> None:
     # All peerings active; the moto workarounds did what deploy() says.
     assert {p["Status"]["Code"] for p in lab.view.peerings.values()} == {"active"}
     assert len(lab.view.peerings) == 4
-    assert sorted(lab.deployment.peerings_created_outside_cloudformation) == [
+    # Peering logical ids: readable part + a 10-hex hash of the two (moto) VPC ids.
+    outside = lab.deployment.peerings_created_outside_cloudformation
+    assert all(re.fullmatch(r"Peering[A-Za-z0-9]+[0-9a-f]{10}", p) for p in outside), outside
+    assert sorted(p[:-10] for p in outside) == [
         "PeeringLegacyEuw1K8sUse1", "PeeringLegacyEuw1K8sUsw2", "PeeringLegacyUse1K8sUsw2"]
-    egress = sum(len(resources(json.loads(p.read_text()), "AWS::EC2::SecurityGroupEgress"))
-                 for p in (lab.out / "aws").rglob("*-*-*.json"))
+    templates = {p.relative_to(lab.out).as_posix(): json.loads(p.read_text())
+                 for p in (lab.out / "aws").glob("*/*/*.json")}
+    egress = sum(len(resources(t, "AWS::EC2::SecurityGroupEgress")) for t in templates.values())
     assert lab.deployment.egress_rules_applied_outside_cloudformation == egress > 0
+    # Every stack of the plan was deployed, in its order, one per template; the workarounds touched network
+    # stacks (peerings) and group stacks (egress rules) only, each moving resources of its own template.
+    plan = json.loads((lab.out / "aws/deploy-plan.json").read_text())
+    assert lab.deployment.stacks == [s["stack"] for s in plan["stacks"]]
+    assert sorted(s["template"] for s in plan["stacks"]) == sorted(templates) and len(templates) > 3
+    by_stack = {s["stack"]: templates[s["template"]] for s in plan["stacks"]}
+    moved = {"AWS::EC2::VPCPeeringConnection": "-network", "AWS::EC2::SecurityGroupEgress": "-sg-"}
+    assert {kind: {s for s, ids in lab.deployment.workarounds.items()
+                   if any(by_stack[s]["Resources"][i]["Type"] == kind for i in ids)} for kind in moved} == {
+        "AWS::EC2::VPCPeeringConnection": {"netgen-acme-legacy-eu-west-1-network",
+                                           "netgen-acme-legacy-us-east-1-network"},
+        "AWS::EC2::SecurityGroupEgress": {"netgen-acme-legacy-eu-west-1-sg-legacy-batch-euw1",
+                                          "netgen-acme-legacy-us-east-1-sg-legacy-batch-use1",
+                                          "netgen-acme-platform-us-west-2-sg-prod-usw2-nodes"}}
+    for stack, ids in lab.deployment.workarounds.items():
+        kinds = {by_stack[stack]["Resources"][i]["Type"] for i in ids}
+        assert len(kinds) == 1 and moved[kinds.pop()] in stack, (stack, ids)
+    assert sorted(i for ids in lab.deployment.workarounds.values() for i in ids
+                  if i.startswith("Peering")) == sorted(outside)
 
 
 def test_hosts_carry_their_inventory_groups(example_lab: Lab) -> None:
@@ -411,7 +435,7 @@ def test_mutation_wider_cidr_is_caught(cloud: MotoCloud, tmp_path: Path) -> None
     hits: list[str] = []
 
     def widen(seeded: Seeded, stack: str, template: dict) -> None:
-        if stack != "netgen-acme-legacy-us-east-1":
+        if stack != "netgen-acme-legacy-us-east-1-sg-prod-use1-nodes":
             return
         found = resources(template, "AWS::EC2::SecurityGroupIngress", GroupId=seeded.groups["prod-use1-nodes"],
                           FromPort=30920, CidrIp="10.11.30.31/32")
@@ -429,16 +453,19 @@ def test_mutation_wider_cidr_is_caught(cloud: MotoCloud, tmp_path: Path) -> None
 
 def test_mutation_wrong_port_is_caught(cloud: MotoCloud, tmp_path: Path) -> None:
     """Open 5433 instead of 5432 on legacy-db-euw1 for the prod-use1 nodes."""
+    hits: list[str] = []
 
     def shift(seeded: Seeded, stack: str, template: dict) -> None:
-        if stack != "netgen-acme-legacy-eu-west-1":
+        if stack != "netgen-acme-legacy-eu-west-1-sg-legacy-db-euw1":
             return
         found = resources(template, "AWS::EC2::SecurityGroupIngress", GroupId=seeded.groups["legacy-db-euw1"],
                           FromPort=5432, CidrIp="10.40.0.0/19")
         assert len(found) == 1
         template["Resources"][found[0]]["Properties"].update(FromPort=5433, ToPort=5433)
+        hits.append(found[0])
 
     lab = build_lab(cloud, tmp_path, mutate_template=shift)
+    assert hits
     failures = judge(lab).failures
     assert any(f.startswith("DENIED [flow] 10.40.0.4 (k8s-use1) -> 10.20.10.11:5432/tcp") and "ingress" in f
                for f in failures), "\n".join(failures)
@@ -450,11 +477,11 @@ def test_mutation_wrong_port_is_caught(cloud: MotoCloud, tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("direction", "stack", "vpc", "at", "cidr", "broken", "intact"), [
     # k8s-usw2 pods -> db-euw1-01: the route there, in the table of the pod subnet only.
-    ("there", "netgen-acme-platform-us-west-2", "k8s-usw2", "10.50.64.4", "10.20.10.11/32",
+    ("there", "netgen-acme-platform-us-west-2-network", "k8s-usw2", "10.50.64.4", "10.20.10.11/32",
      "10.50.64.4 (k8s-usw2) -> 10.20.10.11:5432/tcp", "10.50.64.4 (k8s-usw2) -> 10.20.10.12:5432/tcp"),
     # k8s-use1 nodes -> db-use1-01: the route back, in the table of the database subnet only; the batch subnet's
     # table still routes the same prefix (batch-use1 -> search-api NodePort).
-    ("back", "netgen-acme-legacy-us-east-1", "legacy-use1", "10.10.10.11", "10.40.0.0/19",
+    ("back", "netgen-acme-legacy-us-east-1-network", "legacy-use1", "10.10.10.11", "10.40.0.0/19",
      "10.40.0.4 (k8s-use1) -> 10.10.10.11:5432/tcp", "10.11.30.31 (legacy-use1) -> 10.40.0.4:30920/tcp"),
 ], ids=["there", "back"])
 def test_mutation_removed_route_is_caught(cloud: MotoCloud, tmp_path: Path, direction: str, stack: str, vpc: str,
@@ -484,16 +511,19 @@ def test_mutation_removed_route_is_caught(cloud: MotoCloud, tmp_path: Path, dire
 
 def test_mutation_missing_egress_is_caught(cloud: MotoCloud, tmp_path: Path) -> None:
     """Drop the egress rule prod-usw2-nodes (restrictsEgress) needs for report-builder -> db-euw1-01."""
+    dropped: list[str] = []
 
     def drop(seeded: Seeded, stack: str, template: dict) -> None:
-        if stack != "netgen-acme-platform-us-west-2":
+        if stack != "netgen-acme-platform-us-west-2-sg-prod-usw2-nodes":
             return
         found = resources(template, "AWS::EC2::SecurityGroupEgress", GroupId=seeded.groups["prod-usw2-nodes"],
                           FromPort=5432, CidrIp="10.20.10.11/32")
         assert len(found) == 1
         del template["Resources"][found[0]]
+        dropped.append(found[0])
 
     lab = build_lab(cloud, tmp_path, mutate_template=drop)
+    assert dropped
     failures = judge(lab).failures
     assert any(f.startswith("DENIED [flow] 10.50.64.4 (k8s-usw2) -> 10.20.10.11:5432/tcp") and "egress" in f
                for f in failures), "\n".join(failures)
@@ -502,12 +532,18 @@ def test_mutation_missing_egress_is_caught(cloud: MotoCloud, tmp_path: Path) -> 
 
 def test_mutation_unaccepted_peering_is_caught(cloud: MotoCloud, tmp_path: Path) -> None:
     """A plan that forgets a peering: it stays pending-acceptance and every flow across it breaks."""
+    forgotten: list[str] = []
 
     def forget(plan: dict) -> None:
         for stack in plan["stacks"]:
-            stack["peerings"] = [p for p in stack["peerings"] if p["peering"] != "PeeringLegacyUse1K8sUsw2"]
+            # the logical id ends in a hash of the (moto) VPC ids: match its readable part
+            target = [p for p in stack["peerings"] if re.fullmatch(r"PeeringLegacyUse1K8sUsw2[0-9a-f]{10}",
+                                                                   p["peering"])]
+            forgotten.extend(p["peering"] for p in target)
+            stack["peerings"] = [p for p in stack["peerings"] if p not in target]
 
     lab = build_lab(cloud, tmp_path, mutate_plan=forget)
+    assert len(forgotten) == 1
     failures = judge(lab).failures
     crossing = [f for f in failures if f.startswith("DENIED [flow]") and "pending-acceptance" in f]
     assert any("(k8s-usw2) -> 10.10.20.21:8443" in f for f in crossing), "\n".join(failures)

@@ -3,9 +3,10 @@
 python -m netgen.bench.synth --hosts 20000 --services 4000 --grants 100000 --regions 10 --out DIR
 
 Shape: per region two legacy VPCs and two cluster VPCs (one cluster each); accounts hold a few regions each.
-Legacy hosts sit clustered in /24 subnets by role; host groups are of varied sizes (by role and VPC, by
-role across the estate, and hand-picked teams); a few hot services take most grants (Zipf-like). Services
-sit behind internal NLBs with their own security group, as large estates do to keep groups under quota.
+Legacy hosts sit in one /20 block per role and VPC, allocated in sequence host groups are of varied sizes
+(by role and VPC, by role across the estate, and hand-picked teams); a few hot services take most grants
+(Zipf-like), from a few roles each. Services sit behind internal NLBs with their own security group, as
+large estates do to keep groups under quota.
 The generator is deterministic for a given --seed.
 """
 
@@ -60,27 +61,29 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
             account = accounts[r % n_accounts] if kind == "legacy" else accounts[(r + 1) % n_accounts]
             tables = ", ".join(_hexid(rng, "rtb") for _ in range(2))
             add("inventory/vpcs.yaml", _doc("Vpc", name, f"  account: {account}\n  region: {region}\n"
-                f"  vpcId: {_hexid(rng, 'vpc')}\n  cidrs: [{net}]\n  routeTables: [{tables}]\n  routeScope: vpc-cidrs\n"))
+                f"  vpcId: {_hexid(rng, 'vpc')}\n  cidrs: [{net}]\n  routeTables: [{tables}]\n"
+                f"  routeScope: vpc-cidrs\n"))
             (legacy_vpcs if kind == "legacy" else cluster_vpcs).append((name, net, region))
             index += 1
-    # legacy hosts, clustered by role in /24 subnets
+    # legacy hosts, one address block per role
     host_names: dict[tuple[str, str], list[str]] = {}
     all_hosts: list[tuple[str, str, str]] = []
-    for v, (vpc, net, _) in enumerate(legacy_vpcs):
+    for vpc, _net, _region in legacy_vpcs:
         for role in ROLES:
             add("inventory/security-groups.yaml", _doc("SecurityGroup", f"{vpc}-{role}",
-                f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 1000\n"))
+                f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 480\n"))
     per_vpc = max(1, hosts // len(legacy_vpcs))
     count = 0
     for v, (vpc, net, _) in enumerate(legacy_vpcs):
         base = int(net.network_address)
-        subnet, offset = 0, 10
-        for i in range(per_vpc if v < len(legacy_vpcs) - 1 else hosts - count):
-            role = ROLES[(i * 7 // max(1, per_vpc // len(ROLES) + 1)) % len(ROLES)]
-            if offset > 200 or rng.random() < 0.01:
-                subnet, offset = subnet + 1, 10
-            address = base + subnet * 256 + offset
-            offset += rng.choice((1, 1, 1, 2, 5))
+        n = per_vpc if v < len(legacy_vpcs) - 1 else hosts - count
+        for i in range(n):
+            role_index = min(len(ROLES) - 1, i * len(ROLES) // n)
+            role = ROLES[role_index]  # one subnet block per role, hosts allocated in sequence with rare gaps
+            if i == 0 or role != ROLES[min(len(ROLES) - 1, (i - 1) * len(ROLES) // n)]:
+                offset = role_index * 4096 + 256
+            address = base + offset
+            offset += 1
             host = f"h{count:06d}"
             count += 1
             ip = f"{address >> 24 & 255}.{address >> 16 & 255}.{address >> 8 & 255}.{address & 255}"
@@ -90,7 +93,7 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
             all_hosts.append((host, vpc, role))
     # host groups of varied sizes
     groups = []
-    for (vpc, role), members in sorted(host_names.items()):
+    for vpc, role in sorted(host_names):
         name = f"{role}-{vpc}"
         add("inventory/host-groups.yaml", _doc("HostGroup", name,
             f"  selector:\n    matchLabels: {{role: {role}, vpc: {vpc}}}\n"))
@@ -113,7 +116,7 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
         name = f"cl-{vpc[4:]}"
         prefix = f"{b >> 8}.{b & 255}"
         add("inventory/security-groups.yaml", _doc("SecurityGroup", f"{name}-nodes",
-            f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 1000\n"))
+            f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 480\n"))
         modes = "".join(f"    {ns}: {{ingress: {'default-deny' if i % 3 else 'open'}, egress: "
                         f"{'default-deny' if i % 2 else 'open'}}}\n" for i, ns in enumerate(namespaces))
         add("inventory/clusters.yaml", _doc("Cluster", name, f"  vpc: {vpc}\n  podCidrs: [{prefix}.128.0/17]\n"
@@ -127,7 +130,7 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
         name = f"svc-{s:05d}"
         ports = "".join(f"    - {{name: p{p}, port: {8000 + p}}}\n" for p in range(1 + s % 3))
         add(f"inventory/services-{cluster}.yaml", _doc("SecurityGroup", f"{name}-nlb",
-            f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 1000\n"))
+            f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 480\n"))
         add(f"inventory/services-{cluster}.yaml", _doc("Service", name,
             f"  cluster: {cluster}\n  podSelector: {{app: {name}}}\n  ports:\n{ports}"
             f"  exposure:\n    type: load-balancer\n    subnetCidrs: [{prefix}.{32 + s % 4}.0/24]\n"
@@ -139,11 +142,18 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
                 f"  cluster: {cluster}\n  podSelector: {{app: {wname}}}\n", namespace=ns))
             workload_refs.append(f"{ns}/{wname}")
     # grants: a few hot services take most of the traffic
-    weights = [1.0 / (i + 1) ** 0.8 for i in range(len(service_refs))]
+    weights = [1.0 / (i + 1) ** 0.6 for i in range(len(service_refs))]
     chosen = rng.choices(range(len(service_refs)), weights=weights, k=grants)
+    role_groups = [g for g in groups if not g.startswith("team-")]
+    team_groups = [g for g in groups if g.startswith("team-")]
     for g in range(grants):
         team = f"team-{g % 97:02d}"
-        group = rng.choice(groups) if rng.random() < 0.5 else groups[g % len(groups)]
+        hot = chosen[g] < max(1, len(service_refs) // 100)
+        if hot:  # a hot service is called by a few roles, estate-wide or VPC by VPC
+            roles = {ROLES[(chosen[g] + k) % len(ROLES)] for k in range(3)}
+            group = rng.choice([r for r in role_groups if r.split("-")[1 if r.startswith("all-") else 0] in roles])
+        else:
+            group = rng.choice(role_groups) if rng.random() < 0.05 else rng.choice(team_groups)
         if g % 10 < 7:
             body = (f"  owner: {team}\n  reason: synthetic access {g}\n  from: {{hostGroup: {group}}}\n"
                     f"  to: {{service: {service_refs[chosen[g]]}}}\n")

@@ -196,7 +196,8 @@ class Explainer:
     def _hops(self, grant: Grant) -> tuple[list[Hop], list[str]]:
         hops = []
         needed, problems = self._needed(grant)
-        for wanted in needed:
+        # in the order packets take them: client -> front (load balancer, node port) first, then -> pods
+        for wanted in sorted(needed, key=lambda f: f.destination.kind not in ("load-balancer", "nodes")):
             real = [f for f in self.all_flows if covers(f, wanted)]
             grants = tuple(sorted({g for f in real for g in f.grants}))
             flow = replace(wanted, grants=grants)
@@ -373,6 +374,7 @@ class Explainer:
         return lines
 
     def _stack_file(self, vpc_name: str) -> str:
+        """The network stack (peerings, routes) of a VPC."""
         from netgen.targets.aws import stack_of
 
         return f"generated/{stack_of(self.vpcs[vpc_name]).path}"
@@ -399,8 +401,10 @@ class Explainer:
         else:
             lines.append(f"    network: inside VPC {flow.path.source_vpc}, no peering or route needed")
         for rule in found.rules:
-            group = self.groups[rule.group]
-            lines.append(f"    security-group rule: {rule} in {self._stack_file(group.vpc.name)} "
+            from netgen.targets.aws import rules_stack_of
+
+            group_file = f"generated/{rules_stack_of(self.groups[rule.group]).path}"
+            lines.append(f"    security-group rule: {rule} in {group_file} "
                          f"(netgen: {', '.join(rule.grants)})")
         if flow.destination.security_group is None:
             lines.append(f"    security group: {flow.destination} names none, nothing to open there")

@@ -1,6 +1,10 @@
-"""AWS target: flows -> one CloudFormation template per (account, region), and the deploy plan.
+"""AWS target: flows -> CloudFormation templates and the deploy plan.
 
-Rules the output follows (see the README's "Generated AWS resources"):
+Stacks: per (account, region), one network stack (peerings and routes) and one stack per security group
+(its rules). CloudFormation allows 500 resources per stack; splitting by group keeps large estates within
+that, never moves a rule between stacks when grants change, and limits a rule change to its group's stack.
+
+Rules the output follows (see the README's "The generated/ folder"):
 - One VPC peering per pair of VPCs that exchange traffic. The requester is the VPC whose stack sorts first by
   (account id, region), then by VPC name, so stack dependencies only point forward and never form a cycle.
 - Routes over the peering in every listed route table of both VPCs, to the minimal prefixes covering the
@@ -18,6 +22,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Network
 
 from troposphere import Output, Parameter, Ref, Tags, Template
@@ -31,8 +36,10 @@ from netgen.resolve import Flow
 _DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
 MANAGED_TAG = {"managed-by": "netgen"}
+MAX_RESOURCES = 500  # per CloudFormation stack
 
 
+@lru_cache(maxsize=65536)
 def camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
 
@@ -53,23 +60,33 @@ def description(grants: list[str]) -> str:
     return _DESCRIPTION_OK.sub("_", text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class StackKey:
     account_id: str
     region: str
+    part: str  # "network", or "sg-<group name>"
     account_name: str
 
     @property
     def name(self) -> str:
-        return f"netgen-{self.account_name}-{self.region}"
+        name = f"netgen-{self.account_name}-{self.region}-{self.part}"
+        if len(name) > 128:  # CloudFormation's limit on stack names
+            name = f"{name[:117]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
+        return name
 
     @property
     def path(self) -> str:
-        return f"aws/{self.account_name}/{self.region}.json"
+        return f"aws/{self.account_name}/{self.region}/{self.part}.json"
 
 
 def stack_of(vpc: Vpc) -> StackKey:
-    return StackKey(vpc.account.account_id, vpc.region, vpc.account.name)
+    """The network stack (peerings and routes) of a VPC's account and region."""
+    return StackKey(vpc.account.account_id, vpc.region, "network", vpc.account.name)
+
+
+def rules_stack_of(group: SecurityGroup) -> StackKey:
+    vpc = group.vpc
+    return StackKey(vpc.account.account_id, vpc.region, f"sg-{group.name}", vpc.account.name)
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,8 @@ class Peering:
 
     @property
     def logical_id(self) -> str:
-        return f"Peering{camel(self.requester.name)}{camel(self.accepter.name)}"
+        return logical_id("Peering", f"{self.requester.name}-{self.accepter.name}", self.requester.vpc_id,
+                          self.accepter.vpc_id)
 
     @property
     def parameter(self) -> str:
@@ -197,13 +215,23 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     vpcs = {v.name: v for v in estate.vpcs}
     templates: dict[StackKey, Template] = {}
 
-    def template(key: StackKey) -> Template:
+    def template(key: StackKey, owner) -> Template:
         if key not in templates:
-            t = Template(Description=f"netgen: VPC peering, routes and security-group rules for account "
-                                     f"{key.account_name} ({key.account_id}) in {key.region}. Generated; "
-                                     "do not edit.")
-            templates[key] = t
+            what = "VPC peerings and routes" if key.part == "network" else f"rules of security group {owner.name}"
+            templates[key] = Template(Description=f"netgen: {what} in account {key.account_name} "
+                                                  f"({key.account_id}), {key.region}. Generated; do not edit.")
         return templates[key]
+
+    full: set[StackKey] = set()
+
+    def add(key: StackKey, owner, resource) -> None:
+        t = template(key, owner)
+        if len(t.resources) < MAX_RESOURCES:
+            t.add_resource(resource)
+        elif key not in full:
+            full.add(key)
+            reporter.add(owner.loc, "NG205", f"stack {key.name} would exceed CloudFormation's "
+                                                   f"{MAX_RESOURCES} resources per stack")
 
     parameters: dict[StackKey, dict[str, dict[str, str]]] = defaultdict(dict)
     accepts: dict[StackKey, list[dict]] = defaultdict(list)
@@ -216,8 +244,8 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             props["PeerRoleArn"] = acc.account.accept_role_arn
         if req.region != acc.region:
             props["PeerRegion"] = acc.region
-        t = template(stack_of(req))
-        t.add_resource(VPCPeeringConnection(pair.logical_id, **props))
+        add(stack_of(req), req, VPCPeeringConnection(pair.logical_id, **props))
+        t = templates[stack_of(req)]
         if pair.crosses_stacks:
             t.add_output(Output(pair.parameter, Value=Ref(pair.logical_id),
                                 Description=f"Peering {req.name} <-> {acc.name}, for stack "
@@ -230,7 +258,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
         vpc = vpcs[vpc_name]
         pair = peerings[frozenset((vpc_name, peer_name))]
         key = stack_of(vpc)
-        t = template(key)
+        t = template(key, vpc)
         if pair.crosses_stacks and vpc is pair.accepter:
             if pair.parameter not in t.parameters:
                 t.add_parameter(Parameter(pair.parameter, Type="String", AllowedPattern="^pcx-[0-9a-f]+$",
@@ -242,27 +270,48 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             target = Ref(pair.logical_id)
         for table in vpc.route_tables:
             for net in nets:
-                t.add_resource(Route(logical_id("Route", vpc_name, table, net), RouteTableId=table,
-                                     DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
+                add(key, vpc, Route(logical_id("Route", vpc_name, table, net), RouteTableId=table,
+                                    DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
     for rule in rules:
         kind = SecurityGroupIngress if rule.direction == "ingress" else SecurityGroupEgress
-        t = template(stack_of(rule.group.vpc))
-        t.add_resource(kind(
+        add(rules_stack_of(rule.group), rule.group, kind(
             logical_id("Ingress" if rule.direction == "ingress" else "Egress", rule.group.name,
                        rule.group.group_id, rule.protocol, rule.first, rule.last, rule.cidr),
             GroupId=rule.group.group_id, IpProtocol=_PROTOCOLS[rule.protocol], FromPort=rule.first,
             ToPort=rule.last, CidrIp=str(rule.cidr), Description=description(list(rule.grants))))
+    reporter.raise_if_errors()
     files: dict[str, bytes] = {}
     for key, t in templates.items():
-        files[key.path] = (t.to_json(indent=2, sort_keys=True) + "\n").encode()
+        files[key.path] = template_json(t.to_dict())
     files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
     return files
+
+
+def template_json(template: dict) -> bytes:
+    """Template JSON with one resource (parameter, output) per line: a changed rule is a one-line diff.
+
+    It is plain JSON, sorted at every level, and far faster to write than indented json.dumps."""
+    lines = ["{"]
+    sections = sorted(template.items())
+    for i, (section, value) in enumerate(sections):
+        comma = "," if i < len(sections) - 1 else ""
+        if isinstance(value, dict) and value:
+            lines.append(f"  {json.dumps(section)}: {{")
+            entries = sorted(value.items())
+            for j, (name, entry) in enumerate(entries):
+                tail = "," if j < len(entries) - 1 else ""
+                lines.append(f"    {json.dumps(name)}: {json.dumps(entry, sort_keys=True)}{tail}")
+            lines.append(f"  }}{comma}")
+        else:
+            lines.append(f"  {json.dumps(section)}: {json.dumps(value, sort_keys=True)}{comma}")
+    lines.append("}")
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _deploy_plan(templates, parameters, accepts) -> bytes:
     """The order to deploy stacks in, with the cross-stack parameters each one takes."""
     # A peering's requester stack sorts before its accepter's, so this order meets every dependency.
-    order = sorted(templates, key=lambda k: (k.account_id, k.region))
+    order = sorted(templates)
     done: set[str] = set()
     for key in order:
         assert {p["stack"] for p in parameters[key].values()} <= done, key

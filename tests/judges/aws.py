@@ -529,10 +529,12 @@ def _replace_refs(node: Any, ids: Mapping[str, str]) -> Any:
 
 @dataclass
 class Deployment:
+    stacks: list[str] = field(default_factory=list)  # stack names, in the order they were created
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # stack -> output -> value
     peerings: dict[str, str] = field(default_factory=dict)  # peering logical id -> pcx id
     peerings_created_outside_cloudformation: list[str] = field(default_factory=list)
     egress_rules_applied_outside_cloudformation: int = 0
+    workarounds: dict[str, list[str]] = field(default_factory=dict)  # stack -> logical ids moved out of its template
 
 
 def deploy(cloud: MotoCloud, out_dir: Path, mutate_template: Callable[[str, dict], None] | None = None,
@@ -552,6 +554,12 @@ def deploy(cloud: MotoCloud, out_dir: Path, mutate_template: Callable[[str, dict
     - AWS::EC2::SecurityGroupEgress resources, which moto's CloudFormation silently skips, are removed from the
       template and applied with AuthorizeSecurityGroupEgress (same group, protocol, ports, CIDR, description)
       once the stack is CREATE_COMPLETE.
+
+    The plan is read generically: any number of stacks, in its order. netgen emits a network stack (peerings,
+    routes) and one stack per security group (its rules) per account and region, so the peering workaround
+    applies to network stacks and the egress one to group stacks; `Deployment.workarounds` records which stack
+    each moved resource came from. A template left with no resource (a group stack holding only egress rules)
+    is deployed with a placeholder resource, as CloudFormation needs at least one.
     """
     aws = out_dir / "aws"
     plan = json.loads((aws / "deploy-plan.json").read_text("utf-8"))
@@ -580,11 +588,13 @@ def deploy(cloud: MotoCloud, out_dir: Path, mutate_template: Callable[[str, dict
             pcx = ec2.create_vpc_peering_connection(**request)["VpcPeeringConnection"]
             direct[logical] = pcx["VpcPeeringConnectionId"]
             result.peerings_created_outside_cloudformation.append(logical)
+            result.workarounds.setdefault(name, []).append(logical)
             del resources[logical]
         template = _replace_refs(template, direct)
         egress = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::EC2::SecurityGroupEgress"}
         for logical in egress:
             del template["Resources"][logical]
+            result.workarounds.setdefault(name, []).append(logical)
         if not template["Resources"]:
             template["Resources"] = {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}
         cfn = cloud.client("cloudformation", account, region)
@@ -592,6 +602,7 @@ def deploy(cloud: MotoCloud, out_dir: Path, mutate_template: Callable[[str, dict
                          Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(parameters.items())])
         described = cfn.describe_stacks(StackName=name)["Stacks"][0]
         assert described["StackStatus"] == "CREATE_COMPLETE", (name, described["StackStatus"])
+        result.stacks.append(name)
         result.outputs[name] = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
         for resource in egress.values():
             props = _replace_refs(resource["Properties"], parameters)

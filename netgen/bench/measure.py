@@ -1,0 +1,116 @@
+"""One benchmark measurement, in a fresh interpreter so that peak memory is this run's alone.
+
+python -m netgen.bench.measure MODE SPECS OUT AS_OF [SINK]
+
+MODE: validate (load, validate, resolve), build (the same, then compile every target and write OUT from
+scratch), or floor (parse the same YAML with pyyaml's C loader, and re-serialize the output found in OUT
+into SINK). Prints one JSON line: seconds per stage, "total", "max_rss_mb" and counts under "stats".
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.stages: dict = {}
+
+    def lap(self, name: str, since: float) -> float:
+        now = time.perf_counter()
+        self.stages[name] = now - since
+        return now
+
+
+def floor(specs: Path, out: Path, sink: Path, clock: _Clock) -> None:
+    import yaml
+
+    from netgen.loader import spec_files
+
+    t = time.perf_counter()
+    for path in spec_files(specs):
+        list(yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader))
+    clock.lap("parse", t)
+    outputs = {}
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if path.suffix == ".json":
+                outputs[path] = json.loads(data)
+            elif path.suffix == ".yaml":
+                outputs[path] = yaml.load(data, Loader=yaml.CSafeLoader)
+            else:
+                outputs[path] = data.decode()
+    t = time.perf_counter()
+    for path, data in outputs.items():
+        target = sink / path.relative_to(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".json":
+            text = json.dumps(data, indent=2, sort_keys=True)
+        elif path.suffix == ".yaml":
+            text = yaml.dump(data, Dumper=yaml.CSafeDumper, sort_keys=True, default_flow_style=False)
+        else:
+            text = data
+        target.write_text(text)
+    clock.lap("serialize", t)
+
+
+def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> None:
+    from netgen.diagnostics import Reporter
+    from netgen.loader import load_tree
+    from netgen.resolve import resolve
+    from netgen.validate import build_estate
+
+    reporter = Reporter()
+    t = time.perf_counter()
+    documents = load_tree(specs, reporter)
+    t = clock.lap("load", t)
+    estate = build_estate(documents, reporter, as_of)
+    t = clock.lap("validate", t)
+    flows = resolve(estate, reporter)
+    t = clock.lap("resolve", t)
+    if reporter.has_errors:
+        raise SystemExit("\n".join(d.text() for d in reporter.sorted()[:10]))
+    stats = {"flows": len(flows)}
+    if mode == "build":
+        from netgen.render import write_tree
+        from netgen.targets.aws import compile_aws, plan_rules
+        from netgen.targets.kubernetes import compile_kubernetes
+        from netgen.targets.report import flow_report
+
+        files = compile_aws(estate, flows, reporter)
+        t = clock.lap("aws", t)
+        files.update(compile_kubernetes(estate, flows))
+        t = clock.lap("kubernetes", t)
+        files["flows.txt"] = flow_report(flows).encode()
+        t = clock.lap("report", t)
+        shutil.rmtree(out, ignore_errors=True)
+        write_tree(out, files)
+        clock.lap("write", t)
+        # Rule counts: netgen's minimal exact cover, against one rule per source address and port range.
+        naive = sum(sum(n.num_addresses if n.prefixlen >= 24 else 1 for n in flow.source.addresses)
+                    for flow in flows if flow.destination.security_group)
+        stats.update(rules=len(plan_rules(estate, flows, reporter)), naive_rules=naive, files=len(files))
+    clock.stages["stats"] = stats
+
+
+def main() -> None:
+    mode, specs, out, as_of = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+    clock = _Clock()
+    if mode == "floor":
+        floor(specs, out, Path(sys.argv[5]), clock)
+    else:
+        pipeline(mode, specs, out, date.fromisoformat(as_of), clock)
+    clock.stages["total"] = sum(v for v in clock.stages.values() if isinstance(v, float))  # without stats
+    clock.stages["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(clock.stages))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""`make bench`: build synthetic estates of growing size and print a table of medians.
+
+python -m netgen.bench.run [--sizes 1000,10000,100000] [--runs 3] [--work DIR]
+
+For each size: wall time and peak memory (max RSS) of `validate` and of `build`, time per pipeline stage,
+and the floor: the time to merely parse the same YAML (pyyaml's C loader) and serialize the same output
+(re-dump the generated JSON and YAML and write it). Each measurement runs in a fresh interpreter, so peak
+memory is that run's alone. Also: rules emitted against the naive count (one rule per host address and
+port) and the `netgen build --check` start-to-exit time on the example estate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from netgen.bench.synth import generate, write
+
+# grants -> (hosts, services, regions): 100k grants is about 20,000 hosts, 4,000 services, 10 regions, 40 VPCs
+SHAPES = {1000: (200, 40, 2), 10000: (2000, 400, 4), 100000: (20000, 4000, 10)}
+AS_OF = "2026-11-26"
+
+
+
+def _measure(mode: str, specs: Path, out: Path, sink: Path | None = None) -> dict:
+    args = [sys.executable, "-m", "netgen.bench.measure", mode, str(specs), str(out), AS_OF]
+    args += [str(sink)] if sink else []
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"bench {mode} failed on {specs}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def _check_startup(runs: int) -> float:
+    """Median wall time of `netgen build --check` on the example estate, interpreter start-up included."""
+    netgen = Path(sys.executable).with_name("netgen")
+    times = []
+    for _ in range(max(5, runs)):
+        t = time.perf_counter()
+        subprocess.run([str(netgen), "build", "--check", "--as-of", AS_OF], capture_output=True, check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="netgen benchmark")
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path(".bench"))
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    for grants in sizes:
+        hosts, services, regions = SHAPES.get(grants, (grants // 5, grants // 25, 4))
+        specs = args.work / f"estate-{grants}" / "specs"
+        if not specs.exists():
+            write(specs, generate(hosts, services, grants, regions))
+        out = args.work / f"estate-{grants}" / "generated"
+        validate_runs = [_measure("validate", specs, out) for _ in range(args.runs)]
+        build_runs = [_measure("build", specs, out) for _ in range(args.runs)]
+        floor_runs = [_measure("floor", specs, out, args.work / f"estate-{grants}" / "floor")
+                      for _ in range(args.runs)]
+        floor = _median(floor_runs, "total")
+        build = _median(build_runs, "total")
+        stages = {k: _median(build_runs, k) for k in ("load", "validate", "resolve", "aws", "kubernetes",
+                                                      "report", "write")}
+        stats = build_runs[0]["stats"]
+        rows.append({"grants": grants, "hosts": hosts, "services": services, "regions": regions,
+                     "validate_s": _median(validate_runs, "total"), "validate_mb": _median(validate_runs,
+                                                                                          "max_rss_mb"),
+                     "build_s": build, "build_mb": _median(build_runs, "max_rss_mb"), "floor_s": floor,
+                     "stages": stages, **stats})
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    print(f"netgen bench: medians of {args.runs} runs, python {sys.version.split()[0]}\n")
+    print("| grants | hosts | services | flows | validate s | validate MB | build s | build MB | floor s | "
+          "build/floor | rules | naive rules |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['grants']:,} | {r['hosts']:,} | {r['services']:,} | {r['flows']:,} | {r['validate_s']:.2f} | "
+              f"{r['validate_mb']:.0f} | {r['build_s']:.2f} | {r['build_mb']:.0f} | {r['floor_s']:.2f} | "
+              f"{r['build_s'] / r['floor_s']:.1f}x | {r['rules']:,} | {r['naive_rules']:,} |")
+    print("\nbuild stages (s): " + ", ".join(f"{k}" for k in rows[0]["stages"]))
+    for r in rows:
+        print(f"  {r['grants']:>7,}: " + "  ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()))
+    by_size = {r["grants"]: r for r in rows}
+    if 10000 in by_size and 100000 in by_size:
+        ratio = by_size[100000]["build_s"] / by_size[10000]["build_s"]
+        nlogn = 10 * math.log(100000) / math.log(10000)
+        print(f"\ngrowth 10k -> 100k grants: build time x{ratio:.1f} (n log n would be x{nlogn:.1f})")
+    print(f"netgen build --check on the example estate: {_check_startup(args.runs):.2f} s median, "
+          "interpreter start-up included")
+
+
+if __name__ == "__main__":
+    main()
