@@ -6,10 +6,10 @@ disagreement that matters is fast-valid but jsonschema-invalid. Mutated example 
 
 import copy
 
+from conftest import EXAMPLE_SPECS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import EXAMPLE_SPECS
 from netgen.diagnostics import Reporter
 from netgen.loader import load_tree
 from netgen.schema import _fast_check, _validator
