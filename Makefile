@@ -27,7 +27,7 @@ build: $(VENV)/.installed
 
 test: $(VENV)/.test-installed $(NCA_VENV)/.installed graphviz
 	$(BIN)/netgen build --check
-	NETGEN_NCA=$(CURDIR)/$(NCA_VENV)/bin/nca $(BIN)/pytest
+	NETGEN_NCA=$(CURDIR)/$(NCA_VENV)/bin/nca $(BIN)/pytest -q -p no:cacheprovider
 
 # Graphviz, for the test that feeds `netgen graph --format dot` to `dot` (it must pass when CI is set; elsewhere
 # it is skipped without Graphviz). Installed with apt-get only when `dot` is missing and we are root.
@@ -35,6 +35,10 @@ graphviz:
 	@command -v dot >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
 		&& apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; } \
 		|| echo "graphviz: 'dot' is not installed; the dot test is skipped (and fails when CI is set)"
+
+# Synthetic estates of 1k, 10k and 100k grants; prints the table the README's Performance section holds.
+bench: $(VENV)/.installed
+	$(BIN)/python -m netgen.bench.run --sizes 1000,10000,100000 --runs 3
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check netgen tests

@@ -103,7 +103,7 @@ def build(
     fmt: FormatOpt = Format.text,
 ) -> None:
     """Compile the specs into CloudFormation templates, NetworkPolicies and the flow report."""
-    from netgen.render import check_tree, write_tree
+    from netgen.render import OutputError, check_tree, write_tree
     from netgen.targets import compile_outputs
 
     reporter = Reporter()
@@ -114,8 +114,16 @@ def build(
         _report(reporter, fmt)
         raise typer.Exit(1) from None
     _report(reporter, fmt)  # warnings
+    try:  # the output folder is checked before the first write; any I/O problem is an exit-2 one-liner
+        if check:
+            stale = check_tree(out, files)
+        else:
+            changed = write_tree(out, files)
+    except (OutputError, OSError) as exc:
+        message = str(exc) if isinstance(exc, OutputError) else f"{exc.filename or out}: {exc.strerror or exc}"
+        typer.echo(f"netgen: error: {message}", err=True)
+        raise typer.Exit(2) from None
     if check:
-        stale = check_tree(out, files)
         for line in stale:
             typer.echo(line, err=True)
         if stale:
@@ -123,7 +131,6 @@ def build(
             raise typer.Exit(1)
         typer.echo(f"{out} is up to date ({len(files)} files)", err=True)
         return
-    changed = write_tree(out, files)
     typer.echo(f"wrote {out}: {len(files)} files, {changed} written or deleted", err=True)
 
 
@@ -227,6 +234,156 @@ def graph(
     except OSError as exc:
         raise _usage_error(f"cannot write {out}: {exc.strerror}") from None
     typer.echo(f"wrote {out}", err=True)
+
+
+# --- talking to AWS (netgen/aws/; boto3 is imported only inside these commands) ------------------------------------
+
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+EndpointOpt = Annotated[str | None, typer.Option("--endpoint-url", metavar="URL",
+                                                 help="Send every AWS request here (moto, LocalStack, a VPC "
+                                                      "endpoint).")]
+OutOpt = Annotated[Path, typer.Option("--out", help="The generated folder (netgen build's output).")]
+
+
+def _aws_clients(resolved, endpoint_url: str | None):
+    from netgen.aws.session import Clients
+
+    profiles = {a.account_id: a.profile for a in resolved.estate.accounts} if resolved else {}
+    return Clients.from_environment(profiles, endpoint_url)
+
+
+@app.command()
+def deploy(
+    account: Annotated[str | None, typer.Option("--account", help="Only stacks of this account (name or id).")]
+    = None,
+    region: Annotated[str | None, typer.Option("--region", help="Only stacks in this region.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Create and describe change sets only; execute "
+                                                            "nothing.")] = False,
+    ec2_peering: Annotated[bool, typer.Option("--ec2-peering", help="Create cross-region and cross-account "
+                                                                    "peerings through the EC2 API instead of "
+                                                                    "CloudFormation (moto cannot).")] = False,
+    endpoint_url: EndpointOpt = None,
+    out: OutOpt = Path("generated"),
+    specs: SpecsOpt = Path("specs"),
+    as_of: AsOfOpt = None,
+) -> None:
+    """Deploy generated/aws with CloudFormation change sets, in the deploy plan's order.
+
+    Shows each change set before executing it, accepts pending peerings, checks every stack against EC2,
+    deletes netgen stacks the plan no longer has. Exit 0 ok, 1 a stack failed (a rerun resumes)."""
+    from netgen.aws.deploy import deploy as run
+    from netgen.aws.generated import PlanError
+
+    resolved = _resolve(specs, as_of, Format.text)
+    clients = _aws_clients(resolved, endpoint_url)
+    try:
+        report = run(out, clients, typer.echo, account=account, region=region, dry_run=dry_run,
+                     ec2_peering=ec2_peering)
+    except PlanError as exc:
+        raise _usage_error(str(exc)) from None
+    counts: dict[str, int] = {}
+    for outcome in report.outcomes.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "nothing done"
+    repairs = f"; {len(report.repairs)} repair(s) through the EC2 API" if report.repairs else ""
+    typer.echo(f"{'dry run' if dry_run else 'deploy'}: {summary}{repairs}")
+    if not report.ok:
+        for stack, reason in sorted(report.failures.items()):
+            typer.echo(f"failed: {stack}: {reason}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    endpoint_url: EndpointOpt = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = ReportFormat.text,
+    specs: SpecsOpt = Path("specs"),
+    as_of: AsOfOpt = None,
+) -> None:
+    """Check the live AWS state: every intended flow reachable, no netgen rule granting more than the flows.
+
+    Reads only EC2 answers (peerings, routes, security groups). Exit 0 clean, 1 on any finding."""
+    from netgen.aws.verify import render_verify
+    from netgen.aws.verify import verify as run
+
+    resolved = _resolve(specs, as_of, Format.text)
+    result = _aws_call(lambda: run(resolved, _aws_clients(resolved, endpoint_url)))
+    sys.stdout.write(render_verify(result, fmt.value))
+    if result.findings:
+        raise typer.Exit(1)
+
+
+@app.command()
+def drift(
+    endpoint_url: EndpointOpt = None,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = ReportFormat.text,
+    out: OutOpt = Path("generated"),
+    specs: SpecsOpt = Path("specs"),
+    as_of: AsOfOpt = None,
+) -> None:
+    """Compare the live rules, routes and peerings netgen owns with generated/: missing, extra, changed.
+
+    Exit 0 no drift, 1 drift."""
+    from netgen.aws.drift import drift as run
+    from netgen.aws.drift import render_drift
+    from netgen.aws.generated import PlanError
+
+    resolved = _resolve(specs, as_of, Format.text)
+    try:
+        result = _aws_call(lambda: run(resolved, out, _aws_clients(resolved, endpoint_url)))
+    except PlanError as exc:
+        raise _usage_error(str(exc)) from None
+    sys.stdout.write(render_drift(result, fmt.value))
+    if result:
+        raise typer.Exit(1)
+
+
+@app.command()
+def discover(
+    region: Annotated[list[str], typer.Option("--region", help="Region to read (repeatable).")],
+    vpc: Annotated[list[str] | None, typer.Option("--vpc", metavar="ID", help="Only this VPC (repeatable); "
+                                                                               "default all.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write inventory specs into.")]
+    = Path("specs/inventory/discovered"),
+    account_name: Annotated[str | None, typer.Option("--account-name", help="Name of the Account document; "
+                                                                            "default aws-<account id>.")] = None,
+    account_id: Annotated[str | None, typer.Option("--account-id", help="Expected account id; default the "
+                                                                        "credentials' account.")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", help="boto3 profile to read with.")] = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Write inventory specs (Account, Vpc, SecurityGroup, LegacyHost, HostGroup) from what exists in AWS."""
+    from netgen.aws.discover import discover as run
+    from netgen.aws.session import Clients
+
+    def work():
+        clients = Clients.from_environment({}, endpoint_url, default_profile=profile)
+        return run(clients, regions=region, vpc_ids=vpc or [], out=out, account_name=account_name,
+                   account_id=account_id, profile=profile)
+
+    try:
+        written = _aws_call(work)
+    except ValueError as exc:
+        raise _usage_error(str(exc)) from None
+    for path in written:
+        typer.echo(f"wrote {path}", err=True)
+
+
+def _aws_call(work):
+    """Run work(); an AWS or credentials error is printed as one line and exits 1 (no traceback)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from netgen.aws.session import error_text
+
+    try:
+        return work()
+    except (ClientError, BotoCoreError) as exc:
+        typer.echo(f"error: {error_text(exc)}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -56,12 +56,15 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG119": (Severity.ERROR, "duplicate settings document"),
     "NG120": (Severity.WARNING, "grant expires within the warning window"),
     "NG121": (Severity.ERROR, "SCTP cannot be limited to ports in a security group; netgen will not open all"),
+    "NG122": (Severity.ERROR, "legacy host address inside a cluster's pod, node or load-balancer ranges"),
+    "NG123": (Severity.ERROR, "control characters or fractional numbers in a value"),
     # build (NG2xx)
     "NG201": (Severity.ERROR, "security group would exceed its rule quota"),
     "NG202": (Severity.ERROR, "route table would exceed its route quota"),
     "NG203": (Severity.ERROR, "VPC would exceed its peering quota"),
     "NG204": (Severity.ERROR, "a VPC would route overlapping prefixes to two different peerings"),
     "NG205": (Severity.ERROR, "a stack would exceed CloudFormation's 500 resources"),
+    "NG206": (Severity.ERROR, "two stacks would get the same name"),
 }
 
 

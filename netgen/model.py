@@ -80,6 +80,14 @@ class Cluster:
         """True when the CNI rewrites pod traffic to this destination to the node's primary address."""
         return _snat_applies(self, destination)
 
+    def snat_split(self, destination: IPv4Network) -> list[tuple[IPv4Network, bool]]:
+        """destination cut into parts that SNAT treats alike (a collapsed prefix may straddle an excluded
+        CIDR or the VPC's edge), each with whether SNAT applies."""
+        edges = (*self.vpc.cidrs, *self.snat_excluded)
+        if not any(destination.overlaps(e) and not destination.subnet_of(e) for e in edges):
+            return [(destination, self.snat_applies_to(destination))]
+        return [part for half in destination.subnets(prefixlen_diff=1) for part in self.snat_split(half)]
+
 
 @lru_cache(maxsize=65536)
 def _snat_applies(cluster: Cluster, destination: IPv4Network) -> bool:

@@ -28,6 +28,8 @@ from netgen.addresses import collapse
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
 
+HEALTH_CHECK = "nlb health check"  # the note of the hop that lets an NLB's health checks reach its targets
+
 
 @dataclass(frozen=True, order=True)
 class Pods:
@@ -121,11 +123,8 @@ def _path(a: Vpc, b: Vpc) -> NetworkPath:
     return NetworkPath(a.name, b.name, a.region != b.region, a.account.account_id != b.account.account_id)
 
 
-@lru_cache(maxsize=4096)
 def _legacy_endpoints(legacy_ref: str, hosts: tuple[Host, ...]) -> list[Endpoint]:
-    """A grant's legacy side, one endpoint per (VPC, security group): hosts that share a path and a guard.
-
-    Cached: thousands of grants name the same few hundred groups (hosts are compared by identity)."""
+    """A grant's legacy side, one endpoint per (VPC, security group): hosts that share a path and a guard."""
     kind, name = legacy_ref.split(" ", 1)
     subsets: dict[tuple[str, str], list[IPv4Network]] = defaultdict(list)
     for host in hosts:
@@ -153,10 +152,13 @@ def _service_flows(client: Endpoint, client_vpc: Vpc, service: Service,
     if exposure.type == "load-balancer":
         group = exposure.security_group.name if exposure.security_group else None
         front = Endpoint("load-balancer", service.ref, cluster.vpc.name, exposure.subnet_cidrs, group)
-        if exposure.preserve_client_ip:  # the NLB sends this hop, with the client's addresses
+        # UDP target groups of type ip always preserve the client IP (AWS offers no switch for them).
+        if exposure.preserve_client_ip or port.protocol == "UDP":  # the NLB sends this hop, client address kept
             relayed = replace(client, vpc=cluster.vpc.name, security_group=group)
             return [(client, front, port.port, to_cluster, "nlb"),
-                    (relayed, pods, port.target_port, local, "nlb target, client IP preserved")]
+                    (relayed, pods, port.target_port, local, "nlb target, client IP preserved"),
+                    # health checks still come from the NLB's own addresses, to the target port
+                    (front, pods, port.target_port, local, HEALTH_CHECK)]
         return [(client, front, port.port, to_cluster, "nlb"),
                 (front, pods, port.target_port, local, "nlb target, source is the nlb")]
     nodes = Endpoint("nodes", cluster.name, cluster.vpc.name, cluster.node_cidrs, cluster.security_group.name)
@@ -178,17 +180,23 @@ def _workload_flows(workload: Workload, hosts: Endpoint, host_vpc: Vpc):
     path = _path(cluster.vpc, host_vpc)
     split: dict[bool, list[IPv4Network]] = defaultdict(list)
     for net in hosts.addresses:
-        split[cluster.snat_applies_to(net)].append(net)
+        for part, snat in cluster.snat_split(net):
+            split[snat].append(part)
     for snat, nets in sorted(split.items()):
         addresses = cluster.node_cidrs if snat else cluster.pod_cidrs
         source = Endpoint("workload", workload.ref, cluster.vpc.name, addresses, cluster.security_group.name, pods)
-        destination = replace(hosts, addresses=tuple(nets))
+        destination = replace(hosts, addresses=collapse(nets))
         yield source, destination, path, "snat to node" if snat else "pod address"
 
 
-def _hops(grant: Grant, vpcs: dict[str, Vpc]):
-    """(source, destination, ports, path, note) for every hop a grant needs."""
-    for hosts in _legacy_endpoints(grant.legacy_ref, grant.hosts):
+def _hops(grant: Grant, vpcs: dict[str, Vpc], legacy: dict[str, list[Endpoint]]):
+    """(source, destination, ports, path, note) for every hop a grant needs.
+
+    legacy caches _legacy_endpoints by the grant's legacy_ref: within one estate a name means one set of
+    hosts, and thousands of grants name the same few hundred groups."""
+    if grant.legacy_ref not in legacy:
+        legacy[grant.legacy_ref] = _legacy_endpoints(grant.legacy_ref, grant.hosts)
+    for hosts in legacy[grant.legacy_ref]:
         vpc = vpcs[hosts.vpc]
         if grant.service is not None:
             for port in grant.service_ports:
@@ -207,6 +215,7 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     limit = estate.settings.broadest_prefix
     merged: dict[tuple, list[GrantRef]] = defaultdict(list)
     hops: dict[tuple, list] = {}  # grants that name the same hosts and target share their hops
+    legacy: dict[str, list[Endpoint]] = {}
     broadest: dict[Endpoint, IPv4Network | None] = {}
     clashes: dict[tuple[str, str], list[str]] = {}
     for grant in estate.grants:
@@ -214,7 +223,7 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
         problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
         key = (grant.legacy_ref, grant.service, grant.service_ports, grant.workload, grant.host_ports)
         if key not in hops:
-            hops[key] = list(_hops(grant, vpcs))
+            hops[key] = list(_hops(grant, vpcs, legacy))
         for src, dst, ports, path, note in hops[key]:
             if ports.protocol == "SCTP":
                 problems.setdefault(f"grant '{grant.name}': SCTP cannot be limited to ports in a security group; "

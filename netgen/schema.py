@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 
@@ -47,6 +48,37 @@ def _fast_check(kind: str):
     return fastjsonschema.compile(_subschema(kind), formats={"date": r"^\d{4}-\d{2}-\d{2}$"})
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TEXT_FIELDS = {"reason"}  # free text: line breaks and tabs allowed
+
+
+def _plain_values(doc: Document, reporter: Reporter) -> bool:
+    """No control characters in strings (Python's '$' lets "name\\n" through every schema pattern) and no
+    fractional numbers (jsonschema counts 8080.0 as an integer). True when the document is clean."""
+    clean = True
+    stack: list[tuple[tuple, object]] = [((), doc.data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _CONTROL.search(key):
+                    reporter.add(doc.at((*path, key), key=True), "NG123", f"control character in key {key!r}")
+                    clean = False
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), item) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            text = value.replace("\n", "").replace("\t", "") if path[-1:] and path[-1] in _TEXT_FIELDS else value
+            if _CONTROL.search(text):
+                reporter.add(doc.at(path), "NG123", f"control character in {value!r}; remove it (a trailing "
+                                                    "newline from a block scalar, say)")
+                clean = False
+        elif isinstance(value, float):
+            reporter.add(doc.at(path), "NG123", f"{value!r}: netgen takes whole numbers only")
+            clean = False
+    return clean
+
+
 def _leaf_errors(error):
     """jsonschema nests errors of if/then and $ref; report the most specific ones."""
     if error.context:
@@ -63,7 +95,7 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
     version = data.get("apiVersion")
     if version != API_VERSION:
         where = doc.at(("apiVersion",)) if "apiVersion" in data else doc.at()
-        shown = f"'{version}'" if isinstance(version, str) else "missing"
+        shown = f"'{version}'" if isinstance(version, str) else "not a string" if "apiVersion" in data else "missing"
         reporter.add(where, "NG010", f"apiVersion is {shown}; expected '{API_VERSION}'")
         return False
     kind = data.get("kind")
@@ -71,16 +103,19 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
         where = doc.at(("kind",)) if "kind" in data else doc.at()
         if isinstance(kind, str):
             msg = f"unknown kind '{kind}'{did_you_mean(kind, kinds())}"
+        elif "kind" in data:
+            msg = f"kind must be a string, one of: {', '.join(kinds())}"
         else:
             msg = f"kind is missing; one of: {', '.join(kinds())}"
         reporter.add(where, "NG011", msg)
         return False
+    plain = _plain_values(doc, reporter)
     try:
         _fast_check(kind)(data)
-        return True
+        return plain
     except Exception:  # noqa: BLE001 - any doubt goes to the full validator below
         pass
-    ok = True
+    ok = plain
     errors = sorted(_validator(kind).iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     for error in errors:
         ok = False
@@ -94,7 +129,9 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
             continue
         for leaf in _leaf_errors(error):
             leaf_path = tuple(leaf.absolute_path)
-            code = leaf.schema.get("x-netgen-code", "NG012") if isinstance(leaf.schema, dict) else "NG012"
+            code = "NG012"  # x-netgen-code names what a malformed string means; a wrong type stays NG012
+            if isinstance(leaf.schema, dict) and leaf.validator in ("pattern", "minLength", "maxLength"):
+                code = leaf.schema.get("x-netgen-code", "NG012")
             where = doc.at(leaf_path)
             if "propertyNames" in leaf.absolute_schema_path and isinstance(leaf.instance, str):
                 where = doc.at((*leaf_path, leaf.instance), key=True)  # point at the bad key, not its mapping

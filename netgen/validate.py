@@ -59,6 +59,7 @@ class _Builder:
                         name = f"{meta['namespace']}/{name}"
                     self.broken[str(doc.data.get("kind"))].add(name)
         self.tables: dict[str, dict[str, object]] = defaultdict(dict)
+        self.host_docs: dict[str, Document] = {}
 
     # ---- helpers -------------------------------------------------------------------------------------------
     def named(self, kind: str) -> list[tuple[Document, str]]:
@@ -147,13 +148,24 @@ class _Builder:
         self.unique_ids("Account", "accountId", "account id")
         for doc, name in self.named("Account"):
             s = doc.data["spec"]
+            role_account = s["peeringAcceptRoleArn"].split(":")[4]
+            if role_account != s["accountId"]:
+                self.r.add(doc.at(("spec", "peeringAcceptRoleArn")), "NG014",
+                           f"peeringAcceptRoleArn is a role in account {role_account}, not in this account "
+                           f"({s['accountId']}); peering acceptance would fail to stabilize")
             self.tables["Account"][name] = Account(name, s["accountId"], s["peeringAcceptRoleArn"],
                                                    s.get("profile"), doc.at())
 
     def vpcs(self, settings: Settings) -> None:
         self.unique_ids("Vpc", "vpcId", "VPC id")
+        tables: dict[str, Document] = {}
         for doc, name in self.named("Vpc"):
             s = doc.data["spec"]
+            for i, table in enumerate(s["routeTables"]):
+                if table in tables and tables[table] is not doc:
+                    self.r.add(doc.at(("spec", "routeTables", i)), "NG101",
+                               f"route table {table} is already listed at {tables[table].at(('metadata', 'name'))}")
+                tables.setdefault(table, doc)
             account = self.ref(doc, ("spec", "account"), "Account", s["account"])
             cidrs = self.cidrs(doc, ("spec", "cidrs"), s["cidrs"])
             for i, a in enumerate(cidrs):
@@ -222,6 +234,7 @@ class _Builder:
                 self.broken["LegacyHost"].add(name)
                 continue
             labels = tuple(sorted(doc.data["metadata"].get("labels", {}).items()))
+            self.host_docs[name] = doc
             self.tables["LegacyHost"][name] = Host(name, vpc, address, group, labels, doc.at())
 
     def host_groups(self) -> None:
@@ -286,10 +299,18 @@ class _Builder:
                                f"nodePort is set but the exposure is {exp['type']}")
                 ports.append(ServicePort(p["name"], p["port"], p.get("targetPort", p["port"]), node_port,
                                          p.get("protocol", "TCP")))
-            names = [p.name for p in ports]
+            seen_ports: dict[tuple, str] = {}
             for i, port in enumerate(ports):
-                if port.name in names[:i]:
-                    self.r.add(doc.at(("spec", "ports", i, "name")), "NG101", f"port name '{port.name}' repeats")
+                for key, field, what in (((port.name,), "name", f"port name '{port.name}'"),
+                                         ((port.port, port.protocol), "port", f"port {port.port}/{port.protocol}"),
+                                         ((port.node_port,), "nodePort", f"nodePort {port.node_port}")):
+                    if key == (None,):
+                        continue
+                    key = (field, *key)
+                    if key in seen_ports:
+                        self.r.add(doc.at(("spec", "ports", i, field)), "NG101",
+                                   f"{what} repeats (port '{seen_ports[key]}' has it)")
+                    seen_ports.setdefault(key, port.name)
             exposure = Exposure(exp["type"])
             lb_group = None
             if exp["type"] == "load-balancer":
@@ -443,6 +464,27 @@ class _Builder:
             seen_access.setdefault(key, grant)
             self.tables["Grant"][name] = grant
 
+    def hosts_outside_kubernetes(self) -> None:
+        """A legacy host may not sit in a cluster's pod, node or load-balancer ranges: rules and ipBlocks
+        for it would admit whatever pod or node holds that address."""
+        ranges: dict[str, list[tuple[IPv4Network, str]]] = defaultdict(list)
+        for cluster in self.tables["Cluster"].values():
+            ranges[cluster.vpc.name] += [(n, f"pod CIDR of cluster '{cluster.name}'") for n in cluster.pod_cidrs]
+            ranges[cluster.vpc.name] += [(n, f"node subnet of cluster '{cluster.name}'")
+                                         for n in cluster.node_cidrs]
+        for key, services in self.tables["Service"].items():
+            if key.count("/") == 2:
+                service = services[0]
+                ranges[service.cluster.vpc.name] += [(n, f"load-balancer subnet of service '{service.ref}'")
+                                                     for n in service.exposure.subnet_cidrs]
+        for name, host in self.tables["LegacyHost"].items():
+            doc = self.host_docs[name]
+            for net, what in ranges.get(host.vpc.name, ()):
+                if host.address in net:
+                    self.r.add(doc.at(("spec", "address")), "NG122",
+                               f"host '{name}' address {host.address} lies in the {what} ({net})")
+                    break
+
     def build(self) -> Estate:
         self.settings_ = self.settings()
         self.accounts()
@@ -452,6 +494,7 @@ class _Builder:
         self.hosts()
         self.host_groups()
         self.services()
+        self.hosts_outside_kubernetes()
         self.workloads()
         self.grants()
         t = self.tables

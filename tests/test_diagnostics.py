@@ -167,7 +167,7 @@ CASES: list[Case] = [
          edits=(("access/ledger.yaml", "to: {host: erp-euw1-01, ports: [22]}", "to: {host: erp-euw1-01}"),)),
     Case("NG108-syntax", "NG108", "access/search.yaml", 20, 39,
          edits=(("access/search.yaml", '"9000-9003"', '"9000:9003"'),)),
-    Case("NG108-trailing-newline", "NG108", "access/ledger.yaml", 30, 35,
+    Case("NG123-trailing-newline", "NG123", "access/ledger.yaml", 30, 35,
          edits=(("access/ledger.yaml", "to: {host: erp-euw1-01, ports: [22]}",
                  'to: {host: erp-euw1-01, ports: ["22\\n"]}'),)),
     Case("NG109", "NG109", "access/billing.yaml", 10, 48,
@@ -210,6 +210,21 @@ CASES: list[Case] = [
     Case("NG121", "NG121", "access/ledger.yaml", 22, 1,
          edits=(("access/ledger.yaml", "to: {host: erp-euw1-01, ports: [22]}",
                  'to: {host: erp-euw1-01, ports: ["22/sctp"]}'),)),
+    Case("NG122", "NG122", "inventory/hosts-euw1.yaml", 9, 12, message="pod CIDR of cluster 'prod-use1'",
+         edits=(("inventory/hosts-euw1.yaml", "vpc: legacy-euw1\n  address: 10.20.10.11",
+                 "vpc: k8s-use1\n  address: 10.40.64.9"),
+                ("inventory/hosts-euw1.yaml", "securityGroup: legacy-db-euw1\n---\napiVersion: netgen.dev/v1alpha1\n"
+                 "kind: LegacyHost\nmetadata:\n  name: db-euw1-02",
+                 "securityGroup: prod-use1-nodes\n---\napiVersion: netgen.dev/v1alpha1\n"
+                 "kind: LegacyHost\nmetadata:\n  name: db-euw1-02")),
+         also=frozenset({"NG107", "NG110"})),
+    Case("NG123-name", "NG123", "inventory/services.yaml", 5, 9, message="control character",
+         edits=(("inventory/services.yaml", "name: payments-api\n  namespace",
+                 'name: "payments-api\\n"\n  namespace'),),
+         also=frozenset({"NG104"})),
+    Case("NG123-float", "NG123", "inventory/services.yaml", 11, 44, message="whole numbers",
+         edits=(("inventory/services.yaml", "targetPort: 8443}\n  exposure:\n    type: load-balancer    ",
+                 "targetPort: 8443.0}\n  exposure:\n    type: load-balancer    "),)),
 ]
 
 

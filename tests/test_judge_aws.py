@@ -14,8 +14,6 @@ netgen's model.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import random
 import re
 import subprocess
@@ -37,11 +35,11 @@ from judges.aws import (
     Verdict,
     deploy,
     groups_at,
+    moto_server,
     reachable,
     rewrite_spec_ids,
     seed_estate,
 )
-from moto.server import ThreadedMotoServer
 
 from netgen.diagnostics import Reporter
 from netgen.pipeline import Resolved, resolve_specs
@@ -60,23 +58,8 @@ NETGEN = Path(sys.executable).parent / "netgen"
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as env:
-        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-            env.setenv(key, "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.setenv("AWS_CONFIG_FILE", os.devnull)
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        env.delenv("AWS_PROFILE", raising=False)
-        env.delenv("MOTO_ACCOUNT_ID", raising=False)  # it would override the per-request account header
-        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # hosts use a made-up image id; skip loading AMIs
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -111,8 +111,10 @@ def estates(draw) -> list[dict]:
             port_names = draw(st.lists(st.sampled_from(["http", "https", "grpc"]), min_size=1, max_size=3,
                                        unique=True))
             ports = []
+            numbers = draw(st.lists(st.integers(1, 65535), min_size=len(port_names), max_size=len(port_names),
+                                    unique=True))  # Kubernetes rejects a repeated port number
             for i, port_name in enumerate(port_names):
-                port = {"name": port_name, "port": draw(st.integers(1, 65535)),
+                port = {"name": port_name, "port": numbers[i],
                         "protocol": draw(st.sampled_from(["TCP", "UDP"]))}
                 if draw(st.booleans()):
                     port["targetPort"] = draw(st.integers(1, 65535))

@@ -16,7 +16,7 @@ from ipaddress import AddressValueError, IPv4Address
 from netgen.diagnostics import Location, Reporter, did_you_mean
 from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Workload
 from netgen.pipeline import Resolved
-from netgen.resolve import Endpoint, Flow, resolve
+from netgen.resolve import HEALTH_CHECK, Endpoint, Flow, resolve
 from netgen.review import UsageError
 from netgen.review.provenance import Carriers, Infrastructure, carriers, infrastructure
 
@@ -197,7 +197,9 @@ class Explainer:
         hops = []
         needed, problems = self._needed(grant)
         # in the order packets take them: client -> front (load balancer, node port) first, then -> pods
-        for wanted in sorted(needed, key=lambda f: f.destination.kind not in ("load-balancer", "nodes")):
+        # (health checks are the NLB's own traffic, not a hop of the question's path)
+        path = [f for f in needed if f.note != HEALTH_CHECK]
+        for wanted in sorted(path, key=lambda f: f.destination.kind not in ("load-balancer", "nodes")):
             real = [f for f in self.all_flows if covers(f, wanted)]
             grants = tuple(sorted({g for f in real for g in f.grants}))
             flow = replace(wanted, grants=grants)

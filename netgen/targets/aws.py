@@ -141,7 +141,7 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
     for (vpc, peer), nets in sorted(wanted.items()):
         exact = collapse(nets)
         if vpcs[vpc].route_scope == "vpc-cidrs":
-            exact = tuple(c for c in vpcs[peer].cidrs if any(n.subnet_of(c) for n in exact))
+            exact = tuple(c for c in vpcs[peer].cidrs if any(n.overlaps(c) for n in exact))
         routes[(vpc, peer)] = exact
     per_vpc: dict[str, list[tuple[IPv4Network, str]]] = defaultdict(list)
     peers_of: dict[str, int] = defaultdict(int)
@@ -171,27 +171,25 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
 def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Rule]:
     """Minimal exact security-group rules for every (group, direction)."""
     groups = {g.name: g for g in estate.security_groups}
-    wanted: dict[tuple[str, str, str], list[tuple[IPv4Network, int, int, str]]] = defaultdict(list)
+    # entries: (network, first port, last port, the flow's grant names)
+    wanted: dict[tuple[str, str, str], list[tuple[IPv4Network, int, int, tuple[str, ...]]]] = defaultdict(list)
     for flow in flows:
-        names = [g.name for g in flow.grants]
+        names = tuple(g.name for g in flow.grants)
         p = flow.ports
         if flow.destination.security_group:
-            for net in flow.source.addresses:
-                for name in names:
-                    wanted[(flow.destination.security_group, "ingress", p.protocol)].append(
-                        (net, p.first, p.last, name))
+            entries = wanted[(flow.destination.security_group, "ingress", p.protocol)]
+            entries.extend((net, p.first, p.last, names) for net in flow.source.addresses)
         source_group = groups.get(flow.source.security_group or "")
         if source_group and source_group.restricts_egress:
-            for net in flow.destination.addresses:
-                for name in names:
-                    wanted[(source_group.name, "egress", p.protocol)].append((net, p.first, p.last, name))
+            entries = wanted[(source_group.name, "egress", p.protocol)]
+            entries.extend((net, p.first, p.last, names) for net in flow.destination.addresses)
     rules: list[Rule] = []
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for (group_name, direction, protocol), entries in sorted(wanted.items()):
         group = groups[group_name]
         for segment in segments(entries):
             for first, last in segment.ports:
-                grants = tuple(sorted(segment.tags_for(first, last)))
+                grants = tuple(sorted({name for names in segment.tags_for(first, last) for name in names}))
                 for cidr in segment.cidrs():
                     rules.append(Rule(group, direction, protocol, first, last, cidr, grants))
                     counts[(group_name, direction)] += 1
@@ -279,6 +277,13 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
                        rule.group.group_id, rule.protocol, rule.first, rule.last, rule.cidr),
             GroupId=rule.group.group_id, IpProtocol=_PROTOCOLS[rule.protocol], FromPort=rule.first,
             ToPort=rule.last, CidrIp=str(rule.cidr), Description=description(list(rule.grants))))
+    names: dict[str, StackKey] = {}
+    for key in sorted(templates):
+        other = names.setdefault(key.name, key)
+        if other != key:
+            owner = next(a for a in estate.accounts if a.account_id == key.account_id)
+            reporter.add(owner.loc, "NG206", f"stacks for {key.path} and {other.path} would both be named "
+                                             f"{key.name}; rename the account or the security group")
     reporter.raise_if_errors()
     files: dict[str, bytes] = {}
     for key, t in templates.items():

@@ -2,31 +2,14 @@
 
 Three parts, in the order a reader needs them:
 
-1. The evaluator (`Ec2View`, `reachable`, `groups_at`). It reads nothing but boto3 EC2 API answers
-   (describe_vpcs, describe_subnets, describe_route_tables, describe_vpc_peering_connections,
-   describe_security_groups, describe_instances) and imports nothing from netgen, so it judges what AWS would
-   enforce rather than what netgen meant. It is meant to become `netgen verify`.
-2. `describe_estate`: collect those answers from any number of (account, region) EC2 clients.
+1. The evaluator (`Ec2View`, `reachable`, `groups_at`) and 2. `describe_estate` (collect EC2 answers from any
+   number of (account, region) clients) live in netgen/aws/reachability.py, which `netgen verify` runs too: the
+   judge and the command are one code. It reads nothing but boto3 EC2 API answers and imports nothing from
+   netgen's model, so it judges what AWS would enforce rather than what netgen meant. What it models and what
+   it does not is written there.
 3. The moto harness, used by the tests only: `MotoCloud` (one moto server, many accounts), `seed_estate`
    (create the inventory's VPCs, subnets, route tables, groups and hosts), `rewrite_spec_ids` (point a copy of
    the specs at moto's ids) and `deploy` (run the deploy plan through CloudFormation).
-
-What the evaluator models (and what it does not):
-- Routing: a packet between two VPCs needs an active peering connecting exactly those two VPCs, a route for
-  the destination address through it in the route table of the source address's subnet (longest prefix wins;
-  the subnet's explicit association, else the VPC's main table), and a route back for the source address
-  through the same peering in the destination subnet's table. Peering is not transitive: both addresses must
-  lie inside the CIDRs of their own VPC. Inside one VPC the local route always delivers; when the packet's
-  source address lies outside the VPC (a load balancer or a NodePort forwarding with the client's address
-  preserved), the reply still needs a route back to it from the destination's subnet.
-- Security groups: an ingress rule of some destination group must admit the source address (or one of the
-  source groups, within a VPC or a same-region peering) on the protocol and port; an egress rule of some
-  source group must admit the destination likewise. A group keeping the default egress rule (all traffic to
-  0.0.0.0/0) admits everything. `None` for a side's groups means that side has no security group at all
-  (e.g. a Network Load Balancer created without one): no filtering on that side.
-- Not modelled: network ACLs (the defaults allow everything), prefix-list rules, IPv6, transit gateways,
-  middlebox routes more specific than the local route, and the Kubernetes layer (NetworkPolicies are judged
-  by tests/judges/nca.py).
 
 moto gaps found while building the harness (moto 5.2; see `deploy` for how each is handled):
 - CloudFormation's AWS::EC2::VPCPeeringConnection looks PeerVpcId up in the stack's own account and region and
@@ -38,331 +21,69 @@ moto gaps found while building the harness (moto 5.2; see `deploy` for how each 
   stack still reaches CREATE_COMPLETE and no egress rule exists.
 - PeerRoleArn is ignored (moto has no cross-account authorisation); acceptance is done as the accepter account.
 - Per the project's design notes (not re-checked here): moto drops descriptions of inline security-group rules
-  (netgen emits standalone rules, whose descriptions moto keeps), and delete_stack leaves peerings and routes
-  behind (the tests reset moto through /moto-api/reset instead of deleting stacks).
+  (netgen emits standalone rules, whose descriptions moto keeps).
+- Found while building `netgen deploy` (netgen/aws/deploy.py, which works around them; tests/test_aws_*.py):
+  a stack update that removes or modifies a SecurityGroupIngress or a Route leaves the old one in EC2 (and does
+  not create the modified one); delete_stack leaves rules, routes and peerings behind; the template's Tags of
+  a peering are replaced by the aws:cloudformation:* tags; a change set whose execution fails (a GroupId that
+  does not exist) raises from ExecuteChangeSet and leaves the stack in REVIEW_IN_PROGRESS with no FAILED event
+  (AWS rolls back to ROLLBACK_COMPLETE and records the reason in the stack events); IpProtocol 'bogus' is
+  accepted. This harness resets moto through /moto-api/reset instead of deleting stacks.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
+import os
 import shutil
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-# ---------------------------------------------------------------------------------------------------------------
-# 1. The evaluator: EC2 API answers only.
-# ---------------------------------------------------------------------------------------------------------------
-
-_PROTOCOL_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1"}
-
-
-@lru_cache(maxsize=4096)
-def _net(cidr: str) -> IPv4Network:
-    return ip_network(cidr)  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether a packet (and its reply) gets through, and why not when it does not."""
-
-    allowed: bool
-    reason: str = ""
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
-
-@dataclass
-class Ec2View:
-    """EC2 API answers from every account and region of an estate, indexed for the evaluator.
-
-    Each argument of `from_answers` is the concatenation, over all clients, of the list a describe call returns
-    under its top-level key (Vpcs, Subnets, RouteTables, VpcPeeringConnections, SecurityGroups, and the
-    Reservations of describe_instances). Ids are unique across accounts and regions, so one index serves all.
-    """
-
-    vpcs: dict[str, dict] = field(default_factory=dict)
-    subnets: dict[str, dict] = field(default_factory=dict)
-    route_tables: dict[str, dict] = field(default_factory=dict)
-    peerings: dict[str, dict] = field(default_factory=dict)
-    security_groups: dict[str, dict] = field(default_factory=dict)
-    instances: dict[str, dict] = field(default_factory=dict)
-
-    @classmethod
-    def from_answers(cls, *, vpcs: Iterable[dict], subnets: Iterable[dict], route_tables: Iterable[dict],
-                     peerings: Iterable[dict], security_groups: Iterable[dict],
-                     reservations: Iterable[dict] = ()) -> Ec2View:
-        view = cls()
-        view.vpcs = {v["VpcId"]: v for v in vpcs}
-        view.subnets = {s["SubnetId"]: s for s in subnets}
-        view.route_tables = {t["RouteTableId"]: t for t in route_tables}
-        for p in peerings:
-            # A cross-region peering is reported in both regions; the answers describe the same connection.
-            view.peerings.setdefault(p["VpcPeeringConnectionId"], p)
-        view.security_groups = {g["GroupId"]: g for g in security_groups}
-        view.instances = {i["InstanceId"]: i for r in reservations for i in r.get("Instances", [])}
-        return view
-
-    # -- addresses ---------------------------------------------------------------------------------------------
-
-    def vpc_cidrs(self, vpc_id: str) -> list[IPv4Network]:
-        """The VPC's associated IPv4 CIDRs (primary and secondary)."""
-        vpc = self.vpcs.get(vpc_id)
-        if vpc is None:
-            return []
-        blocks = [a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", [])
-                  if a.get("CidrBlockState", {}).get("State", "associated") == "associated"]
-        return [_net(b) for b in (blocks or [vpc["CidrBlock"]])]
-
-    def in_vpc(self, vpc_id: str, ip: IPv4Address) -> bool:
-        return any(ip in net for net in self.vpc_cidrs(vpc_id))
-
-    def subnet_at(self, vpc_id: str, ip: IPv4Address) -> dict | None:
-        for subnet in self.subnets.values():
-            if subnet["VpcId"] == vpc_id and ip in _net(subnet["CidrBlock"]):
-                return subnet
-        return None
-
-    def route_table_of(self, vpc_id: str, ip: IPv4Address) -> tuple[dict | None, str]:
-        """The route table governing traffic that leaves `ip`: its subnet's table, else the VPC's main table."""
-        subnet = self.subnet_at(vpc_id, ip)
-        if subnet is None:
-            return None, f"no subnet of {vpc_id} contains {ip}"
-        main = None
-        for table in self.route_tables.values():
-            if table["VpcId"] != vpc_id:
-                continue
-            for assoc in table.get("Associations", []):
-                if assoc.get("AssociationState", {}).get("State", "associated") != "associated":
-                    continue
-                if assoc.get("SubnetId") == subnet["SubnetId"]:
-                    return table, ""
-                if assoc.get("Main"):
-                    main = table
-        if main is None:
-            return None, f"subnet {subnet['SubnetId']} of {vpc_id} has no route table"
-        return main, ""
-
-    # -- peerings ----------------------------------------------------------------------------------------------
-
-    def peering_between(self, pcx_id: str | None, a: str, b: str) -> tuple[dict | None, str]:
-        """The peering `pcx_id` when it is active and connects VPCs a and b."""
-        if not pcx_id:
-            return None, "no peering target"
-        pcx = self.peerings.get(pcx_id)
-        if pcx is None:
-            return None, f"peering {pcx_id} is unknown"
-        ends = {pcx["RequesterVpcInfo"]["VpcId"], pcx["AccepterVpcInfo"]["VpcId"]}
-        if ends != {a, b}:
-            return None, f"peering {pcx_id} connects {sorted(ends)}, not {sorted({a, b})}"
-        status = pcx.get("Status", {}).get("Code")
-        if status != "active":
-            return None, f"peering {pcx_id} is {status}, not active"
-        return pcx, ""
-
-    def vpc_of_address(self, ip: IPv4Address) -> str | None:
-        for vpc_id in self.vpcs:
-            if self.in_vpc(vpc_id, ip):
-                return vpc_id
-        return None
-
-
-def longest_match(table: dict, ip: IPv4Address) -> dict | None:
-    """The route a table uses for `ip` (longest matching IPv4 prefix), or None."""
-    best, best_len = None, -1
-    for route in table.get("Routes", []):
-        cidr = route.get("DestinationCidrBlock")
-        if not cidr:
-            continue
-        net = _net(cidr)
-        if ip in net and net.prefixlen > best_len:
-            best, best_len = route, net.prefixlen
-    return best
-
-
-def _route_text(route: dict | None) -> str:
-    if route is None:
-        return "no route"
-    target = next((route[k] for k in ("VpcPeeringConnectionId", "GatewayId", "NatGatewayId", "TransitGatewayId",
-                                      "NetworkInterfaceId", "InstanceId") if route.get(k)), "?")
-    return f"route {route['DestinationCidrBlock']} -> {target} ({route.get('State', '?')})"
-
-
-def route_via_peering(view: Ec2View, vpc_id: str, from_ip: IPv4Address, to_ip: IPv4Address,
-                      peer_vpc_id: str | None) -> Verdict:
-    """Does traffic from `from_ip` (in vpc_id) to `to_ip` leave through an active peering to peer_vpc_id?
-
-    peer_vpc_id None accepts any active peering whose other end contains to_ip.
-    """
-    table, why = view.route_table_of(vpc_id, from_ip)
-    if table is None:
-        return Verdict(False, why)
-    route = longest_match(table, to_ip)
-    where = f"{table['RouteTableId']} ({vpc_id}) for {to_ip}"
-    if route is None or not route.get("VpcPeeringConnectionId"):
-        return Verdict(False, f"{where}: {_route_text(route)}, not a peering")
-    if route.get("State", "active") != "active":
-        return Verdict(False, f"{where}: {_route_text(route)}")
-    pcx_id = route["VpcPeeringConnectionId"]
-    if peer_vpc_id is None:
-        pcx = view.peerings.get(pcx_id)
-        if pcx is None:
-            return Verdict(False, f"{where}: peering {pcx_id} is unknown")
-        ends = {pcx["RequesterVpcInfo"]["VpcId"], pcx["AccepterVpcInfo"]["VpcId"]}
-        peer_vpc_id = next(iter(ends - {vpc_id}), None)
-        if peer_vpc_id is None or not view.in_vpc(peer_vpc_id, to_ip):
-            return Verdict(False, f"{where}: peering {pcx_id} does not lead to a VPC containing {to_ip}")
-    pcx, why = view.peering_between(pcx_id, vpc_id, peer_vpc_id)
-    if pcx is None:
-        return Verdict(False, f"{where}: {why}")
-    return Verdict(True)
-
-
-def _protocol_matches(rule_protocol: str, protocol: str) -> bool:
-    rule_protocol = str(rule_protocol).lower()
-    return rule_protocol in ("-1", "all", protocol, _PROTOCOL_NUMBERS.get(protocol, "?"))
-
-
-def permission_admits(permission: dict, protocol: str, port: int, peer_ip: IPv4Address,
-                      peer_groups: Sequence[str] | None, groups_usable: bool) -> bool:
-    """Does one IpPermissions entry admit (protocol, port) from/to peer_ip or a peer group?
-
-    groups_usable: whether a rule naming a group can match across this path (same VPC or same-region peering).
-    """
-    if not _protocol_matches(permission.get("IpProtocol", ""), protocol):
-        return False
-    if str(permission.get("IpProtocol")) not in ("-1", "all"):
-        first, last = permission.get("FromPort"), permission.get("ToPort")
-        if first is not None and first != -1 and not (first <= port <= last):
-            return False
-    if any(peer_ip in _net(r["CidrIp"]) for r in permission.get("IpRanges", [])):
-        return True
-    if groups_usable and peer_groups:
-        return any(pair.get("GroupId") in peer_groups for pair in permission.get("UserIdGroupPairs", []))
-    return False
-
-
-def groups_admit(view: Ec2View, groups: Sequence[str], direction: str, protocol: str, port: int,
-                 peer_ip: IPv4Address, peer_groups: Sequence[str] | None, groups_usable: bool) -> Verdict:
-    """Does any of `groups` admit the traffic in `direction` ('ingress' or 'egress')?"""
-    key = "IpPermissions" if direction == "ingress" else "IpPermissionsEgress"
-    if not groups:
-        return Verdict(False, f"no security group to admit {direction}")
-    for group_id in groups:
-        group = view.security_groups.get(group_id)
-        if group is None:
-            return Verdict(False, f"security group {group_id} is unknown")
-        if any(permission_admits(p, protocol, port, peer_ip, peer_groups, groups_usable) for p in group.get(key, [])):
-            return Verdict(True)
-    side = "from" if direction == "ingress" else "to"
-    return Verdict(False, f"no {direction} rule of {', '.join(groups)} admits {protocol}/{port} {side} {peer_ip}")
-
-
-def reachable(view: Ec2View, src_ip: str, src_vpc_id: str, dst_ip: str, dst_vpc_id: str, protocol: str,
-              port: int, src_groups: Sequence[str] | None, dst_groups: Sequence[str] | None) -> Verdict:
-    """Can a connection open from src_ip (sent inside src_vpc_id) to dst_ip:port in dst_vpc_id, and be answered?
-
-    src_groups / dst_groups: the security groups of the sending and the receiving network interface; None when
-    that side has no security group (no filtering there). Security groups are stateful, so replies need no rule;
-    they do need a route back.
-    """
-    src, dst = ip_address(src_ip), ip_address(dst_ip)
-    protocol = protocol.lower()
-    for vpc_id in (src_vpc_id, dst_vpc_id):
-        if vpc_id not in view.vpcs:
-            return Verdict(False, f"VPC {vpc_id} is unknown")
-    if not view.in_vpc(dst_vpc_id, dst):
-        return Verdict(False, f"{dst} is outside the CIDRs of {dst_vpc_id}")
-    if view.subnet_at(dst_vpc_id, dst) is None:
-        return Verdict(False, f"no subnet of {dst_vpc_id} contains {dst}")
-    same_region_peering = False
-    if src_vpc_id != dst_vpc_id:
-        if not view.in_vpc(src_vpc_id, src):
-            return Verdict(False, f"{src} is outside the CIDRs of {src_vpc_id}; peering is not transitive")
-        there = route_via_peering(view, src_vpc_id, src, dst, dst_vpc_id)
-        if not there:
-            return Verdict(False, f"no route there: {there.reason}")
-        back = route_via_peering(view, dst_vpc_id, dst, src, src_vpc_id)
-        if not back:
-            return Verdict(False, f"no route back: {back.reason}")
-        table, _ = view.route_table_of(src_vpc_id, src)
-        pcx_id = longest_match(table, dst)["VpcPeeringConnectionId"]  # type: ignore[arg-type,index]
-        pcx = view.peerings[pcx_id]
-        same_region_peering = pcx["RequesterVpcInfo"].get("Region") == pcx["AccepterVpcInfo"].get("Region")
-    elif not view.in_vpc(dst_vpc_id, src):
-        # Forwarded inside the VPC with a foreign source address: the local route delivers, the reply needs a
-        # peering route back to the source's own VPC.
-        back = route_via_peering(view, dst_vpc_id, dst, src, None)
-        if not back:
-            return Verdict(False, f"no route back to the preserved source address: {back.reason}")
-    groups_usable = src_vpc_id == dst_vpc_id or same_region_peering
-    if dst_groups is not None:
-        ingress = groups_admit(view, dst_groups, "ingress", protocol, port, src, src_groups, groups_usable)
-        if not ingress:
-            return ingress
-    if src_groups is not None:
-        egress = groups_admit(view, src_groups, "egress", protocol, port, dst, dst_groups, groups_usable)
-        if not egress:
-            return egress
-    return Verdict(True)
-
-
-def groups_at(view: Ec2View, ip: str, vpc_id: str | None = None) -> tuple[str, ...] | None:
-    """The security groups of the instance network interface holding private address `ip`, or None."""
-    for instance in view.instances.values():
-        if instance.get("State", {}).get("Name") in ("terminated", "shutting-down"):
-            continue
-        for eni in instance.get("NetworkInterfaces", []):
-            if vpc_id and eni.get("VpcId", instance.get("VpcId")) != vpc_id:
-                continue
-            addresses = {a["PrivateIpAddress"] for a in eni.get("PrivateIpAddresses", [])}
-            addresses.add(eni.get("PrivateIpAddress", ""))
-            if ip in addresses:
-                return tuple(sorted(g["GroupId"] for g in eni.get("Groups", [])))
-        if not instance.get("NetworkInterfaces") and instance.get("PrivateIpAddress") == ip:
-            return tuple(sorted(g["GroupId"] for g in instance.get("SecurityGroups", [])))
-    return None
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# 2. Collecting the answers.
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _pages(client: Any, operation: str, key: str) -> list[dict]:
-    items: list[dict] = []
-    if client.can_paginate(operation):
-        for page in client.get_paginator(operation).paginate():
-            items.extend(page.get(key, []))
-    else:
-        items.extend(getattr(client, operation)().get(key, []))
-    return items
-
-
-def describe_estate(ec2_clients: Iterable[Any]) -> Ec2View:
-    """One Ec2View from EC2 clients covering every (account, region) of the estate."""
-    answers: dict[str, list[dict]] = {k: [] for k in ("vpcs", "subnets", "route_tables", "peerings",
-                                                      "security_groups", "reservations")}
-    calls = {"vpcs": ("describe_vpcs", "Vpcs"), "subnets": ("describe_subnets", "Subnets"),
-             "route_tables": ("describe_route_tables", "RouteTables"),
-             "peerings": ("describe_vpc_peering_connections", "VpcPeeringConnections"),
-             "security_groups": ("describe_security_groups", "SecurityGroups"),
-             "reservations": ("describe_instances", "Reservations")}
-    for client in ec2_clients:
-        for name, (operation, key) in calls.items():
-            answers[name].extend(_pages(client, operation, key))
-    return Ec2View.from_answers(**answers)
-
+from netgen.aws.reachability import (  # noqa: F401  (re-exported: the judge's tests import them from here)
+    Ec2View,
+    Verdict,
+    describe_estate,
+    groups_at,
+    reachable,
+)
 
 # ---------------------------------------------------------------------------------------------------------------
 # 3. The moto harness (tests only).
 # ---------------------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 (any free port) with dummy credentials and no AWS config; yields its URL.
+
+    Multi-account needs the `x-moto-account-id` header, so MOTO_ACCOUNT_ID (which overrides it) is unset."""
+    import pytest
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as env:
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            env.setenv(key, "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("AWS_CONFIG_FILE", os.devnull)
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        env.delenv("AWS_PROFILE", raising=False)
+        env.delenv("MOTO_ACCOUNT_ID", raising=False)
+        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # hosts use a made-up image id; skip loading AMIs
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
 
 
 class MotoCloud:
@@ -500,7 +221,8 @@ def seed_estate(cloud: MotoCloud, estate: Any) -> Seeded:
         answer = cloud.ec2(vpc.account, vpc.region).run_instances(
             ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=subnet_id,
             PrivateIpAddress=str(host.address), SecurityGroupIds=[seeded.groups[host.security_group.name]],
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": host.name}]}])
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": host.name}] + [
+                {"Key": key, "Value": value} for key, value in host.labels]}])
         seeded.hosts[host.name] = answer["Instances"][0]["InstanceId"]
     return seeded
 

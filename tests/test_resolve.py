@@ -1,0 +1,95 @@
+"""Flow semantics on the edges the network facts create: SNAT boundaries, UDP behind an NLB, health checks,
+route scope, and the checks that keep an estate's ids and ports unambiguous."""
+
+from ipaddress import IPv4Network
+
+from conftest import EXAMPLE_AS_OF, copy_example_specs, diagnose_specs, edit_spec
+
+from netgen.diagnostics import Reporter
+from netgen.pipeline import resolve_specs
+from netgen.targets.aws import plan_peerings_and_routes
+
+
+def resolved(specs):
+    return resolve_specs(specs, EXAMPLE_AS_OF, Reporter())
+
+
+def flows_to(result, host_names):
+    return [f for f in result.flows if f.destination.kind in ("host", "hostGroup")
+            and f.source.name == "prod-usw2/reporting/report-builder"]
+
+
+def test_snat_is_decided_per_address_when_an_excluded_cidr_splits_a_collapsed_prefix(tmp_path):
+    """db-euw1-01 (.11) and db-euw1-02 (.12) collapse to no single prefix, but .10/31-style neighbours do;
+    exclude only one host from SNAT and the two must get different source addresses."""
+    specs = copy_example_specs(tmp_path)
+    edit_spec(specs / "inventory/hosts-euw1.yaml", "address: 10.20.10.12", "address: 10.20.10.10")
+    edit_spec(specs / "inventory/clusters.yaml", "excludedCidrs: [10.20.0.0/16]", "excludedCidrs: [10.20.10.11/32]")
+    result = resolved(specs)
+    seen = {}
+    for flow in flows_to(result, None):
+        for net in flow.destination.addresses:
+            seen[net] = (flow.source.addresses, flow.note)
+    cluster = next(c for c in result.estate.clusters if c.name == "prod-usw2")
+    assert seen[IPv4Network("10.20.10.11/32")] == (cluster.pod_cidrs, "pod address")
+    assert seen[IPv4Network("10.20.10.10/32")] == (cluster.node_cidrs, "snat to node")
+
+
+def test_udp_behind_a_load_balancer_always_keeps_the_client_address(tmp_path):
+    specs = copy_example_specs(tmp_path)
+    edit_spec(specs / "inventory/services.yaml", "- {name: http, port: 80, targetPort: 8080}",
+              "- {name: http, port: 80, targetPort: 8080, protocol: UDP}")
+    result = resolved(specs)
+    to_pods = [f for f in result.flows if f.destination.name == "prod-use1/ledger/ledger-api"
+               and f.destination.kind == "service"]
+    sources = {(f.source.kind, f.note) for f in to_pods}
+    assert ("hostGroup", "nlb target, client IP preserved") in sources
+    assert ("load-balancer", "nlb health check") in sources
+    assert ("load-balancer", "nlb target, source is the nlb") not in sources
+
+
+def test_preserved_client_ip_still_admits_the_load_balancer_health_checks():
+    result = resolved(copy_example_specs.__globals__["EXAMPLE_SPECS"])
+    checks = [f for f in result.flows if f.note == "nlb health check"]
+    assert {f.destination.name for f in checks} == {"prod-use1/payments/payments-api"}
+    (check,) = checks
+    assert check.source.addresses == (IPv4Network("10.40.32.0/24"), IPv4Network("10.40.33.0/24"))
+    assert (check.ports.first, check.ports.last) == (8443, 8443)
+
+
+def test_vpc_cidr_route_scope_routes_to_every_vpc_block_a_collapsed_prefix_touches(tmp_path):
+    """Nodes in the primary CIDR, pods in a secondary one, adjacent: a collapsed prefix may span both."""
+    specs = copy_example_specs(tmp_path)
+    edit_spec(specs / "inventory/vpcs.yaml", "  cidrs: [10.40.0.0/16]\n",
+              "  cidrs: [10.40.0.0/17, 10.40.128.0/17]\n  routeScope: vpc-cidrs\n")
+    edit_spec(specs / "inventory/vpcs.yaml", "  cidrs: [10.10.0.0/16, 10.11.0.0/16]",
+              "  cidrs: [10.10.0.0/16, 10.11.0.0/16]\n  routeScope: vpc-cidrs")
+    edit_spec(specs / "inventory/clusters.yaml", "podCidrs: [10.40.64.0/18]",
+              "podCidrs: [10.40.64.0/18, 10.40.128.0/18]")
+    result = resolved(specs)
+    _, routes = plan_peerings_and_routes(result.estate, list(result.flows), Reporter())
+    assert routes[("legacy-use1", "k8s-use1")] == (IPv4Network("10.40.0.0/17"), IPv4Network("10.40.128.0/17"))
+
+
+def codes(specs):
+    return [(d.code, d.location.file.split("/specs/")[-1], d.location.line) for d in diagnose_specs(specs)]
+
+
+def test_a_route_table_listed_by_two_vpcs_is_rejected(tmp_path):
+    specs = copy_example_specs(tmp_path)
+    edit_spec(specs / "inventory/vpcs.yaml", "routeTables: [rtb-0b22c33d44e55f661]",
+              "routeTables: [rtb-0a11b22c33d44e551]")
+    assert ("NG101", "inventory/vpcs.yaml", 22) in codes(specs)
+
+
+def test_a_peering_role_in_another_account_is_rejected(tmp_path):
+    specs = copy_example_specs(tmp_path)
+    edit_spec(specs / "inventory/accounts.yaml", "arn:aws:iam::210987654321:role", "arn:aws:iam::999999999999:role")
+    assert ("NG014", "inventory/accounts.yaml", 17) in codes(specs)
+
+
+def test_service_port_numbers_and_node_ports_must_not_repeat(tmp_path):
+    specs = copy_example_specs(tmp_path)
+    edit_spec(specs / "inventory/services.yaml", "    - {name: metrics, port: 9102}",
+              "    - {name: metrics, port: 9102}\n    - {name: metrics2, port: 9102}")
+    assert ("NG101", "inventory/services.yaml", 29) in codes(specs)
