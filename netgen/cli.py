@@ -387,6 +387,9 @@ def _aws_call(work):
 
 
 def main() -> None:
+    from netgen.pipeline import tune_gc
+
+    tune_gc()
     try:
         app()
     except KeyboardInterrupt:

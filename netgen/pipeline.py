@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,10 +20,23 @@ class Resolved:
     flows: tuple[Flow, ...]
 
 
+def tune_gc() -> None:
+    """netgen builds millions of long-lived objects and almost no reference cycles: collect young objects
+    less often (the default thresholds spend up to a third of a large build re-scanning live data)."""
+    gc.set_threshold(100_000, 50, 100)
+
+
+def settle() -> None:
+    """Between stages: what is alive now lives to the end, so the cyclic collector can stop scanning it."""
+    gc.freeze()
+
+
 def resolve_specs(specs: Path, as_of: date, reporter: Reporter) -> Resolved:
     """Everything netgen knows about an estate; raises SpecError when any stage reported an error."""
     documents = load_tree(specs, reporter)
+    settle()
     estate = build_estate(documents, reporter, as_of)
+    settle()
     reporter.raise_if_errors()
     flows = resolve(estate, reporter)
     reporter.raise_if_errors()

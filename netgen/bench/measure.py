@@ -64,14 +64,18 @@ def floor(specs: Path, out: Path, sink: Path, clock: _Clock) -> None:
 def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> None:
     from netgen.diagnostics import Reporter
     from netgen.loader import load_tree
+    from netgen.pipeline import settle, tune_gc
     from netgen.resolve import resolve
     from netgen.validate import build_estate
 
+    tune_gc()  # as the netgen command does
     reporter = Reporter()
     t = time.perf_counter()
     documents = load_tree(specs, reporter)
+    settle()
     t = clock.lap("load", t)
     estate = build_estate(documents, reporter, as_of)
+    settle()
     t = clock.lap("validate", t)
     flows = resolve(estate, reporter)
     t = clock.lap("resolve", t)
