@@ -986,7 +986,7 @@ spec_names = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True
 @given(st.lists(spec_names, min_size=1, max_size=30))
 @settings(max_examples=200, deadline=None)
 def test_rule_descriptions_are_legal_and_name_a_sorted_prefix_of_the_grants(names):
-    text = description(names)
+    text = description(tuple(names))
     assert sg_rule_problems({"Properties": {**GOOD_RULE, "Description": text}}) == []
     unique = sorted(set(names))
     body = text.removeprefix("netgen: ")

@@ -59,7 +59,7 @@ from netgen.aws.generated import (
     StackPlan,
     is_managed,
     is_owned,
-    live_rule,
+    live_rules,
     load_plan,
     peerings_of,
     replace_refs,
@@ -479,19 +479,12 @@ class Deployer:
                 return status
             time.sleep(self.poll)
 
-    def live_rules(self, ec2: Any, group_ids: list[str]) -> list[RuleSpec]:
-        rules: list[RuleSpec] = []
-        for page in ec2.get_paginator("describe_security_group_rules").paginate(
-                Filters=[{"Name": "group-id", "Values": group_ids}]):
-            rules.extend(live_rule(r) for r in page.get("SecurityGroupRules", []))
-        return rules
-
     def settle_rules(self, stack: StackPlan, wanted: list[RuleSpec], previous: list[RuleSpec]) -> None:
         groups = sorted({r.group_id for r in wanted} | {r.group_id for r in previous})
         if not groups:
             return
         ec2 = self.clients.ec2(stack.account, stack.region)
-        live = self.live_rules(ec2, groups)
+        live = live_rules(ec2, groups)
         by_key = {r.key: r for r in live}
         wanted_keys = {r.key for r in wanted}
         previous_keys = {r.key for r in previous}
@@ -588,7 +581,7 @@ class Deployer:
         ec2 = self.clients.ec2(account, region)
         if rules:
             keys = {r.key for r in rules}
-            for rule in self.live_rules(ec2, sorted({r.group_id for r in rules})):
+            for rule in live_rules(ec2, sorted({r.group_id for r in rules})):
                 if rule.key in keys:
                     self.revoke(ec2, rule)
                     self._repair(f"revoked {rule}: its stack is deleted, but the rule was still in EC2")

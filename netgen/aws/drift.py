@@ -23,8 +23,8 @@ from netgen.aws.generated import (
     MANAGED_KEY,
     MANAGED_VALUE,
     RuleSpec,
+    inventory_rules,
     is_managed,
-    live_rule,
     load_plan,
     route_peer_pairs,
     rules_of,
@@ -56,21 +56,13 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> list[Drift]:
 
     # -- rules -----------------------------------------------------------------------------------------------
     expected = {r.key: r for s in stacks for r in rules_of(s.template)}
-    by_place: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for group in estate.security_groups:
-        by_place[(group.vpc.account.account_id, group.vpc.region)].append(group.group_id)
     restricts = {g.group_id: g.restricts_egress for g in estate.security_groups}
     live: dict[tuple, RuleSpec] = {}
-    for (account, region), group_ids in sorted(by_place.items()):
-        ec2 = clients.ec2(account, region)
-        for page in ec2.get_paginator("describe_security_group_rules").paginate(
-                Filters=[{"Name": "group-id", "Values": sorted(group_ids)}]):
-            for answer in page.get("SecurityGroupRules", []):
-                rule = live_rule(answer)
-                default_egress = (rule.direction == "egress" and rule.protocol == "-1" and rule.cidr == "0.0.0.0/0"
-                                  and not restricts.get(rule.group_id, False))
-                if not default_egress:
-                    live[rule.key] = rule
+    for rule in inventory_rules(estate, clients):
+        default_egress = (rule.direction == "egress" and rule.protocol == "-1" and rule.cidr == "0.0.0.0/0"
+                          and not restricts.get(rule.group_id, False))
+        if not default_egress:
+            live[rule.key] = rule
     missing = [r for k, r in expected.items() if k not in live]
     extra = [r for k, r in live.items() if k not in expected]
     for key in sorted(set(expected) & set(live)):

@@ -89,6 +89,24 @@ def live_rule(rule: Mapping[str, Any]) -> RuleSpec:
                     rule.get("SecurityGroupRuleId", ""))
 
 
+def live_rules(ec2: Any, group_ids: list[str]) -> list[RuleSpec]:
+    """Every rule EC2 reports for these groups (one region's client)."""
+    rules: list[RuleSpec] = []
+    for page in ec2.get_paginator("describe_security_group_rules").paginate(
+            Filters=[{"Name": "group-id", "Values": sorted(group_ids)}]):
+        rules.extend(live_rule(r) for r in page.get("SecurityGroupRules", []))
+    return rules
+
+
+def inventory_rules(estate: Any, clients: Any) -> list[RuleSpec]:
+    """Every live rule of the inventory's security groups, across accounts and regions."""
+    by_place: dict[tuple[str, str], list[str]] = {}
+    for group in estate.security_groups:
+        by_place.setdefault((group.vpc.account.account_id, group.vpc.region), []).append(group.group_id)
+    return [rule for (account, region), group_ids in sorted(by_place.items())
+            for rule in live_rules(clients.ec2(account, region), group_ids)]
+
+
 def is_owned(rule: RuleSpec) -> bool:
     return rule.description.startswith(OWNED_DESCRIPTION)
 

@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses, ip_network
 
-from netgen.aws.generated import is_owned, live_rule
+from netgen.aws.generated import inventory_rules, is_owned
 from netgen.aws.reachability import describe_estate, reachable
 from netgen.aws.session import Clients
 from netgen.pipeline import Resolved
@@ -161,26 +161,18 @@ def verify(resolved: Resolved, clients: Clients) -> VerifyResult:
         if not verdict:
             result.unreachable.append({"flow": probe.flow, "probe": str(probe), "reason": verdict.reason})
     wanted = intended_rules(resolved)
-    by_place: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for group in estate.security_groups:
-        by_place[(group.vpc.account.account_id, group.vpc.region)].append(group.group_id)
     names = {g.group_id: g.name for g in estate.security_groups}
-    for (account, region), group_ids in sorted(by_place.items()):
-        ec2 = clients.ec2(account, region)
-        for page in ec2.get_paginator("describe_security_group_rules").paginate(
-                Filters=[{"Name": "group-id", "Values": sorted(group_ids)}]):
-            for answer in page.get("SecurityGroupRules", []):
-                rule = live_rule(answer)
-                if not is_owned(rule):
-                    continue
-                result.rules += 1
-                protocol = _PROTOCOL_NAMES.get(rule.protocol, rule.protocol)
-                why = excess(protocol, rule.first, rule.last, rule.cidr,
-                             wanted.get((rule.group_id, rule.direction, protocol), []))
-                if why:
-                    result.over_grants.append({"group": f"{names.get(rule.group_id, '?')} ({rule.group_id})",
-                                               "rule": str(rule), "ruleId": rule.rule_id,
-                                               "description": rule.description, "reason": why})
+    for rule in inventory_rules(estate, clients):
+        if not is_owned(rule):
+            continue
+        result.rules += 1
+        protocol = _PROTOCOL_NAMES.get(rule.protocol, rule.protocol)
+        why = excess(protocol, rule.first, rule.last, rule.cidr,
+                     wanted.get((rule.group_id, rule.direction, protocol), []))
+        if why:
+            result.over_grants.append({"group": f"{names.get(rule.group_id, '?')} ({rule.group_id})",
+                                       "rule": str(rule), "ruleId": rule.rule_id,
+                                       "description": rule.description, "reason": why})
     result.unreachable.sort(key=lambda f: (f["flow"], f["probe"]))
     result.over_grants.sort(key=lambda f: (f["group"], f["rule"]))
     return result

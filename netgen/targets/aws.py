@@ -49,7 +49,8 @@ def logical_id(prefix: str, readable: str, *identity: object) -> str:
     return f"{prefix}{camel(readable)[:120]}{digest}"
 
 
-def description(grants: list[str]) -> str:
+@lru_cache(maxsize=65536)
+def description(grants: tuple[str, ...]) -> str:
     """A security-group rule description naming the grants: legal characters only, at most 255."""
     names = sorted(set(grants))
     text = "netgen: " + ", ".join(names)
@@ -276,7 +277,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             logical_id("Ingress" if rule.direction == "ingress" else "Egress", rule.group.name,
                        rule.group.group_id, rule.protocol, rule.first, rule.last, rule.cidr),
             GroupId=rule.group.group_id, IpProtocol=_PROTOCOLS[rule.protocol], FromPort=rule.first,
-            ToPort=rule.last, CidrIp=str(rule.cidr), Description=description(list(rule.grants))))
+            ToPort=rule.last, CidrIp=str(rule.cidr), Description=description(rule.grants)))
     names: dict[str, StackKey] = {}
     for key in sorted(templates):
         other = names.setdefault(key.name, key)
