@@ -1,7 +1,7 @@
 """Diagnostics: located messages with a stable code, collected across a whole run and printed together.
 
-Every code netgen can emit is listed in CODES; the README's diagnostic table is generated from it and a test
-makes sure each code has a failing fixture.
+Every code netgen can emit is listed in CODES. Tests check that the README's diagnostic table lists exactly
+these codes with these severities, and that each code has a failing fixture.
 """
 
 from __future__ import annotations
