@@ -54,6 +54,11 @@ class SecurityGroup:
     restricts_egress: bool
     rule_quota: int
     loc: Location
+    overflow_group_ids: tuple[str, ...] = ()  # netgen-managed groups on the same interfaces, for rules over quota
+
+    @property
+    def group_ids(self) -> tuple[str, ...]:
+        return (self.group_id, *self.overflow_group_ids)
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,14 @@ class _Builder:
 
     def security_groups(self, settings: Settings) -> None:
         self.unique_ids("SecurityGroup", "groupId", "security group id")
+        seen = {doc.data["spec"]["groupId"]: doc for doc in self.by_kind["SecurityGroup"]}
+        for doc in self.by_kind["SecurityGroup"]:
+            for i, group_id in enumerate(doc.data["spec"].get("overflowGroupIds", [])):
+                if group_id in seen:
+                    self.r.add(doc.at(("spec", "overflowGroupIds", i)), "NG101",
+                               f"security group id {group_id} is already used at "
+                               f"{seen[group_id].at(('metadata', 'name'))}")
+                seen.setdefault(group_id, doc)
         for doc, name in self.named("SecurityGroup"):
             s = doc.data["spec"]
             vpc = self.ref(doc, ("spec", "vpc"), "Vpc", s["vpc"])
@@ -190,7 +198,7 @@ class _Builder:
                 continue
             self.tables["SecurityGroup"][name] = SecurityGroup(
                 name, vpc, s["groupId"], s.get("restrictsEgress", False),
-                s.get("ruleQuota", settings.default_rule_quota), doc.at())
+                s.get("ruleQuota", settings.default_rule_quota), doc.at(), tuple(s.get("overflowGroupIds", ())))
 
     def clusters(self) -> None:
         for doc, name in self.named("Cluster"):

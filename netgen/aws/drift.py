@@ -52,11 +52,11 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> list[Drift]:
     estate = resolved.estate
     stacks = load_plan(out)
     found: list[Drift] = []
-    names = {g.group_id: g.name for g in estate.security_groups}
+    names = {gid: g.name for g in estate.security_groups for gid in g.group_ids}
 
     # -- rules -----------------------------------------------------------------------------------------------
     expected = {r.key: r for s in stacks for r in rules_of(s.template)}
-    restricts = {g.group_id: g.restricts_egress for g in estate.security_groups}
+    restricts = {gid: g.restricts_egress for g in estate.security_groups for gid in g.group_ids}
     live: dict[tuple, RuleSpec] = {}
     for rule in inventory_rules(estate, clients):
         default_egress = (rule.direction == "egress" and rule.protocol == "-1" and rule.cidr == "0.0.0.0/0"

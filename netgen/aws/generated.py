@@ -102,7 +102,7 @@ def inventory_rules(estate: Any, clients: Any) -> list[RuleSpec]:
     """Every live rule of the inventory's security groups, across accounts and regions."""
     by_place: dict[tuple[str, str], list[str]] = {}
     for group in estate.security_groups:
-        by_place.setdefault((group.vpc.account.account_id, group.vpc.region), []).append(group.group_id)
+        by_place.setdefault((group.vpc.account.account_id, group.vpc.region), []).extend(group.group_ids)
     return [rule for (account, region), group_ids in sorted(by_place.items())
             for rule in live_rules(clients.ec2(account, region), group_ids)]
 

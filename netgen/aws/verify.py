@@ -82,10 +82,10 @@ def _sender_groups(resolved: Resolved, flow: Flow) -> tuple[str, ...] | None:
 def probes(resolved: Resolved) -> list[Probe]:
     estate = resolved.estate
     vpc_ids = {v.name: v.vpc_id for v in estate.vpcs}
-    group_ids = {g.name: g.group_id for g in estate.security_groups}
+    group_ids = {g.name: g.group_ids for g in estate.security_groups}  # a group's overflow groups sit beside it
 
     def ids(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return None if names is None else tuple(group_ids[n] for n in names)
+        return None if names is None else tuple(i for n in names for i in group_ids[n])
 
     def receiver(endpoint: Endpoint) -> tuple[str, ...] | None:
         return (endpoint.security_group,) if endpoint.security_group else None
@@ -113,12 +113,12 @@ def intended_rules(resolved: Resolved) -> dict[tuple[str, str, str], list[tuple[
         p = flow.ports
         protocol = p.protocol.lower()
         if flow.destination.security_group:
-            gid = groups[flow.destination.security_group].group_id
-            wanted[(gid, "ingress", protocol)].extend((n, p.first, p.last) for n in flow.source.addresses)
+            for gid in groups[flow.destination.security_group].group_ids:
+                wanted[(gid, "ingress", protocol)].extend((n, p.first, p.last) for n in flow.source.addresses)
         source = groups.get(flow.source.security_group or "")
         if source and source.restricts_egress:
-            wanted[(source.group_id, "egress", protocol)].extend(
-                (n, p.first, p.last) for n in flow.destination.addresses)
+            for gid in source.group_ids:
+                wanted[(gid, "egress", protocol)].extend((n, p.first, p.last) for n in flow.destination.addresses)
     return wanted
 
 
@@ -161,7 +161,7 @@ def verify(resolved: Resolved, clients: Clients) -> VerifyResult:
         if not verdict:
             result.unreachable.append({"flow": probe.flow, "probe": str(probe), "reason": verdict.reason})
     wanted = intended_rules(resolved)
-    names = {g.group_id: g.name for g in estate.security_groups}
+    names = {gid: g.name for g in estate.security_groups for gid in g.group_ids}
     for rule in inventory_rules(estate, clients):
         if not is_owned(rule):
             continue

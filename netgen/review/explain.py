@@ -405,7 +405,8 @@ class Explainer:
         for rule in found.rules:
             from netgen.targets.aws import rules_stack_of
 
-            group_file = f"generated/{rules_stack_of(self.groups[rule.group]).path}"
+            group = self.groups[rule.group]
+            group_file = f"generated/{rules_stack_of(group, group.group_ids.index(rule.group_id)).path}"
             lines.append(f"    security-group rule: {rule} in {group_file} "
                          f"(netgen: {', '.join(rule.grants)})")
         if flow.destination.security_group is None:

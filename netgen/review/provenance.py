@@ -143,7 +143,7 @@ def infrastructure(resolved: Resolved, reporter: Reporter) -> Infrastructure:
     route_facts = tuple(sorted(RouteFact(vpc, table, net, peer)
                                for (vpc, peer), nets in routes.items()
                                for table in vpcs[vpc].route_tables for net in nets))
-    rule_facts = tuple(sorted(RuleFact(r.group.name, r.group.group_id, r.direction, r.protocol, r.first, r.last,
+    rule_facts = tuple(sorted(RuleFact(r.group.name, r.group_id, r.direction, r.protocol, r.first, r.last,
                                        r.cidr, r.grants) for r in rules))
     policy_facts = tuple(sorted(_policy(path, text) for path, text in compile_kubernetes(estate, flows).items()
                                 if not path.endswith("/kustomization.yaml")))

@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from ipaddress import IPv4Network
 
@@ -85,9 +85,11 @@ def stack_of(vpc: Vpc) -> StackKey:
     return StackKey(vpc.account.account_id, vpc.region, "network", vpc.account.name)
 
 
-def rules_stack_of(group: SecurityGroup) -> StackKey:
+def rules_stack_of(group: SecurityGroup, part: int = 0) -> StackKey:
+    """The stack of a group's rules; an overflow group's rules (part 1..) have a stack of their own."""
     vpc = group.vpc
-    return StackKey(vpc.account.account_id, vpc.region, f"sg-{group.name}", vpc.account.name)
+    suffix = f"-overflow-{part}" if part else ""
+    return StackKey(vpc.account.account_id, vpc.region, f"sg-{group.name}{suffix}", vpc.account.name)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,37 @@ class Rule:
     last: int
     cidr: IPv4Network
     grants: tuple[str, ...]
+    part: int = 0  # which of group.group_ids holds the rule: 0 the group itself, 1.. its overflow groups
+
+    @property
+    def group_id(self) -> str:
+        return self.group.group_ids[self.part]
+
+    @property
+    def identity(self) -> tuple:
+        return self.group.group_id, self.direction, self.protocol, self.first, self.last, self.cidr
+
+
+def _spread(rules: list[Rule], group: SecurityGroup) -> list[Rule] | None:
+    """Place a group's rules for one direction into the group and its overflow groups, each within the quota.
+
+    A rule's place is picked by a hash of what it is, moving on to the next group with room, so that adding or
+    removing a rule moves few others. None when even all the groups together cannot hold the rules."""
+    parts = len(group.group_ids)
+    if len(rules) <= group.rule_quota:
+        return rules
+    if len(rules) > group.rule_quota * parts:
+        return None
+    load = [0] * parts
+    placed = []
+    for rule in sorted(rules, key=lambda r: r.identity):
+        digest = hashlib.sha256("|".join(map(str, rule.identity)).encode()).digest()
+        part = int.from_bytes(digest[:4], "big") % parts
+        while load[part] >= group.rule_quota:
+            part = (part + 1) % parts
+        load[part] += 1
+        placed.append(replace(rule, part=part))
+    return placed
 
 
 def _peering(a: Vpc, b: Vpc) -> Peering:
@@ -185,20 +218,29 @@ def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Ru
             entries = wanted[(source_group.name, "egress", p.protocol)]
             entries.extend((net, p.first, p.last, names) for net in flow.destination.addresses)
     rules: list[Rule] = []
-    counts: dict[tuple[str, str], int] = defaultdict(int)
+    by_direction: dict[tuple[str, str], list[Rule]] = defaultdict(list)
     for (group_name, direction, protocol), entries in sorted(wanted.items()):
         group = groups[group_name]
         for segment in segments(entries):
             for first, last in segment.ports:
                 grants = tuple(sorted({name for names in segment.tags_for(first, last) for name in names}))
                 for cidr in segment.cidrs():
-                    rules.append(Rule(group, direction, protocol, first, last, cidr, grants))
-                    counts[(group_name, direction)] += 1
-    for (group_name, direction), count in sorted(counts.items()):
+                    by_direction[(group_name, direction)].append(
+                        Rule(group, direction, protocol, first, last, cidr, grants))
+    for (group_name, direction), planned in sorted(by_direction.items()):
         group = groups[group_name]
-        if count > group.rule_quota:
+        placed = _spread(planned, group)
+        if placed is None:
+            if group.overflow_group_ids:
+                limit = (f"over the room of {group.rule_quota * len(group.group_ids)} in it and its "
+                         f"{len(group.overflow_group_ids)} overflow group(s)")
+            else:
+                limit = (f"over its quota of {group.rule_quota} (list overflowGroupIds to spread rules over "
+                         "more groups)")
             reporter.add(group.loc, "NG201", f"security group '{group_name}' ({group.group_id}) would need "
-                                             f"{count} {direction} rules, over its quota of {group.rule_quota}")
+                                             f"{len(planned)} {direction} rules, {limit}")
+            continue
+        rules.extend(placed)
     return rules
 
 
@@ -273,10 +315,10 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
                                     DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
     for rule in rules:
         kind = SecurityGroupIngress if rule.direction == "ingress" else SecurityGroupEgress
-        add(rules_stack_of(rule.group), rule.group, kind(
+        add(rules_stack_of(rule.group, rule.part), rule.group, kind(
             logical_id("Ingress" if rule.direction == "ingress" else "Egress", rule.group.name,
-                       rule.group.group_id, rule.protocol, rule.first, rule.last, rule.cidr),
-            GroupId=rule.group.group_id, IpProtocol=_PROTOCOLS[rule.protocol], FromPort=rule.first,
+                       rule.group_id, rule.protocol, rule.first, rule.last, rule.cidr),
+            GroupId=rule.group_id, IpProtocol=_PROTOCOLS[rule.protocol], FromPort=rule.first,
             ToPort=rule.last, CidrIp=str(rule.cidr), Description=description(rule.grants)))
     names: dict[str, StackKey] = {}
     for key in sorted(templates):
