@@ -111,3 +111,13 @@ def test_graph_of_an_estate_with_spec_errors_exits_1(example_specs: Path):
     result = run_cli("graph", "--specs", str(example_specs), "--as-of", AS_OF)
     assert result.exit_code == 1
     assert "NG104" in result.stderr
+
+
+def test_legacy_nodes_sit_only_in_the_vpcs_their_hosts_live_in(resolved):
+    """Hops relayed inside a cluster's VPC carry the hosts' addresses; they must not draw the hosts there."""
+    from netgen.review.graph import build_graph
+
+    host_vpcs = {h.name: h.vpc.name for h in resolved.estate.hosts}
+    for column in build_graph(resolved).columns:
+        for node in column.legacy:
+            assert node.hosts and all(host_vpcs[h] == column.vpc.name for h in node.hosts), (column.vpc.name, node)

@@ -122,9 +122,12 @@ def build_graph(resolved: Resolved) -> EstateGraph:
                 continue
             for ref in flow.grants:
                 grant = grants[ref.name]
+                members = {h.name for h in grant.hosts if h.vpc.name == end.vpc
+                           and any(h.network.subnet_of(n) for n in end.addresses)}
+                if not members:  # a hop relayed inside the cluster's VPC (NLB or node) with the hosts' addresses
+                    continue
                 group = legacy(end.vpc, grant.legacy_ref)
-                group.hosts.update(h.name for h in grant.hosts if h.vpc.name == end.vpc
-                                   and any(h.network.subnet_of(n) for n in end.addresses))
+                group.hosts.update(members)
                 if grant.service is not None:
                     target = kube("service", grant.service.ref, grant.service.cluster)
                     key = (group.id, target.id)
