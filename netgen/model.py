@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv4Network
@@ -211,4 +211,4 @@ class Estate:
     host_groups: tuple[HostGroup, ...] = ()
     services: tuple[Service, ...] = ()
     workloads: tuple[Workload, ...] = ()
-    grants: tuple[Grant, ...] = field(default=())
+    grants: tuple[Grant, ...] = ()

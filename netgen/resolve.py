@@ -56,7 +56,9 @@ class Endpoint:
     def __lt__(self, other: Endpoint) -> bool:
         return self.sort_key() < other.sort_key()
 
-    def __hash__(self) -> int:  # endpoints key the flow merge; hashing their addresses each time is costly
+    def __hash__(self) -> int:
+        """Cached: endpoints key the flow merge, and hashing their addresses each time is costly. The cache is
+        not a field, so dataclasses.replace() builds a fresh endpoint without it."""
         try:
             return self.__dict__["_hash"]
         except KeyError:

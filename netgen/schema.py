@@ -15,12 +15,13 @@ from netgen.model import API_VERSION
 
 
 @cache
-def schema() -> dict:
-    return json.loads(resources.files("netgen").joinpath("schemas/netgen.schema.json").read_text("utf-8"))
-
-
 def schema_text() -> str:
     return resources.files("netgen").joinpath("schemas/netgen.schema.json").read_text("utf-8")
+
+
+@cache
+def schema() -> dict:
+    return json.loads(schema_text())
 
 
 def kinds() -> list[str]:

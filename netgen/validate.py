@@ -274,7 +274,7 @@ class _Builder:
             hosts = tuple(members[n] for n in sorted(members))
             self.tables["HostGroup"][name] = HostGroup(name, hosts, doc.at())
 
-    def _pod_owner(self, doc: Document, kind: str):
+    def _pod_owner(self, doc: Document):
         """Cluster of a Service or Workload, after checking its namespace is declared there."""
         s = doc.data["spec"]
         cluster = self.ref(doc, ("spec", "cluster"), "Cluster", s["cluster"])
@@ -294,7 +294,7 @@ class _Builder:
     def services(self) -> None:
         for doc, name in self.named("Service"):
             s = doc.data["spec"]
-            cluster = self._pod_owner(doc, "Service")
+            cluster = self._pod_owner(doc)
             exp = s["exposure"]
             ports = []
             for i, p in enumerate(s["ports"]):
@@ -344,7 +344,7 @@ class _Builder:
 
     def workloads(self) -> None:
         for doc, name in self.named("Workload"):
-            cluster = self._pod_owner(doc, "Workload")
+            cluster = self._pod_owner(doc)
             if cluster is BROKEN:
                 self.broken["Workload"].add(f"{doc.data['metadata']['namespace']}/{name}")
                 continue
@@ -431,10 +431,6 @@ class _Builder:
                                f"grant '{name}' expires on {expires}")
             service, service_ports, workload, host_ports = None, (), None, ()
             if k8s_key == "service":
-                if "ports" in src:
-                    self.r.add(doc.at(("spec", "from", "ports")), "NG113",
-                               "ports belong to the destination ('to'), not the source")
-                    continue
                 service = self.namespaced_ref(doc, ("spec", "to", "service"), "Service", dst["service"])
                 if service is BROKEN:
                     continue

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from ipaddress import IPv4Address, IPv4Network, collapse_addresses, ip_network
+from ipaddress import IPv4Address, IPv4Network, ip_network
 
+from netgen.addresses import collapse
 from netgen.aws.generated import inventory_rules, is_owned
 from netgen.aws.reachability import describe_estate, reachable
 from netgen.aws.session import Clients
@@ -139,7 +140,7 @@ def excess(protocol: str, first: int, last: int, cidr: str,
     for i, start in enumerate(starts):
         end = starts[i + 1] - 1 if i + 1 < len(starts) else last
         covering = [n for n, a, b in allowed if a <= start and b >= end and n.version == net.version]
-        if not any(net.subnet_of(c) for c in collapse_addresses(covering)):  # type: ignore[arg-type]
+        if not any(net.subnet_of(c) for c in collapse(covering)):  # type: ignore[arg-type]
             ports = str(start) if start == end else f"{start}-{end}"
             return f"no flow allows {cidr} on {protocol}/{ports}"
     return None
