@@ -1,14 +1,17 @@
-"""Load stage: spec files -> plain documents that remember where every value came from.
+"""Load stage: spec files -> plain documents that can say where every value came from.
 
 Safety rules: YAML is composed (never constructed by pyyaml), so no object can be built from a tag; duplicate
 keys are errors; aliases are expanded under a node budget, so a "billion laughs" file fails fast; files must be
 UTF-8. pyyaml's C parser is used where it is available.
+
+Positions are found lazily (`Document.at`): a diagnostic that needs one composes its document's text again.
 """
 
 from __future__ import annotations
 
 import codecs
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -16,9 +19,9 @@ import yaml
 from netgen.diagnostics import Location, Reporter
 
 try:  # the C parser is ~10x faster; the pure-Python one behaves the same
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - depends on how pyyaml was built
-    from yaml import SafeLoader as _Loader
+    from yaml import SafeLoader as _BaseLoader
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 # Expanded nodes allowed per document, beyond its own size: aliases may repeat a block a little, not explode.
@@ -32,30 +35,89 @@ _SCALAR_TAGS = {
 }
 _constructor = yaml.constructor.SafeConstructor()
 _COLLECTION_TAGS = {yaml.SequenceNode: "tag:yaml.org,2002:seq", yaml.MappingNode: "tag:yaml.org,2002:map"}
+_TAG_CACHE_LIMIT = 200_000
 
 Path_ = tuple[str | int, ...]
 
 
+class _Loader(_BaseLoader):
+    """pyyaml's safe loader with its scalar tag resolution memoised (same answers; it was a third of the
+    load stage) and its path resolvers, which netgen never registers, skipped."""
+
+    _tags: dict[tuple, str] = {}
+
+    def descend_resolver(self, current_node, current_index) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
+
+    def resolve(self, kind, value, implicit):
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            if len(self._tags) > _TAG_CACHE_LIMIT:
+                self._tags.clear()
+            tag = self._tags[key] = super().resolve(kind, value, implicit)
+        return tag
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _find(node: yaml.Node, path: Path_, key: bool) -> yaml.Mark:
+    """Where the value at path starts (or its key, with key=True), or the closest enclosing value; the first
+    of duplicate keys wins, as in the loaded data. Follows one path, so aliases cannot make it expand."""
+    mark, key_mark = node.start_mark, None
+    for step in path:
+        if type(node) is yaml.MappingNode:
+            found = next(((k, v) for k, v in node.value
+                          if type(k) is yaml.ScalarNode and k.tag == _STR and k.value == step), None)
+            if found is None:
+                return mark
+            key_mark, node = found[0].start_mark, found[1]
+        elif type(node) is yaml.SequenceNode and type(step) is int and 0 <= step < len(node.value):
+            key_mark, node = None, node.value[step]
+        else:
+            return mark
+        mark = node.start_mark
+    return key_mark if key and key_mark is not None else mark
+
+
 @dataclass
 class Document:
-    """One YAML document: its data, and the location of every value and mapping key in it."""
+    """One YAML document: its data, where it starts, and the span of file text it came from."""
 
     file: str
     line: int
     column: int
     data: object
-    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    text: str = field(default="", repr=False, compare=False)  # the whole file's text, shared by its documents
+    span: tuple[int, int] = (0, 0)  # character offsets of the document's root node in text
 
     def at(self, path: Path_ = (), *, key: bool = False) -> Location:
-        """Location of the value at path (or of its key), falling back to the closest enclosing value."""
-        path = tuple(path)
-        if key and path in self.keys:
-            return Location(self.file, *self.keys[path])
-        while path not in self.values and path:
-            path = path[:-1]
-        line, col = self.values.get(path, (self.line, self.column))
-        return Location(self.file, line, col)
+        """Location of the value at path (or of its key), falling back to the closest enclosing value.
+
+        Positions are found lazily: this document's text is composed again and the path followed. Loading
+        keeps no positions, so valid estates never pay for them.
+        """
+        if not path or not self.text:
+            return Location(self.file, self.line, self.column)
+        try:
+            mark = _find(_compose_span(self.text, self.span, self.column - 1), tuple(path), key)
+        except (yaml.YAMLError, RecursionError):  # cannot happen for text that loaded; stay safe anyway
+            return Location(self.file, self.line, self.column)
+        return Location(self.file, self.line + mark.line, mark.column + 1)
+
+
+@lru_cache(maxsize=4)
+def _compose_span(text: str, span: tuple[int, int], column: int) -> yaml.Node:
+    """One document's root node, composed from its span of text with its first line's indentation kept,
+    so that marks are relative to the document's first line and columns are the file's."""
+    return yaml.compose(" " * column + text[span[0]:span[1]], Loader=_Loader)
 
 
 class _TooLarge(Exception):
@@ -63,52 +125,50 @@ class _TooLarge(Exception):
 
 
 class _Builder:
-    """Turns a composed node graph into plain Python data, recording positions and checking keys."""
+    """Turns a composed node graph into plain Python data, checking tags and keys."""
 
-    def __init__(self, doc: Document, reporter: Reporter, budget: int):
-        self.doc = doc
+    def __init__(self, display: str, reporter: Reporter, budget: int):
+        self.display = display
         self.reporter = reporter
         self.budget = budget
 
     def error(self, node: yaml.Node, code: str, message: str) -> None:
-        self.reporter.add(Location(self.doc.file, node.start_mark.line + 1, node.start_mark.column + 1),
-                          code, message)
+        self.reporter.add(Location(self.display, *_mark(node)), code, message)
 
-    def build(self, node: yaml.Node, path: Path_) -> object:
+    def build(self, node: yaml.Node) -> object:
         self.budget -= 1
         if self.budget < 0:
             raise _TooLarge
-        self.doc.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node)
-        if node.tag != _COLLECTION_TAGS[type(node)]:
+        kind = type(node)
+        if kind is yaml.ScalarNode:
+            return node.value if node.tag == _STR else self.scalar(node)
+        if node.tag != _COLLECTION_TAGS[kind]:
             self.error(node, "NG005", f"explicit tag '{node.tag}' is not allowed")
             return None
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        if kind is yaml.SequenceNode:
+            return [self.build(item) for item in node.value]
         result: dict[str, object] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 self.error(key_node, "NG005", "merge keys ('<<') are not supported; write the fields out")
                 continue
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+            if type(key_node) is not yaml.ScalarNode or key_node.tag != _STR:
                 self.error(key_node, "NG005", "mapping keys must be plain strings")
                 continue
             key = key_node.value
             if key in result:
-                first = self.doc.keys[(*path, key)]
-                self.error(key_node, "NG003",
-                           f"duplicate key '{key}' (first defined at line {first[0]}, column {first[1]})")
+                first = next(k for k, _ in node.value if type(k) is yaml.ScalarNode and k.value == key)
+                line, col = _mark(first)
+                self.error(key_node, "NG003", f"duplicate key '{key}' (first defined at line {line}, column {col})")
                 continue
-            self.doc.keys[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = self.build(value_node, (*path, key))
+            result[key] = self.build(value_node)
         return result
 
     def scalar(self, node: yaml.ScalarNode) -> object:
         if node.tag not in _SCALAR_TAGS:
             self.error(node, "NG005", f"explicit tag '{node.tag}' is not allowed")
             return None
-        if node.tag in (_STR, "tag:yaml.org,2002:timestamp"):
+        if node.tag == "tag:yaml.org,2002:timestamp":
             return node.value  # dates stay ISO strings; the schema checks their format
         name = node.tag.rsplit(":", 1)[1]
         try:
@@ -164,10 +224,9 @@ def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
             if node is None or _empty(node):
                 continue  # an empty document, e.g. after a trailing '---'
             mark = node.start_mark
-            doc = Document(display, mark.line + 1, mark.column + 1, None)
-            builder = _Builder(doc, reporter, ALIAS_NODE_BUDGET)
+            doc = Document(display, mark.line + 1, mark.column + 1, None, text, (mark.index, node.end_mark.index))
             try:
-                doc.data = builder.build(node, ())
+                doc.data = _Builder(display, reporter, ALIAS_NODE_BUDGET).build(node)
             except _TooLarge:
                 reporter.add(Location(display, mark.line + 1, mark.column + 1), "NG004",
                              f"document expands to more than {ALIAS_NODE_BUDGET} nodes "

@@ -218,6 +218,47 @@ def test_document_locations_are_recorded():
     assert first.at(("a",)).line == 2
 
 
+
+def test_locations_are_found_lazily_and_match_a_full_compose():
+    """Positions come from composing one document's text again; they must equal pyyaml's own marks for the
+    whole file, through non-ASCII text, CRLF line endings, an indented document, flow style and comments."""
+    text = ("# café ☕ 𝄞\r\na: 'é'\r\n---\r\n  k: 1\r\n  l:\r\n    - {m: [1, 2], n: 'ü'}\r\n"
+            "--- {x: {y: z}}\n---\n# comment\nkey: |\n  block ✓\nafter: [p, q]\n")
+    docs, diagnostics = load(text)
+    assert diagnostics == [] and len(docs) == 4
+    for doc, node in zip(docs, yaml.compose_all(text, Loader=yaml.SafeLoader), strict=True):
+        stack = [((), node)]
+        while stack:
+            path, node = stack.pop()
+            mark = node.start_mark
+            assert (doc.at(path).line, doc.at(path).column) == (mark.line + 1, mark.column + 1), path
+            if isinstance(node, yaml.MappingNode):
+                for k, v in node.value:
+                    assert doc.at((*path, k.value), key=True).column == k.start_mark.column + 1
+                    stack.append(((*path, k.value), v))
+            elif isinstance(node, yaml.SequenceNode):
+                stack.extend(((*path, i), v) for i, v in enumerate(node.value))
+
+
+def test_locations_beside_an_alias_bomb_and_before_a_syntax_error():
+    """A located error in a document that loaded must not expand its neighbour's aliases, nor trip over a
+    syntax error further down the file."""
+    text = "a: {b: c}\n---\n" + bomb(30) + "---\nd: [e, f]\n---\ng: [unclosed\n"
+    docs, diagnostics = load(text)
+    assert [code for code, *_ in diagnostics] == ["NG004", "NG002"]
+    assert len(docs) == 2
+    started = time.perf_counter()
+    assert (docs[0].at(("a", "b")).line, docs[0].at(("a", "b")).column) == (1, 8)
+    last = 2 + 30 + 1 + 1  # "a:", "---", the bomb's 30 lines, "---", then "d:"
+    assert (docs[1].at(("d", 1)).line, docs[1].at(("d", 1)).column) == (last, 8)
+    assert time.perf_counter() - started < 1
+
+
+def test_duplicate_key_location_names_the_first_key():
+    _, diagnostics = load("a:\n  b: 1\n  c: 2\n  b: 3\n")
+    assert diagnostics == [("NG003", 4, 3, "duplicate key 'b' (first defined at line 2, column 3)")]
+
+
 # ---- files ---------------------------------------------------------------------------------------------------
 
 def test_unreadable_path_gives_ng007(tmp_path: Path):
