@@ -10,6 +10,7 @@ Positions are found lazily (`Document.at`): a diagnostic that needs one composes
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from netgen.diagnostics import Location, Reporter
+from netgen.parallel import Beside, worth_forking
 
 try:  # the C parser is ~10x faster; the pure-Python one behaves the same
     from yaml import CSafeLoader as _BaseLoader
@@ -36,6 +38,7 @@ _SCALAR_TAGS = {
 _constructor = yaml.constructor.SafeConstructor()
 _COLLECTION_TAGS = {yaml.SequenceNode: "tag:yaml.org,2002:seq", yaml.MappingNode: "tag:yaml.org,2002:map"}
 _TAG_CACHE_LIMIT = 200_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Path_ = tuple[str | int, ...]
 
@@ -97,6 +100,9 @@ class Document:
     data: object
     text: str = field(default="", repr=False, compare=False)  # the whole file's text, shared by its documents
     span: tuple[int, int] = (0, 0)  # character offsets of the document's root node in text
+    # A control character in some string or key, or a fractional number: the schema stage then looks for where
+    # (and whether the field allows it). True unless the loader found none.
+    irregular: bool = True
 
     def at(self, path: Path_ = (), *, key: bool = False) -> Location:
         """Location of the value at path (or of its key), falling back to the closest enclosing value.
@@ -131,6 +137,7 @@ class _Builder:
         self.display = display
         self.reporter = reporter
         self.budget = budget
+        self.irregular = False  # see Document.irregular
 
     def error(self, node: yaml.Node, code: str, message: str) -> None:
         self.reporter.add(Location(self.display, *_mark(node)), code, message)
@@ -141,6 +148,8 @@ class _Builder:
             raise _TooLarge
         kind = type(node)
         if kind is yaml.ScalarNode:
+            if _CONTROL.search(node.value):
+                self.irregular = True
             return node.value if node.tag == _STR else self.scalar(node)
         if node.tag != _COLLECTION_TAGS[kind]:
             self.error(node, "NG005", f"explicit tag '{node.tag}' is not allowed")
@@ -156,6 +165,8 @@ class _Builder:
                 self.error(key_node, "NG005", "mapping keys must be plain strings")
                 continue
             key = key_node.value
+            if _CONTROL.search(key):
+                self.irregular = True
             if key in result:
                 first = next(k for k, _ in node.value if type(k) is yaml.ScalarNode and k.value == key)
                 line, col = _mark(first)
@@ -171,6 +182,7 @@ class _Builder:
         if node.tag == "tag:yaml.org,2002:timestamp":
             return node.value  # dates stay ISO strings; the schema checks their format
         name = node.tag.rsplit(":", 1)[1]
+        self.irregular |= name == "float"
         try:
             return getattr(_constructor, f"construct_yaml_{name}")(node)
         except (ValueError, KeyError, TypeError):  # an explicit tag on the wrong value, or an int too long to read
@@ -225,8 +237,9 @@ def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
                 continue  # an empty document, e.g. after a trailing '---'
             mark = node.start_mark
             doc = Document(display, mark.line + 1, mark.column + 1, None, text, (mark.index, node.end_mark.index))
+            builder = _Builder(display, reporter, ALIAS_NODE_BUDGET)
             try:
-                doc.data = _Builder(display, reporter, ALIAS_NODE_BUDGET).build(node)
+                doc.data = builder.build(node)
             except _TooLarge:
                 reporter.add(Location(display, mark.line + 1, mark.column + 1), "NG004",
                              f"document expands to more than {ALIAS_NODE_BUDGET} nodes "
@@ -236,6 +249,7 @@ def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
                 reporter.add(Location(display, mark.line + 1, mark.column + 1), "NG004",
                              "document is nested too deeply")
                 continue
+            doc.irregular = builder.irregular
             if not isinstance(doc.data, dict):
                 reporter.add(doc.at(), "NG006", "a spec document must be a mapping with apiVersion and kind")
                 continue
@@ -261,8 +275,30 @@ def spec_files(root: Path) -> list[Path]:
                   if p.suffix in (".yaml", ".yml") and (p.is_file() or (p.is_symlink() and not p.exists())))
 
 
+# Spec bytes above which the files are read on two cores (each half is a few seconds of parsing at this size).
+PARALLEL_LOAD_BYTES = 4 * 1024 * 1024
+
+
+def _load_files(paths: list[Path]) -> tuple[list[Document], list]:
+    reporter = Reporter()
+    documents = [doc for path in paths for doc in load_file(path, str(path), reporter)]
+    return documents, reporter.diagnostics
+
+
 def load_tree(root: Path, reporter: Reporter) -> list[Document]:
-    documents: list[Document] = []
-    for path in spec_files(root):
-        documents.extend(load_file(path, str(path), reporter))
-    return documents
+    """Every document below root, in file order. Large estates are read on two cores: a forked child reads the
+    later files (about half the bytes) while this process reads the earlier ones."""
+    paths = spec_files(root)
+    sizes = [path.stat().st_size if path.is_file() else 0 for path in paths]
+    fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
+    split = len(paths)
+    if fork:
+        total, split = 0, 0
+        while split < len(paths) and total < sum(sizes) / 2:
+            total += sizes[split]
+            split += 1
+    with Beside(lambda: _load_files(paths[split:]), fork=fork) as later:
+        documents, diagnostics = _load_files(paths[:split])
+        more, more_diagnostics = later.result()
+    reporter.diagnostics.extend(diagnostics + more_diagnostics)
+    return documents + more

@@ -20,6 +20,7 @@ network's facts (see docs in the README):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from ipaddress import IPv4Network
@@ -121,6 +122,7 @@ class Flow:
                 f" grant: {grants}")
 
 
+@lru_cache(maxsize=4096)
 def _path(a: Vpc, b: Vpc) -> NetworkPath:
     return NetworkPath(a.name, b.name, a.region != b.region, a.account.account_id != b.account.account_id)
 
@@ -191,66 +193,101 @@ def _workload_flows(workload: Workload, hosts: Endpoint, host_vpc: Vpc):
         yield source, destination, path, "snat to node" if snat else "pod address"
 
 
-def _hops(grant: Grant, vpcs: dict[str, Vpc], legacy: dict[str, list[Endpoint]]):
-    """(source, destination, ports, path, note) for every hop a grant needs.
+def _hops(grant: Grant, vpcs: dict[str, Vpc], memo: dict, hop) -> Iterator[_Hop]:
+    """Every hop a grant needs, as the shared _Hop that hop((source, destination, ports, path, note)) gives.
 
-    legacy caches _legacy_endpoints by the grant's legacy_ref: within one estate a name means one set of
-    hosts, and thousands of grants name the same few hundred groups."""
-    if grant.legacy_ref not in legacy:
-        legacy[grant.legacy_ref] = _legacy_endpoints(grant.legacy_ref, grant.hosts)
-    for hosts in legacy[grant.legacy_ref]:
+    memo caches, for one estate, a grant's legacy endpoints by its legacy_ref (a name means one set of hosts,
+    and thousands of grants name the same few hundred groups), and the hops of each (endpoint, service port)
+    and (endpoint, workload), which many grants share."""
+    if grant.legacy_ref not in memo:
+        memo[grant.legacy_ref] = _legacy_endpoints(grant.legacy_ref, grant.hosts)
+    for hosts in memo[grant.legacy_ref]:
         vpc = vpcs[hosts.vpc]
         if grant.service is not None:
             for port in grant.service_ports:
-                for src, dst, number, path, note in _service_flows(hosts, vpc, grant.service, port):
-                    yield src, dst, PortRange(port.protocol, number, number), path, note
+                key = (hosts, grant.service, port)
+                if key not in memo:
+                    memo[key] = [hop((src, dst, _port_range(port.protocol, number), path, note))
+                                 for src, dst, number, path, note in _service_flows(hosts, vpc, grant.service, port)]
+                yield from memo[key]
         else:
             assert grant.workload is not None
-            for src, dst, path, note in _workload_flows(grant.workload, hosts, vpc):
+            key = (hosts, grant.workload)
+            if key not in memo:
+                memo[key] = list(_workload_flows(grant.workload, hosts, vpc))
+            for src, dst, path, note in memo[key]:
                 for ports in grant.host_ports:
-                    yield src, dst, ports, path, note
+                    yield hop((src, dst, ports, path, note))
+
+
+@lru_cache(maxsize=65536)
+def _port_range(protocol: str, number: int) -> PortRange:
+    return PortRange(protocol, number, number)
+
+
+@dataclass
+class _Hop:
+    """One distinct hop, shared by every grant that needs it: checked once, merged by appending refs."""
+
+    flow: tuple  # (source, destination, ports, path, note)
+    problems: tuple[tuple[str, str], ...]  # (code, message after "grant '<name>'")
+    blocked: bool  # a problem that stops the hop (SCTP, peering of overlapping VPCs)
+    refs: list[GrantRef]
 
 
 def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     """All flows of the estate, merged across grants and sorted. Problems go to reporter."""
     vpcs = {v.name: v for v in estate.vpcs}
     limit = estate.settings.broadest_prefix
-    merged: dict[tuple, list[GrantRef]] = defaultdict(list)
-    hops: dict[tuple, list] = {}  # grants that name the same hosts and target share their hops
-    legacy: dict[str, list[Endpoint]] = {}
+    distinct: dict[tuple, _Hop] = {}
+    hops: dict[tuple, list[_Hop]] = {}  # grants that name the same hosts and target share their hops
+    memo: dict = {}
     broadest: dict[Endpoint, IPv4Network | None] = {}
     clashes: dict[tuple[str, str], list[str]] = {}
+
+    def check(src: Endpoint, dst: Endpoint, ports: PortRange, path: NetworkPath) -> tuple[list, bool]:
+        if ports.protocol == "SCTP":
+            return [("NG121", ": SCTP cannot be limited to ports in a security group; netgen will not open "
+                              "every SCTP port")], True
+        problems = []
+        for end in (src, dst):
+            if end not in broadest:
+                broadest[end] = min(end.addresses, key=lambda n: n.prefixlen, default=None)
+            net = broadest[end]
+            if net is not None and (net.prefixlen < limit or net.prefixlen == 0):
+                problems.append(("NG110", f" reaches {end} through {net}, broader than /{limit} "
+                                          "(Settings.broadestPrefix)"))
+        if path.peered:
+            a, b = vpcs[path.source_vpc], vpcs[path.destination_vpc]
+            if (a.name, b.name) not in clashes:
+                clashes[(a.name, b.name)] = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
+            clash = clashes[(a.name, b.name)]
+            if clash:
+                problems.append(("NG107", f" needs a peering between VPC '{a.name}' and '{b.name}', whose CIDRs "
+                                          f"overlap ({', '.join(clash)}); peering would fail"))
+                return problems, True
+        return problems, False
+
+    def hop(flow: tuple) -> _Hop:
+        if flow not in distinct:
+            problems, blocked = check(*flow[:4])
+            distinct[flow] = _Hop(flow, tuple(problems), blocked, [])
+        return distinct[flow]
+
     for grant in estate.grants:
         ref = GrantRef(grant.name, grant.owner, f"{grant.loc.file}:{grant.loc.line}")
-        problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
         key = (grant.legacy_ref, grant.service, grant.service_ports, grant.workload, grant.host_ports)
         if key not in hops:
-            hops[key] = list(_hops(grant, vpcs, legacy))
-        for src, dst, ports, path, note in hops[key]:
-            if ports.protocol == "SCTP":
-                problems.setdefault(f"grant '{grant.name}': SCTP cannot be limited to ports in a security group; "
-                                    "netgen will not open every SCTP port", "NG121")
-                continue
-            for end in (src, dst):
-                if end not in broadest:
-                    broadest[end] = min(end.addresses, key=lambda n: n.prefixlen, default=None)
-                net = broadest[end]
-                if net is not None and (net.prefixlen < limit or net.prefixlen == 0):
-                    problems.setdefault(f"grant '{grant.name}' reaches {end} through {net}, broader "
-                                        f"than /{limit} (Settings.broadestPrefix)", "NG110")
-            if path.peered:
-                a, b = vpcs[path.source_vpc], vpcs[path.destination_vpc]
-                if (a.name, b.name) not in clashes:
-                    clashes[(a.name, b.name)] = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
-                clash = clashes[(a.name, b.name)]
-                if clash:
-                    problems.setdefault(f"grant '{grant.name}' needs a peering between VPC '{a.name}' and "
-                                        f"'{b.name}', whose CIDRs overlap ({', '.join(clash)}); peering would "
-                                        "fail", "NG107")
+            hops[key] = list(_hops(grant, vpcs, memo, hop))
+        problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
+        for needed in hops[key]:
+            if needed.problems:
+                for code, text in needed.problems:
+                    problems.setdefault(f"grant '{grant.name}'{text}", code)
+                if needed.blocked:
                     continue
-            merged[(src, dst, ports, path, note)].append(ref)
+            needed.refs.append(ref)
         for message, code in problems.items():
             reporter.add(grant.loc, code, message)
-    flows = [Flow(src, dst, ports, path, note, tuple(sorted(set(refs))))
-             for (src, dst, ports, path, note), refs in merged.items()]
+    flows = [Flow(*h.flow, tuple(sorted(set(h.refs)))) for h in distinct.values() if h.refs]
     return sorted(flows, key=Flow.sort_key)

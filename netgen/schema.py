@@ -110,7 +110,7 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
             msg = f"kind is missing; one of: {', '.join(kinds())}"
         reporter.add(where, "NG011", msg)
         return False
-    plain = _plain_values(doc, reporter)
+    plain = _plain_values(doc, reporter) if doc.irregular else True
     try:
         _fast_check(kind)(data)
         return plain

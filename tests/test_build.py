@@ -995,6 +995,8 @@ def test_rule_descriptions_are_legal_and_name_a_sorted_prefix_of_the_grants(name
     assert listed == unique[:len(listed)]
     if more:
         assert more == f"{len(unique) - len(listed)} more"
+        one_more = ", ".join(unique[:len(listed) + 1])
+        assert len(f"netgen: {one_more} +{len(unique) - len(listed) - 1} more") > 255  # as many as fit
     else:
         assert listed == unique
 

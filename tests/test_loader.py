@@ -259,6 +259,27 @@ def test_duplicate_key_location_names_the_first_key():
     assert diagnostics == [("NG003", 4, 3, "duplicate key 'b' (first defined at line 2, column 3)")]
 
 
+
+@pytest.mark.parametrize("text", [
+    'a: "bell\\a"\n', "a: |\n  trailing newline\n", 'a: "x\\ty"\n', "a: 8080.0\n", "a: 1.5e+3\n", "a: .inf\n",
+    '"k\\x01": v\n', "a: [1, {b: \"\\x7f\"}]\n", "a: 2026-01-01\t10:00:00\n", "a: >\n  folded\n",
+])
+def test_loader_flags_every_document_the_plain_value_check_must_read(text: str):
+    """The schema stage only walks documents the loader flagged; each way a control character or a fraction
+    can arrive must flag it, and the full check must then find something."""
+    from netgen.schema import _plain_values
+
+    [doc] = load(text)[0]
+    assert doc.irregular
+    reporter = Reporter()
+    assert not _plain_values(doc, reporter)
+
+
+def test_clean_documents_are_not_flagged():
+    [doc] = load("a: 'plain'\nb: [1, true, null, 2026-01-01]\nc: {d: \"quoted \\u00e9\"}\n")[0]
+    assert not doc.irregular
+
+
 # ---- files ---------------------------------------------------------------------------------------------------
 
 def test_unreadable_path_gives_ng007(tmp_path: Path):

@@ -72,8 +72,7 @@ def main() -> None:
                       for _ in range(args.runs)]
         floor = _median(floor_runs, "total")
         build = _median(build_runs, "total")
-        stages = {k: _median(build_runs, k) for k in ("load", "validate", "resolve", "aws", "kubernetes",
-                                                      "report", "write")}
+        stages = {k: _median(build_runs, k) for k in ("load", "validate", "resolve", "compile", "write")}
         stats = build_runs[0]["stats"]
         rows.append({"grants": grants, "hosts": hosts, "services": services, "regions": regions,
                      "validate_s": _median(validate_runs, "total"), "validate_mb": _median(validate_runs,

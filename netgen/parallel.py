@@ -1,0 +1,97 @@
+"""A second core for large estates: a forked child computes one independent part while this process computes
+the other. Results come back pickled through a pipe, so they are equal to what a serial run computes.
+
+Used only on Linux (fork is unsafe on macOS and absent on Windows), with more than one core, and for work large
+enough to pay for the fork; NETGEN_JOBS=1 turns it off. Anywhere else the work simply runs in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+def worth_forking(size: int, threshold: int) -> bool:
+    """True when work of this size should run on a second core."""
+    if os.environ.get("NETGEN_JOBS", "") == "1" or not sys.platform.startswith("linux") or size < threshold:
+        return False
+    return len(os.sched_getaffinity(0)) > 1
+
+
+class ChildFailed(RuntimeError):
+    """The child process died or could not hand back its result."""
+
+
+class Beside(Generic[T]):
+    """work() computed beside this process: in a forked child when fork is True, else here, when result() is
+    first called. Use it as a context manager so that a child whose result is never asked for is stopped:
+
+        with Beside(lambda: part_two(), fork=worth_forking(size, THRESHOLD)) as two:
+            one = part_one()
+            both = combine(one, two.result())
+    """
+
+    def __init__(self, work: Callable[[], T], fork: bool):
+        self.work = work
+        self.pid = 0
+        self.done = False
+        if fork:
+            self._fork()
+
+    def _fork(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read, write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - the child never returns into netgen
+            os.close(read)
+            code = 0
+            try:
+                try:
+                    outcome: tuple[bool, object] = (True, self.work())
+                except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+                    outcome = (False, exc)
+                with os.fdopen(write, "wb") as pipe:
+                    try:
+                        pickle.dump(outcome, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                    except Exception as exc:  # noqa: BLE001 - an exception that cannot be pickled
+                        pickle.dump((False, ChildFailed(repr(exc))), pipe)
+            except BaseException:  # noqa: BLE001 - nothing may escape the child
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write)
+        self.pipe = os.fdopen(read, "rb")
+
+    def result(self) -> T:
+        assert not self.done, "result() is called once"
+        self.done = True
+        if not self.pid:
+            return self.work()
+        try:
+            data = self.pipe.read()
+        finally:
+            self.pipe.close()
+            _, status = os.waitpid(self.pid, 0)
+        if not data:
+            raise ChildFailed(f"a netgen worker process ended without a result (wait status {status})")
+        ok, value = pickle.loads(data)
+        if not ok:
+            raise value
+        return value
+
+    def __enter__(self) -> Beside[T]:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.pid and not self.done:  # this process failed first: stop the child
+            self.done = True
+            os.kill(self.pid, signal.SIGKILL)
+            self.pipe.close()
+            os.waitpid(self.pid, 0)

@@ -1,0 +1,125 @@
+"""Scale: the synthetic estates `make bench` builds, and the shortcuts that make large builds fast are exact."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from buildhelpers import AS_OF_DATE, REPO
+
+from netgen.bench.synth import generate, write
+from netgen.diagnostics import Reporter
+from netgen.pipeline import Resolved, resolve_specs
+from netgen.targets.aws import _RuleEntries, plan_rules
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    """A small synthetic estate: 1,000 grants over 2 regions."""
+    specs = tmp_path_factory.mktemp("synthetic") / "specs"
+    write(specs, generate(hosts=200, services=40, grants=1000, regions=2))
+    return specs
+
+
+def test_synthetic_estate_is_valid(synthetic):
+    reporter = Reporter()
+    resolved = resolve_specs(synthetic, AS_OF_DATE, reporter)
+    assert not reporter.has_errors
+    assert len(resolved.flows) > 1000
+    assert {d.code for d in reporter.sorted()} <= {"NG112", "NG120"}  # repeats and expiring grants only
+
+
+@pytest.mark.parametrize("estate", ["example", "synthetic"])
+def test_copied_rule_entries_equal_what_troposphere_builds(estate, synthetic):
+    """Rules copy a troposphere-built prototype per (direction, group, protocol); every copy must equal the
+    entry troposphere builds and validates for that rule itself."""
+    specs = REPO / "specs" if estate == "example" else synthetic
+    resolved: Resolved = resolve_specs(specs, AS_OF_DATE, Reporter())
+    rules = plan_rules(resolved.estate, list(resolved.flows), Reporter())
+    entries = _RuleEntries()
+    for rule in rules:
+        resource = _RuleEntries.resource(rule)
+        assert entries.entry(rule) == (resource.title, resource.to_dict())
+    assert {r.direction for r in rules} == ({"ingress", "egress"} if estate == "example" else {"ingress"})
+    assert len(rules) > 2 * len(entries.prototypes)  # most entries were copies
+
+
+# ---- two cores ------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def forks(monkeypatch) -> list[int]:
+    """Force the parallel paths for any size, and count the forks."""
+    import netgen.loader
+    import netgen.parallel
+    import netgen.targets
+
+    monkeypatch.delenv("NETGEN_JOBS", raising=False)
+    monkeypatch.setattr(netgen.loader, "PARALLEL_LOAD_BYTES", 0)
+    monkeypatch.setattr(netgen.targets, "PARALLEL_COMPILE_FLOWS", 0)
+    monkeypatch.setattr(netgen.parallel.os, "sched_getaffinity", lambda pid: {0, 1})
+    pids: list[int] = []
+    real_fork = netgen.parallel.os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(netgen.parallel.os, "fork", fork)
+    return pids
+
+
+def _build(specs: Path) -> tuple[dict[str, bytes], list]:
+    from netgen.targets import compile_outputs
+
+    reporter = Reporter()
+    files = compile_outputs(resolve_specs(specs, AS_OF_DATE, reporter), reporter)
+    return files, reporter.sorted()
+
+
+def test_two_core_build_equals_the_serial_build(synthetic, forks, monkeypatch):
+    parallel = _build(synthetic)
+    assert len(forks) == 2  # the load and the compile each ran a child
+    monkeypatch.setenv("NETGEN_JOBS", "1")
+    serial = _build(synthetic)
+    assert len(forks) == 2
+    assert parallel == serial
+    assert parallel[1]  # with its warnings, which the child's half of the files produced too
+    assert {d.location.file for d in parallel[1]} & {str(p) for p in sorted(synthetic.rglob("*.yaml"))[-40:]}
+
+
+def test_errors_in_files_the_child_reads_are_reported_with_their_location(tmp_path, forks):
+    from netgen.loader import load_tree
+
+    (tmp_path / "a.yaml").write_text("a: 1\n")
+    (tmp_path / "b.yaml").write_text("b: 1\nb: 2\n")
+    reporter = Reporter()
+    documents = load_tree(tmp_path, reporter)
+    assert len(forks) == 1
+    assert [d.data for d in documents] == [{"a": 1}, {"b": 1}]
+    [diagnostic] = reporter.sorted()
+    assert (diagnostic.code, diagnostic.location.file, diagnostic.location.line) == ("NG003",
+                                                                                     str(tmp_path / "b.yaml"), 2)
+    assert documents[1].at(("b",)).line == 1  # positions still work in the parent
+
+
+def test_child_failures_reach_the_parent():
+    from netgen.parallel import Beside, ChildFailed
+
+    with pytest.raises(ZeroDivisionError), Beside(lambda: 1 // 0, fork=True) as child:
+        child.result()
+    with pytest.raises(ChildFailed), Beside(lambda: os._exit(3), fork=True) as child:
+        child.result()
+
+
+def test_a_child_is_stopped_when_the_parent_fails_first():
+    from netgen.parallel import Beside
+
+    with pytest.raises(RuntimeError), Beside(lambda: time.sleep(60), fork=True) as child:
+        pid = child.pid
+        raise RuntimeError("the parent's share failed")
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left behind
