@@ -24,10 +24,6 @@ def worth_forking(size: int, threshold: int) -> bool:
     return len(os.sched_getaffinity(0)) > 1
 
 
-class ChildFailed(RuntimeError):
-    """The child process died or could not hand back its result."""
-
-
 class Beside(Generic[T]):
     """work() computed beside this process: in a forked child when fork is True, else here, when result() is
     first called. Use it as a context manager so that a child whose result is never asked for is stopped:
@@ -57,12 +53,10 @@ class Beside(Generic[T]):
                     outcome: tuple[bool, object] = (True, self.work())
                 except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
                     outcome = (False, exc)
+                data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write, "wb") as pipe:
-                    try:
-                        pickle.dump(outcome, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-                    except Exception as exc:  # noqa: BLE001 - an exception that cannot be pickled
-                        pickle.dump((False, ChildFailed(repr(exc))), pipe)
-            except BaseException:  # noqa: BLE001 - nothing may escape the child
+                    pipe.write(data)
+            except BaseException:  # noqa: BLE001 - nothing may escape the child (the parent then redoes the work)
                 code = 1
             finally:
                 os._exit(code)
@@ -70,6 +64,8 @@ class Beside(Generic[T]):
         self.pipe = os.fdopen(read, "rb")
 
     def result(self) -> T:
+        """work()'s result, or the exception it raised. Should the child die without a result, the work is done
+        again here, so a lost worker costs time, never correctness."""
         assert not self.done, "result() is called once"
         self.done = True
         if not self.pid:
@@ -78,10 +74,11 @@ class Beside(Generic[T]):
             data = self.pipe.read()
         finally:
             self.pipe.close()
-            _, status = os.waitpid(self.pid, 0)
-        if not data:
-            raise ChildFailed(f"a netgen worker process ended without a result (wait status {status})")
-        ok, value = pickle.loads(data)
+            os.waitpid(self.pid, 0)
+        try:
+            ok, value = pickle.loads(data)
+        except Exception:  # noqa: BLE001 - the child died (killed, out of memory) or could not pickle its outcome
+            return self.work()
         if not ok:
             raise value
         return value

@@ -107,12 +107,27 @@ def test_errors_in_files_the_child_reads_are_reported_with_their_location(tmp_pa
 
 
 def test_child_failures_reach_the_parent():
-    from netgen.parallel import Beside, ChildFailed
+    from netgen.parallel import Beside
 
     with pytest.raises(ZeroDivisionError), Beside(lambda: 1 // 0, fork=True) as child:
         child.result()
-    with pytest.raises(ChildFailed), Beside(lambda: os._exit(3), fork=True) as child:
-        child.result()
+    parent = os.getpid()
+
+    def dies_in_the_child() -> int:
+        if os.getpid() != parent:
+            os._exit(3)
+        return 42
+
+    with Beside(dies_in_the_child, fork=True) as child:
+        assert child.pid and child.result() == 42  # redone here
+
+
+def test_an_unpicklable_result_is_computed_again_here():
+    from netgen.parallel import Beside
+
+    parent = os.getpid()
+    with Beside(lambda: (lambda: os.getpid()) if os.getpid() != parent else "here", fork=True) as child:
+        assert child.result() == "here"
 
 
 def test_a_child_is_stopped_when_the_parent_fails_first():
