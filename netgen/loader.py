@@ -38,7 +38,7 @@ _SCALAR_TAGS = {
 _constructor = yaml.constructor.SafeConstructor()
 _COLLECTION_TAGS = {yaml.SequenceNode: "tag:yaml.org,2002:seq", yaml.MappingNode: "tag:yaml.org,2002:map"}
 _TAG_CACHE_LIMIT = 200_000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 Path_ = tuple[str | int, ...]
 
@@ -113,17 +113,25 @@ class Document:
         if not path or not self.text:
             return Location(self.file, self.line, self.column)
         try:
-            mark = _find(_compose_span(self.text, self.span, self.column - 1), tuple(path), key)
+            root, first_line = _compose_again(self.text, self.span, self.line, self.column - 1)
         except (yaml.YAMLError, RecursionError):  # cannot happen for text that loaded; stay safe anyway
             return Location(self.file, self.line, self.column)
-        return Location(self.file, self.line + mark.line, mark.column + 1)
+        mark = _find(root, tuple(path), key)
+        return Location(self.file, first_line + mark.line, mark.column + 1)
 
 
 @lru_cache(maxsize=4)
-def _compose_span(text: str, span: tuple[int, int], column: int) -> yaml.Node:
-    """One document's root node, composed from its span of text with its first line's indentation kept,
-    so that marks are relative to the document's first line and columns are the file's."""
-    return yaml.compose(" " * column + text[span[0]:span[1]], Loader=_Loader)
+def _compose_again(text: str, span: tuple[int, int], line: int, column: int) -> tuple[yaml.Node, int]:
+    """One document's root node, and the line number its marks' line 0 stands for.
+
+    Composed from the document's span of text with its first line's indentation kept, so that marks are
+    relative to the document's first line and columns are the file's. A file with directives (%TAG can change
+    what a tag means) is composed whole instead: composing never expands aliases, and _find follows one path."""
+    if text.startswith("%") or "\n%" in text:
+        for node in yaml.compose_all(text, Loader=_Loader):
+            if node is not None and node.start_mark.index == span[0]:
+                return node, 1
+    return yaml.compose(" " * column + text[span[0]:span[1]], Loader=_Loader), line
 
 
 class _TooLarge(Exception):
@@ -148,7 +156,7 @@ class _Builder:
             raise _TooLarge
         kind = type(node)
         if kind is yaml.ScalarNode:
-            if _CONTROL.search(node.value):
+            if CONTROL_CHARACTERS.search(node.value):
                 self.irregular = True
             return node.value if node.tag == _STR else self.scalar(node)
         if node.tag != _COLLECTION_TAGS[kind]:
@@ -165,10 +173,11 @@ class _Builder:
                 self.error(key_node, "NG005", "mapping keys must be plain strings")
                 continue
             key = key_node.value
-            if _CONTROL.search(key):
+            if CONTROL_CHARACTERS.search(key):
                 self.irregular = True
             if key in result:
-                first = next(k for k, _ in node.value if type(k) is yaml.ScalarNode and k.value == key)
+                first = next(k for k, _ in node.value
+                             if type(k) is yaml.ScalarNode and k.tag == _STR and k.value == key)
                 line, col = _mark(first)
                 self.error(key_node, "NG003", f"duplicate key '{key}' (first defined at line {line}, column {col})")
                 continue
@@ -293,8 +302,8 @@ def load_tree(root: Path, reporter: Reporter) -> list[Document]:
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
     split = len(paths)
     if fork:
-        total, split = 0, 0
-        while split < len(paths) and total < sum(sizes) / 2:
+        total, split, half = 0, 0, sum(sizes) / 2
+        while split < len(paths) and total < half:
             total += sizes[split]
             split += 1
     with Beside(lambda: _load_files(paths[split:]), fork=fork) as later:

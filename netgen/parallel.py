@@ -41,10 +41,19 @@ class Beside(Generic[T]):
             self._fork()
 
     def _fork(self) -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):  # or the child would print what is buffered a second time
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):  # no stream, or a closed or broken one
+                pass
         read, write = os.pipe()
-        self.pid = os.fork()
+        try:
+            self.pid = os.fork()
+        except OSError:  # no memory or process slot for a child: the work runs here instead
+            os.close(read)
+            os.close(write)
+            self.pid = 0
+            return
         if self.pid == 0:  # pragma: no cover - the child never returns into netgen
             os.close(read)
             code = 0
@@ -74,7 +83,7 @@ class Beside(Generic[T]):
             data = self.pipe.read()
         finally:
             self.pipe.close()
-            os.waitpid(self.pid, 0)
+            _reap(self.pid)
         try:
             ok, value = pickle.loads(data)
         except Exception:  # noqa: BLE001 - the child died (killed, out of memory) or could not pickle its outcome
@@ -89,6 +98,16 @@ class Beside(Generic[T]):
     def __exit__(self, *exc_info) -> None:
         if self.pid and not self.done:  # this process failed first: stop the child
             self.done = True
-            os.kill(self.pid, signal.SIGKILL)
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it finished and was reaped already
+                pass
             self.pipe.close()
-            os.waitpid(self.pid, 0)
+            _reap(self.pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:  # already reaped: netgen was started with SIGCHLD ignored
+        pass

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from functools import cache
 from importlib import resources
 
 from jsonschema import Draft202012Validator
 
 from netgen.diagnostics import Reporter, did_you_mean
-from netgen.loader import Document
+from netgen.loader import CONTROL_CHARACTERS, Document
 from netgen.model import API_VERSION
 
 
@@ -49,7 +48,6 @@ def _fast_check(kind: str):
     return fastjsonschema.compile(_subschema(kind), formats={"date": r"^\d{4}-\d{2}-\d{2}$"})
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TEXT_FIELDS = {"reason"}  # free text: line breaks and tabs allowed
 
 
@@ -62,7 +60,7 @@ def _plain_values(doc: Document, reporter: Reporter) -> bool:
         path, value = stack.pop()
         if isinstance(value, dict):
             for key, item in value.items():
-                if _CONTROL.search(key):
+                if CONTROL_CHARACTERS.search(key):
                     reporter.add(doc.at((*path, key), key=True), "NG123", f"control character in key {key!r}")
                     clean = False
                 stack.append(((*path, key), item))
@@ -70,7 +68,7 @@ def _plain_values(doc: Document, reporter: Reporter) -> bool:
             stack.extend(((*path, i), item) for i, item in enumerate(value))
         elif isinstance(value, str):
             text = value.replace("\n", "").replace("\t", "") if path[-1:] and path[-1] in _TEXT_FIELDS else value
-            if _CONTROL.search(text):
+            if CONTROL_CHARACTERS.search(text):
                 reporter.add(doc.at(path), "NG123", f"control character in {value!r}; remove it (a trailing "
                                                     "newline from a block scalar, say)")
                 clean = False

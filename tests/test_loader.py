@@ -254,6 +254,19 @@ def test_locations_beside_an_alias_bomb_and_before_a_syntax_error():
     assert time.perf_counter() - started < 1
 
 
+def test_locations_in_a_file_with_tag_directives():
+    """%TAG can change what a tag means, so such a file is composed whole again, directives included."""
+    text = "%TAG !n! tag:yaml.org,2002:\n---\napiVersion: !n!str netgen/v0\nkind: Grant\n!n!str b: {c: d}\n"
+    [doc] = load(text)[0]
+    assert (doc.at(("apiVersion",)).line, doc.at(("apiVersion",)).column) == (3, 13)
+    assert (doc.at(("b", "c")).line, doc.at(("b", "c")).column) == (5, 15)
+
+
+def test_duplicate_key_first_position_ignores_keys_that_are_not_plain_strings():
+    _, diagnostics = load("1: a\n'1': b\n'1': c\n")
+    assert diagnostics[-1] == ("NG003", 3, 1, "duplicate key '1' (first defined at line 2, column 1)")
+
+
 def test_duplicate_key_location_names_the_first_key():
     _, diagnostics = load("a:\n  b: 1\n  c: 2\n  b: 3\n")
     assert diagnostics == [("NG003", 4, 3, "duplicate key 'b' (first defined at line 2, column 3)")]

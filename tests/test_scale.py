@@ -138,3 +138,33 @@ def test_a_child_is_stopped_when_the_parent_fails_first():
         raise RuntimeError("the parent's share failed")
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left behind
+
+
+def test_a_parent_started_with_sigchld_ignored_still_gets_the_result():
+    """Children are then reaped by the kernel, and waiting for one fails with ECHILD."""
+    import signal
+
+    from netgen.parallel import Beside
+
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        with Beside(lambda: 6 * 7, fork=True) as child:
+            assert child.pid and child.result() == 42
+        with pytest.raises(RuntimeError), Beside(lambda: time.sleep(60), fork=True):
+            raise RuntimeError("the parent's share failed")
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
+def test_a_failed_fork_runs_the_work_here_and_leaks_no_descriptor(monkeypatch):
+    import netgen.parallel
+    from netgen.parallel import Beside
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(netgen.parallel.os, "fork", no_fork)
+    before = len(os.listdir("/proc/self/fd"))
+    with Beside(lambda: "here", fork=True) as child:
+        assert child.pid == 0 and child.result() == "here"
+    assert len(os.listdir("/proc/self/fd")) == before
