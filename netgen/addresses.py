@@ -87,9 +87,13 @@ class Segment:
 
 def segments(entries: Iterable[tuple[IPv4Network, int, int, Hashable]]) -> list[Segment]:
     """Partition the addresses of (network, first port, last port, tag) entries into maximal equal-port runs."""
+    return interval_segments((*interval(net), first, last, tag) for net, first, last, tag in entries)
+
+
+def interval_segments(entries: Iterable[tuple[int, int, int, int, Hashable]]) -> list[Segment]:
+    """segments() of (first address, last address, first port, last port, tag) entries."""
     events: dict[int, list[tuple[int, tuple[int, int, Hashable]]]] = {}
-    for net, first, last, tag in entries:
-        start, end = interval(net)
+    for start, end, first, last, tag in entries:
         events.setdefault(start, []).append((1, (first, last, tag)))
         events.setdefault(end + 1, []).append((-1, (first, last, tag)))
     active: dict[tuple[int, int, Hashable], int] = {}

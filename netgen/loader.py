@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,7 @@ _TAG_CACHE_LIMIT = 200_000
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 Path_ = tuple[str | int, ...]
+Check = Callable[["Document", Reporter], bool]
 
 
 class _Loader(_BaseLoader):
@@ -103,6 +105,7 @@ class Document:
     # A control character in some string or key, or a fractional number: the schema stage then looks for where
     # (and whether the field allows it). True unless the loader found none.
     irregular: bool = True
+    shape_ok: bool | None = None  # the schema check's answer, when load_tree ran it (see there)
 
     def at(self, path: Path_ = (), *, key: bool = False) -> Location:
         """Location of the value at path (or of its key), falling back to the closest enclosing value.
@@ -288,15 +291,21 @@ def spec_files(root: Path) -> list[Path]:
 PARALLEL_LOAD_BYTES = 4 * 1024 * 1024
 
 
-def _load_files(paths: list[Path]) -> tuple[list[Document], list]:
+def _load_files(paths: list[Path], check: Check | None) -> tuple[list[Document], list]:
     reporter = Reporter()
     documents = [doc for path in paths for doc in load_file(path, str(path), reporter)]
+    if check is not None:
+        for doc in documents:
+            doc.shape_ok = check(doc, reporter)
     return documents, reporter.diagnostics
 
 
-def load_tree(root: Path, reporter: Reporter) -> list[Document]:
-    """Every document below root, in file order. Large estates are read on two cores: a forked child reads the
-    later files (about half the bytes) while this process reads the earlier ones."""
+def load_tree(root: Path, reporter: Reporter, check: Check | None = None) -> list[Document]:
+    """Every document below root, in file order. check, when given, is a per-document check (the schema
+    stage's) run as each document is loaded; its answer is kept in Document.shape_ok.
+
+    Large estates are read on two cores: a forked child reads (and checks) the later files, about half the
+    bytes, while this process reads the earlier ones."""
     paths = spec_files(root)
     sizes = [path.stat().st_size if path.is_file() else 0 for path in paths]
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
@@ -306,8 +315,8 @@ def load_tree(root: Path, reporter: Reporter) -> list[Document]:
         while split < len(paths) and total < half:
             total += sizes[split]
             split += 1
-    with Beside(lambda: _load_files(paths[split:]), fork=fork) as later:
-        documents, diagnostics = _load_files(paths[:split])
+    with Beside(lambda: _load_files(paths[split:], check), fork=fork) as later:
+        documents, diagnostics = _load_files(paths[:split], check)
         more, more_diagnostics = later.result()
     reporter.diagnostics.extend(diagnostics + more_diagnostics)
     return documents + more

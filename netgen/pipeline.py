@@ -11,6 +11,7 @@ from netgen.diagnostics import Reporter
 from netgen.loader import load_tree
 from netgen.model import Estate
 from netgen.resolve import Flow, resolve
+from netgen.schema import check_document
 from netgen.validate import build_estate
 
 
@@ -33,7 +34,7 @@ def settle() -> None:
 
 def resolve_specs(specs: Path, as_of: date, reporter: Reporter) -> Resolved:
     """Everything netgen knows about an estate; raises SpecError when any stage reported an error."""
-    documents = load_tree(specs, reporter)
+    documents = load_tree(specs, reporter, check=check_document)  # the shape check runs as files load
     settle()
     estate = build_estate(documents, reporter, as_of)
     settle()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from ipaddress import IPv4Network
 
-from netgen.addresses import collapse
+from netgen.addresses import collapse, interval
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
 
@@ -65,6 +65,16 @@ class Endpoint:
         except KeyError:
             value = hash((self.kind, self.name, self.vpc, self.addresses, self.security_group, self.pods))
             object.__setattr__(self, "_hash", value)
+            return value
+
+    @property
+    def intervals(self) -> tuple[tuple[int, int], ...]:
+        """The addresses as inclusive integer ranges; cached like the hash."""
+        try:
+            return self.__dict__["_intervals"]
+        except KeyError:
+            value = tuple(map(interval, self.addresses))
+            object.__setattr__(self, "_intervals", value)
             return value
 
     def __str__(self) -> str:
@@ -206,16 +216,19 @@ def _hops(grant: Grant, vpcs: dict[str, Vpc], memo: dict, hop) -> Iterator[_Hop]
         if grant.service is not None:
             for port in grant.service_ports:
                 key = (hosts, grant.service, port)
-                if key not in memo:
-                    memo[key] = [hop((src, dst, _port_range(port.protocol, number), path, note))
-                                 for src, dst, number, path, note in _service_flows(hosts, vpc, grant.service, port)]
-                yield from memo[key]
+                found = memo.get(key)
+                if found is None:
+                    found = memo[key] = [
+                        hop((src, dst, _port_range(port.protocol, number), path, note))
+                        for src, dst, number, path, note in _service_flows(hosts, vpc, grant.service, port)]
+                yield from found
         else:
             assert grant.workload is not None
             key = (hosts, grant.workload)
-            if key not in memo:
-                memo[key] = list(_workload_flows(grant.workload, hosts, vpc))
-            for src, dst, path, note in memo[key]:
+            found = memo.get(key)
+            if found is None:
+                found = memo[key] = list(_workload_flows(grant.workload, hosts, vpc))
+            for src, dst, path, note in found:
                 for ports in grant.host_ports:
                     yield hop((src, dst, ports, path, note))
 
@@ -251,9 +264,9 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
                               "every SCTP port")], True
         problems = []
         for end in (src, dst):
-            if end not in broadest:
-                broadest[end] = min(end.addresses, key=lambda n: n.prefixlen, default=None)
-            net = broadest[end]
+            net = broadest.get(end, end)  # (end itself stands for "not computed yet")
+            if net is end:
+                net = broadest[end] = min(end.addresses, key=lambda n: n.prefixlen, default=None)
             if net is not None and (net.prefixlen < limit or net.prefixlen == 0):
                 problems.append(("NG110", f" reaches {end} through {net}, broader than /{limit} "
                                           "(Settings.broadestPrefix)"))
@@ -269,18 +282,20 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
         return problems, False
 
     def hop(flow: tuple) -> _Hop:
-        if flow not in distinct:
+        found = distinct.get(flow)
+        if found is None:
             problems, blocked = check(*flow[:4])
-            distinct[flow] = _Hop(flow, tuple(problems), blocked, [])
-        return distinct[flow]
+            found = distinct[flow] = _Hop(flow, tuple(problems), blocked, [])
+        return found
 
     for grant in estate.grants:
         ref = GrantRef(grant.name, grant.owner, f"{grant.loc.file}:{grant.loc.line}")
         key = (grant.legacy_ref, grant.service, grant.service_ports, grant.workload, grant.host_ports)
-        if key not in hops:
-            hops[key] = list(_hops(grant, vpcs, memo, hop))
+        needs = hops.get(key)
+        if needs is None:
+            needs = hops[key] = list(_hops(grant, vpcs, memo, hop))
         problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
-        for needed in hops[key]:
+        for needed in needs:
             if needed.problems:
                 for code, text in needed.problems:
                     problems.setdefault(f"grant '{grant.name}'{text}", code)

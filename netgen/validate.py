@@ -49,7 +49,7 @@ class _Builder:
         self.by_kind: dict[str, list[Document]] = defaultdict(list)
         self.broken: dict[str, set[str]] = defaultdict(set)
         for doc in docs:
-            if check_document(doc, reporter):
+            if doc.shape_ok if doc.shape_ok is not None else check_document(doc, reporter):
                 self.by_kind[doc.data["kind"]].append(doc)
             else:
                 meta = doc.data.get("metadata", {}) if isinstance(doc.data.get("metadata"), dict) else {}

@@ -106,6 +106,23 @@ def test_errors_in_files_the_child_reads_are_reported_with_their_location(tmp_pa
     assert documents[1].at(("b",)).line == 1  # positions still work in the parent
 
 
+def test_the_shape_check_runs_where_each_file_is_loaded(tmp_path, forks):
+    from netgen.loader import load_tree
+    from netgen.schema import check_document
+
+    (tmp_path / "a.yaml").write_text("apiVersion: netgen.dev/v1alpha1\nkind: Account\nmetadata: {name: a}\n"
+                                     "spec: {accountId: '123456789012', peeringAcceptRoleArn: "
+                                     "'arn:aws:iam::123456789012:role/accepter'}\n")
+    (tmp_path / "b.yaml").write_text("apiVersion: netgen.dev/v1alpha1\nkind: Acount\n")
+    reporter = Reporter()
+    documents = load_tree(tmp_path, reporter, check=check_document)
+    assert len(forks) == 1
+    assert [d.shape_ok for d in documents] == [True, False]
+    [diagnostic] = reporter.sorted()
+    assert (diagnostic.code, diagnostic.location.file, diagnostic.location.line, diagnostic.location.column) == (
+        "NG011", str(tmp_path / "b.yaml"), 2, 7)
+
+
 def test_child_failures_reach_the_parent():
     from netgen.parallel import Beside
 

@@ -66,12 +66,13 @@ def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> N
     from netgen.loader import load_tree
     from netgen.pipeline import settle, tune_gc
     from netgen.resolve import resolve
+    from netgen.schema import check_document
     from netgen.validate import build_estate
 
     tune_gc()  # as the netgen command does
     reporter = Reporter()
     t = time.perf_counter()
-    documents = load_tree(specs, reporter)
+    documents = load_tree(specs, reporter, check=check_document)  # as resolve_specs does
     settle()
     t = clock.lap("load", t)
     estate = build_estate(documents, reporter, as_of)

@@ -28,7 +28,7 @@ from ipaddress import IPv4Network
 from troposphere import Output, Parameter, Ref, Tags, Template
 from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
 
-from netgen.addresses import collapse, interval, segments
+from netgen.addresses import collapse, interval, interval_segments
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
 from netgen.resolve import Flow
@@ -209,23 +209,23 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
 def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Rule]:
     """Minimal exact security-group rules for every (group, direction)."""
     groups = {g.name: g for g in estate.security_groups}
-    # entries: (network, first port, last port, the flow's grant names)
-    wanted: dict[tuple[str, str, str], list[tuple[IPv4Network, int, int, tuple[str, ...]]]] = defaultdict(list)
+    # entries: (first address, last address, first port, last port, the flow's grant names)
+    wanted: dict[tuple[str, str, str], list[tuple[int, int, int, int, tuple[str, ...]]]] = defaultdict(list)
     for flow in flows:
         names = tuple(g.name for g in flow.grants)
         p = flow.ports
         if flow.destination.security_group:
             entries = wanted[(flow.destination.security_group, "ingress", p.protocol)]
-            entries.extend((net, p.first, p.last, names) for net in flow.source.addresses)
+            entries.extend((a, b, p.first, p.last, names) for a, b in flow.source.intervals)
         source_group = groups.get(flow.source.security_group or "")
         if source_group and source_group.restricts_egress:
             entries = wanted[(source_group.name, "egress", p.protocol)]
-            entries.extend((net, p.first, p.last, names) for net in flow.destination.addresses)
+            entries.extend((a, b, p.first, p.last, names) for a, b in flow.destination.intervals)
     rules: list[Rule] = []
     by_direction: dict[tuple[str, str], list[Rule]] = defaultdict(list)
     for (group_name, direction, protocol), entries in sorted(wanted.items()):
         group = groups[group_name]
-        for segment in segments(entries):
+        for segment in interval_segments(entries):
             for first, last in segment.ports:
                 grants = tuple(sorted({name for names in segment.tags_for(first, last) for name in names}))
                 for cidr in segment.cidrs():
@@ -258,7 +258,7 @@ class _RuleEntries:
     troposphere builds and validates, in full, the first rule of each (direction, group id, protocol): its
     entry is the prototype. Every other rule copies the prototype with its own ports, CIDR and description:
     values whose types and ranges netgen fixes itself (validated ports, canonical CIDRs, descriptions of legal
-    characters). Building 100k troposphere objects took half the AWS stage; tests/test_build.py checks that
+    characters). Building 100k troposphere objects took half the AWS stage; tests/test_scale.py checks that
     each copied entry equals the one troposphere builds for it.
     """
 
@@ -269,8 +269,9 @@ class _RuleEntries:
     def resource(rule: Rule):
         """The troposphere object of a rule."""
         kind = SecurityGroupIngress if rule.direction == "ingress" else SecurityGroupEgress
-        return kind(_rule_id(rule), GroupId=rule.group_id, IpProtocol=_PROTOCOLS[rule.protocol], FromPort=rule.first,
-                    ToPort=rule.last, CidrIp=str(rule.cidr), Description=description(rule.grants))
+        cidr = str(rule.cidr)
+        return kind(_rule_id(rule, cidr), GroupId=rule.group_id, IpProtocol=_PROTOCOLS[rule.protocol],
+                    FromPort=rule.first, ToPort=rule.last, CidrIp=cidr, Description=description(rule.grants))
 
     def entry(self, rule: Rule) -> tuple[str, dict]:
         shape = (rule.direction, rule.group_id, rule.protocol)
@@ -279,14 +280,15 @@ class _RuleEntries:
             self.prototypes[shape] = resource.to_dict()
             return resource.title, self.prototypes[shape]
         prototype = self.prototypes[shape]
+        cidr = str(rule.cidr)
         properties = {**prototype["Properties"], "FromPort": rule.first, "ToPort": rule.last,
-                      "CidrIp": str(rule.cidr), "Description": description(rule.grants)}
-        return _rule_id(rule), {**prototype, "Properties": properties}
+                      "CidrIp": cidr, "Description": description(rule.grants)}
+        return _rule_id(rule, cidr), {**prototype, "Properties": properties}
 
 
-def _rule_id(rule: Rule) -> str:
+def _rule_id(rule: Rule, cidr: str) -> str:
     return logical_id("Ingress" if rule.direction == "ingress" else "Egress", rule.group.name, rule.group_id,
-                      rule.protocol, rule.first, rule.last, rule.cidr)
+                      rule.protocol, rule.first, rule.last, cidr)
 
 
 def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[str, bytes]:
