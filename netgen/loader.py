@@ -102,6 +102,7 @@ class Document:
     data: object
     text: str = field(default="", repr=False, compare=False)  # the whole file's text, shared by its documents
     span: tuple[int, int] = (0, 0)  # character offsets of the document's root node in text
+    directives: bool = False  # the file has directives (%YAML, %TAG)
     # A control character in some string or key, or a fractional number: the schema stage then looks for where
     # (and whether the field allows it). True unless the loader found none.
     irregular: bool = True
@@ -116,7 +117,7 @@ class Document:
         if not path or not self.text:
             return Location(self.file, self.line, self.column)
         try:
-            root, first_line = _compose_again(self.text, self.span, self.line, self.column - 1)
+            root, first_line = _compose_again(self.text, self.span, self.line, self.column - 1, self.directives)
         except (yaml.YAMLError, RecursionError):  # cannot happen for text that loaded; stay safe anyway
             return Location(self.file, self.line, self.column)
         mark = _find(root, tuple(path), key)
@@ -124,13 +125,15 @@ class Document:
 
 
 @lru_cache(maxsize=4)
-def _compose_again(text: str, span: tuple[int, int], line: int, column: int) -> tuple[yaml.Node, int]:
+def _compose_again(text: str, span: tuple[int, int], line: int, column: int,
+                   whole: bool) -> tuple[yaml.Node, int]:
     """One document's root node, and the line number its marks' line 0 stands for.
 
     Composed from the document's span of text with its first line's indentation kept, so that marks are
-    relative to the document's first line and columns are the file's. A file with directives (%TAG can change
-    what a tag means) is composed whole instead: composing never expands aliases, and _find follows one path."""
-    if text.startswith("%") or "\n%" in text:
+    relative to the document's first line and columns are the file's. With whole=True (a file with directives:
+    %TAG can change what a tag means) the whole file is composed instead: composing never expands aliases, and
+    _find follows one path."""
+    if whole:
         for node in yaml.compose_all(text, Loader=_Loader):
             if node is not None and node.start_mark.index == span[0]:
                 return node, 1
@@ -243,12 +246,14 @@ def _empty(node: yaml.Node) -> bool:
 
 def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
     documents: list[Document] = []
+    directives = text.startswith("%") or "\n%" in text
     try:
         for node in yaml.compose_all(text, Loader=_Loader):
             if node is None or _empty(node):
                 continue  # an empty document, e.g. after a trailing '---'
             mark = node.start_mark
-            doc = Document(display, mark.line + 1, mark.column + 1, None, text, (mark.index, node.end_mark.index))
+            doc = Document(display, mark.line + 1, mark.column + 1, None, text, (mark.index, node.end_mark.index),
+                           directives)
             builder = _Builder(display, reporter, ALIAS_NODE_BUDGET)
             try:
                 doc.data = builder.build(node)

@@ -54,10 +54,12 @@ def forks(monkeypatch) -> list[int]:
     import netgen.loader
     import netgen.parallel
     import netgen.targets
+    import netgen.targets.aws
 
     monkeypatch.delenv("NETGEN_JOBS", raising=False)
     monkeypatch.setattr(netgen.loader, "PARALLEL_LOAD_BYTES", 0)
     monkeypatch.setattr(netgen.targets, "PARALLEL_COMPILE_FLOWS", 0)
+    monkeypatch.setattr(netgen.targets.aws, "PARALLEL_RULES", 0)
     monkeypatch.setattr(netgen.parallel.os, "sched_getaffinity", lambda pid: {0, 1})
     pids: list[int] = []
     real_fork = netgen.parallel.os.fork
@@ -82,10 +84,10 @@ def _build(specs: Path) -> tuple[dict[str, bytes], list]:
 
 def test_two_core_build_equals_the_serial_build(synthetic, forks, monkeypatch):
     parallel = _build(synthetic)
-    assert len(forks) == 2  # the load and the compile each ran a child
+    assert len(forks) == 3  # children: half the files, Kubernetes and the report, half the rule stacks
     monkeypatch.setenv("NETGEN_JOBS", "1")
     serial = _build(synthetic)
-    assert len(forks) == 2
+    assert len(forks) == 3
     assert parallel == serial
     assert parallel[1]  # with its warnings, which the child's half of the files produced too
     assert {d.location.file for d in parallel[1]} & {str(p) for p in sorted(synthetic.rglob("*.yaml"))[-40:]}

@@ -76,6 +76,7 @@ def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> N
     settle()
     t = clock.lap("load", t)
     estate = build_estate(documents, reporter, as_of)
+    del documents  # as resolve_specs does
     settle()
     t = clock.lap("validate", t)
     flows = resolve(estate, reporter)

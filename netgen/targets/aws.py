@@ -31,12 +31,14 @@ from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VP
 from netgen.addresses import collapse, interval, interval_segments
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
+from netgen.parallel import Beside, worth_forking
 from netgen.resolve import Flow
 
 _DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
 MANAGED_TAG = {"managed-by": "netgen"}
 MAX_RESOURCES = 500  # per CloudFormation stack
+PARALLEL_RULES = 20_000  # rules above which half the rule stacks are rendered on a second core
 
 
 @lru_cache(maxsize=65536)
@@ -286,6 +288,17 @@ class _RuleEntries:
         return _rule_id(rule, cidr), {**prototype, "Properties": properties}
 
 
+def _rule_stack_files(stacks: list[tuple[StackKey, Template, list[Rule]]]) -> dict[str, bytes]:
+    """{path: template bytes} of security-group rule stacks."""
+    entries = _RuleEntries()
+    files = {}
+    for key, template, rules in stacks:
+        body = template.to_dict()
+        body["Resources"].update(entries.entry(rule) for rule in rules)
+        files[key.path] = template_json(body)
+    return files
+
+
 def _rule_id(rule: Rule, cidr: str) -> str:
     return logical_id("Ingress" if rule.direction == "ingress" else "Egress", rule.group.name, rule.group_id,
                       rule.protocol, rule.first, rule.last, cidr)
@@ -307,20 +320,15 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
         return templates[key]
 
     full: set[StackKey] = set()
-    rule_entries: dict[StackKey, dict[str, dict]] = defaultdict(dict)  # rules, as template entries (see _RuleEntries)
 
-    def room(key: StackKey, owner) -> bool:
-        if len(template(key, owner).resources) + len(rule_entries[key]) < MAX_RESOURCES:
-            return True
-        if key not in full:
+    def add(key: StackKey, owner, resource) -> None:
+        t = template(key, owner)
+        if len(t.resources) < MAX_RESOURCES:
+            t.add_resource(resource)
+        elif key not in full:
             full.add(key)
             reporter.add(owner.loc, "NG205", f"stack {key.name} would exceed CloudFormation's "
                                              f"{MAX_RESOURCES} resources per stack")
-        return False
-
-    def add(key: StackKey, owner, resource) -> None:
-        if room(key, owner):
-            templates[key].add_resource(resource)
 
     parameters: dict[StackKey, dict[str, dict[str, str]]] = defaultdict(dict)
     accepts: dict[StackKey, list[dict]] = defaultdict(list)
@@ -361,12 +369,15 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             for net in nets:
                 add(key, vpc, Route(logical_id("Route", vpc_name, table, net), RouteTableId=table,
                                     DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
-    entries = _RuleEntries()
+    by_stack: dict[StackKey, list[Rule]] = defaultdict(list)
     for rule in rules:
         key = rules_stack_of(rule.group, rule.part)
-        if room(key, rule.group):
-            name, entry = entries.entry(rule)
-            rule_entries[key][name] = entry
+        template(key, rule.group)
+        by_stack[key].append(rule)
+    for key, stack_rules in by_stack.items():
+        if len(stack_rules) > MAX_RESOURCES:
+            reporter.add(stack_rules[0].group.loc, "NG205", f"stack {key.name} would exceed CloudFormation's "
+                                                            f"{MAX_RESOURCES} resources per stack")
     names: dict[str, StackKey] = {}
     for key in sorted(templates):
         other = names.setdefault(key.name, key)
@@ -375,11 +386,16 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             reporter.add(owner.loc, "NG206", f"stacks for {key.path} and {other.path} would both be named "
                                              f"{key.name}; rename the account or the security group")
     reporter.raise_if_errors()
-    files: dict[str, bytes] = {}
-    for key, t in templates.items():
-        body = t.to_dict()
-        body["Resources"].update(rule_entries[key])
-        files[key.path] = template_json(body)
+    # The rule stacks hold nearly all of the output: for large estates a second core renders half of them.
+    stacks = [(key, templates[key], by_stack[key]) for key in sorted(by_stack)]
+    split, count = 0, 0
+    while split < len(stacks) and count < len(rules) / 2:
+        count += len(stacks[split][2])
+        split += 1
+    with Beside(lambda: _rule_stack_files(stacks[split:]), fork=worth_forking(len(rules), PARALLEL_RULES)) as later:
+        files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
+        files.update(_rule_stack_files(stacks[:split]))
+        files.update(later.result())
     files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
     return files
 
