@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from ipaddress import IPv4Network
+from operator import attrgetter
 
 from netgen.addresses import collapse, interval
 from netgen.diagnostics import Reporter
@@ -301,8 +302,10 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
                     problems.setdefault(f"grant '{grant.name}'{text}", code)
                 if needed.blocked:
                     continue
-            needed.refs.append(ref)
+            if not needed.refs or needed.refs[-1] is not ref:  # a grant can need one hop twice (two ports, one target)
+                needed.refs.append(ref)
         for message, code in problems.items():
             reporter.add(grant.loc, code, message)
-    flows = [Flow(*h.flow, tuple(sorted(set(h.refs)))) for h in distinct.values() if h.refs]
+    by_grant = attrgetter("name", "owner", "location")  # GrantRef's own order, compared in C
+    flows = [Flow(*h.flow, tuple(sorted(h.refs, key=by_grant))) for h in distinct.values() if h.refs]
     return sorted(flows, key=Flow.sort_key)
