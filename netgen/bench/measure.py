@@ -4,7 +4,8 @@ python -m netgen.bench.measure MODE SPECS OUT AS_OF [SINK]
 
 MODE: validate (load, validate, resolve), build (the same, then compile every target as `netgen build` does,
 and write OUT from scratch), or floor (parse the same YAML with pyyaml's C loader, and re-serialize the output
-found in OUT into SINK). Prints one JSON line: seconds per stage, "total", "max_rss_mb" and counts under "stats".
+found in OUT into SINK). As in netgen itself, the load stage includes the per-document schema check.
+Prints one JSON line: seconds per stage, "total", "max_rss_mb" and counts under "stats".
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ _DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
 MANAGED_TAG = {"managed-by": "netgen"}
 MAX_RESOURCES = 500  # per CloudFormation stack
-PARALLEL_RULES = 20_000  # rules above which half the rule stacks are rendered on a second core
+PARALLEL_RULES = 5_000  # rules above which half the rule stacks are rendered on a second core
 
 
 @lru_cache(maxsize=65536)
