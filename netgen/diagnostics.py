@@ -64,7 +64,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG203": (Severity.ERROR, "VPC would exceed its peering quota"),
     "NG204": (Severity.ERROR, "a VPC would route overlapping prefixes to two different peerings"),
     "NG205": (Severity.ERROR, "a stack would exceed CloudFormation's 500 resources"),
-    "NG206": (Severity.ERROR, "two stacks would get the same name"),
+    "NG206": (Severity.ERROR, "two stacks would get the same name, or two groups one stack"),
 }
 
 

@@ -88,3 +88,18 @@ def test_an_overflow_group_id_may_not_be_another_groups_id(tmp_path):
                  GROUP + "  overflowGroupIds: [sg-0c3000000000000c2]\n")
     result = build(tmp_path / "out", cwd=tmp_path)
     assert result.exit_code == 1 and "error[NG101]" in result.stderr
+
+
+def test_an_overflow_stack_and_a_group_of_the_same_name_are_ng206(tmp_path):
+    """prod-use1-nodes spills into overflow part 1, whose stack is sg-prod-use1-nodes-overflow-1; the NLB group
+    in the same VPC, renamed prod-use1-nodes-overflow-1, would share that stack: an error, never a merged file."""
+    specs = copy_specs(tmp_path)
+    replace_once(specs / "inventory/security-groups.yaml", GROUP, GROUP + OVERFLOW)
+    twin = "prod-use1-nodes-overflow-1"
+    replace_once(specs / "inventory/security-groups.yaml", "  name: payments-api-nlb\n", f"  name: {twin}\n")
+    replace_once(specs / "inventory/services.yaml", "securityGroup: payments-api-nlb", f"securityGroup: {twin}")
+    result = build(tmp_path / "out", cwd=tmp_path)
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"specs/inventory/security-groups.yaml:86:1: error[NG206]: rules of security groups 'prod-use1-nodes' and "
+        f"'{twin}' would share stack netgen-acme-legacy-us-east-1-sg-{twin}; rename one of the groups")

@@ -111,9 +111,8 @@ def main() -> None:
     else:
         pipeline(mode, specs, out, date.fromisoformat(as_of), clock)
     clock.stages["total"] = sum(v for v in clock.stages.values() if isinstance(v, float))  # without stats
-    # Peak memory: this process's, plus the largest forked worker's (an upper bound: pages they share count twice).
-    clock.stages["max_rss_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                                  + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    # This process's peak; `make bench` also samples the memory of its worker processes (see run.py).
+    clock.stages["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(clock.stages))
 
 

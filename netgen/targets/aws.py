@@ -375,9 +375,15 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
         template(key, rule.group)
         by_stack[key].append(rule)
     for key, stack_rules in by_stack.items():
-        if len(stack_rules) > MAX_RESOURCES:
-            reporter.add(stack_rules[0].group.loc, "NG205", f"stack {key.name} would exceed CloudFormation's "
-                                                            f"{MAX_RESOURCES} resources per stack")
+        if len(stack_rules) > MAX_RESOURCES:  # named after the group of the first rule that does not fit
+            reporter.add(stack_rules[MAX_RESOURCES].group.loc, "NG205",
+                         f"stack {key.name} would exceed CloudFormation's {MAX_RESOURCES} resources per stack")
+        first = stack_rules[0]
+        clash = next((r for r in stack_rules if r.group is not first.group), None)
+        if clash is not None:  # group 'web' spilling into overflow part 1, and a group named 'web-overflow-1'
+            reporter.add(clash.group.loc, "NG206", f"rules of security groups '{first.group.name}' and "
+                                                   f"'{clash.group.name}' would share stack {key.name}; rename "
+                                                   "one of the groups")
     names: dict[str, StackKey] = {}
     for key in sorted(templates):
         other = names.setdefault(key.name, key)
@@ -392,7 +398,8 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     while split < len(stacks) and count < len(rules) / 2:
         count += len(stacks[split][2])
         split += 1
-    with Beside(lambda: _rule_stack_files(stacks[split:]), fork=worth_forking(len(rules), PARALLEL_RULES)) as later:
+    fork = worth_forking(len(rules), PARALLEL_RULES) and 0 < split < len(stacks)
+    with Beside(lambda: _rule_stack_files(stacks[split:]), fork=fork) as later:
         files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
         files.update(_rule_stack_files(stacks[:split]))
         files.update(later.result())
