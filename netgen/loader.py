@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from netgen.diagnostics import Location, Reporter
-from netgen.parallel import Beside, worth_forking
+from netgen.parallel import Beside, halfway, worth_forking
 
 try:  # the C parser is ~10x faster; the pure-Python one behaves the same
     from yaml import CSafeLoader as _BaseLoader
@@ -117,27 +117,25 @@ class Document:
         if not path or not self.text:
             return Location(self.file, self.line, self.column)
         try:
-            root, first_line = _compose_again(self.text, self.span, self.line, self.column - 1, self.directives)
+            root = _compose_again(self.text, self.span, self.column - 1, self.directives)
         except (yaml.YAMLError, RecursionError):  # cannot happen for text that loaded; stay safe anyway
             return Location(self.file, self.line, self.column)
         mark = _find(root, tuple(path), key)
+        first_line = 1 if self.directives else self.line  # what the marks' line 0 stands for
         return Location(self.file, first_line + mark.line, mark.column + 1)
 
 
 @lru_cache(maxsize=4)
-def _compose_again(text: str, span: tuple[int, int], line: int, column: int,
-                   whole: bool) -> tuple[yaml.Node, int]:
-    """One document's root node, and the line number its marks' line 0 stands for.
-
-    Composed from the document's span of text with its first line's indentation kept, so that marks are
-    relative to the document's first line and columns are the file's. With whole=True (a file with directives:
-    %TAG can change what a tag means) the whole file is composed instead: composing never expands aliases, and
-    _find follows one path."""
+def _compose_again(text: str, span: tuple[int, int], column: int, whole: bool) -> yaml.Node:
+    """One document's root node, composed from its span of text with its first line's indentation kept, so that
+    marks count lines from the document's first line and columns are the file's. With whole=True (a file with
+    directives: %TAG can change what a tag means) the whole file is composed instead, and marks are the file's:
+    composing never expands aliases, and _find follows one path."""
     if whole:
         for node in yaml.compose_all(text, Loader=_Loader):
             if node is not None and node.start_mark.index == span[0]:
-                return node, 1
-    return yaml.compose(" " * column + text[span[0]:span[1]], Loader=_Loader), line
+                return node
+    return yaml.compose(" " * column + text[span[0]:span[1]], Loader=_Loader)
 
 
 class _TooLarge(Exception):
@@ -314,12 +312,7 @@ def load_tree(root: Path, reporter: Reporter, check: Check | None = None) -> lis
     paths = spec_files(root)
     sizes = [path.stat().st_size if path.is_file() else 0 for path in paths]
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
-    split = len(paths)
-    if fork:
-        total, split, half = 0, 0, sum(sizes) / 2
-        while split < len(paths) and total < half:
-            total += sizes[split]
-            split += 1
+    split = halfway(sizes) if fork else len(paths)
     with Beside(lambda: _load_files(paths[split:], check), fork=fork) as later:
         documents, diagnostics = _load_files(paths[:split], check)
         more, more_diagnostics = later.result()

@@ -24,6 +24,15 @@ def worth_forking(size: int, threshold: int) -> bool:
     return len(os.sched_getaffinity(0)) > 1
 
 
+def halfway(weights: list[int]) -> int:
+    """Where to cut a list so that the part before the cut holds about half the total weight."""
+    half, total, cut = sum(weights) / 2, 0, 0
+    while cut < len(weights) and total < half:
+        total += weights[cut]
+        cut += 1
+    return cut
+
+
 class Beside(Generic[T]):
     """work() computed beside this process: in a forked child when fork is True, else here, when result() is
     first called. Use it as a context manager so that a child whose result is never asked for is stopped:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from ipaddress import IPv4Network
 from operator import attrgetter
 
@@ -68,15 +68,10 @@ class Endpoint:
             object.__setattr__(self, "_hash", value)
             return value
 
-    @property
+    @cached_property
     def intervals(self) -> tuple[tuple[int, int], ...]:
-        """The addresses as inclusive integer ranges; cached like the hash."""
-        try:
-            return self.__dict__["_intervals"]
-        except KeyError:
-            value = tuple(map(interval, self.addresses))
-            object.__setattr__(self, "_intervals", value)
-            return value
+        """The addresses as inclusive integer ranges."""
+        return tuple(map(interval, self.addresses))
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"

@@ -187,3 +187,11 @@ def test_a_failed_fork_runs_the_work_here_and_leaks_no_descriptor(monkeypatch):
     with Beside(lambda: "here", fork=True) as child:
         assert child.pid == 0 and child.result() == "here"
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize(("weights", "cut"), [([], 0), ([5], 1), ([1, 1, 1, 1], 2), ([9, 1, 1], 1), ([1, 1, 9], 3),
+                                              ([0, 0, 4, 4], 3)])
+def test_halfway_cuts_where_the_first_part_holds_half_the_weight(weights, cut):
+    from netgen.parallel import halfway
+
+    assert halfway(weights) == cut

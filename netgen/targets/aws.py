@@ -31,7 +31,7 @@ from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VP
 from netgen.addresses import collapse, interval, interval_segments
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
-from netgen.parallel import Beside, worth_forking
+from netgen.parallel import Beside, halfway, worth_forking
 from netgen.resolve import Flow
 
 _DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
@@ -394,10 +394,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     reporter.raise_if_errors()
     # The rule stacks hold nearly all of the output: for large estates a second core renders half of them.
     stacks = [(key, templates[key], by_stack[key]) for key in sorted(by_stack)]
-    split, count = 0, 0
-    while split < len(stacks) and count < len(rules) / 2:
-        count += len(stacks[split][2])
-        split += 1
+    split = halfway([len(stack_rules) for _, _, stack_rules in stacks])
     fork = worth_forking(len(rules), PARALLEL_RULES) and 0 < split < len(stacks)
     with Beside(lambda: _rule_stack_files(stacks[split:]), fork=fork) as later:
         files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
