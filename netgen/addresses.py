@@ -54,9 +54,14 @@ def range_cidrs(first: int, last: int) -> list[IPv4Network]:
 
 def collapse(nets: Iterable[IPv4Network]) -> tuple[IPv4Network, ...]:
     """The fewest prefixes covering exactly the union of nets, sorted."""
+    return collapse_intervals(map(interval, nets))
+
+
+def collapse_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[IPv4Network, ...]:
+    """collapse() of inclusive integer ranges."""
     result: list[IPv4Network] = []
     run: list[int] | None = None
-    for first, last in sorted(map(interval, nets)):
+    for first, last in sorted(intervals):
         if run and first <= run[1] + 1:
             run[1] = max(run[1], last)
             continue
@@ -132,7 +137,12 @@ def interval_segments(entries: Iterable[tuple[int, int, int, int, Hashable]]) ->
 
 def by_ports(entries: Iterable[tuple[IPv4Network, int, int]]) -> dict[Ports, tuple[IPv4Network, ...]]:
     """Exact cover grouped by port set: {ports: minimal prefixes that allow exactly those ports}."""
+    return interval_by_ports((*interval(net), a, b) for net, a, b in entries)
+
+
+def interval_by_ports(entries: Iterable[tuple[int, int, int, int]]) -> dict[Ports, tuple[IPv4Network, ...]]:
+    """by_ports() of (first address, last address, first port, last port) entries."""
     groups: dict[Ports, list[IPv4Network]] = {}
-    for segment in segments((net, a, b, None) for net, a, b in entries):
+    for segment in interval_segments((*entry, None) for entry in entries):
         groups.setdefault(segment.ports, []).extend(segment.cidrs())
     return {ports: tuple(sorted(nets)) for ports, nets in sorted(groups.items())}

@@ -24,11 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from ipaddress import IPv4Network
-from operator import attrgetter
 
 from netgen.addresses import collapse, interval
 from netgen.diagnostics import Reporter
-from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
+from netgen.model import Cluster, Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
 
 HEALTH_CHECK = "nlb health check"  # the note of the hop that lets an NLB's health checks reach its targets
 
@@ -51,12 +50,13 @@ class Endpoint:
     security_group: str | None  # the group guarding it, by name
     pods: Pods | None = None  # set when a NetworkPolicy can select it
 
+    @cached_property
     def sort_key(self) -> tuple:
         pods = (self.pods.cluster, self.pods.namespace, self.pods.selector) if self.pods else ()
         return self.kind, self.name, self.vpc, self.addresses, self.security_group or "", pods
 
     def __lt__(self, other: Endpoint) -> bool:
-        return self.sort_key() < other.sort_key()
+        return self.sort_key < other.sort_key
 
     def __hash__(self) -> int:
         """Cached: endpoints key the flow merge, and hashing their addresses each time is costly. The cache is
@@ -72,6 +72,11 @@ class Endpoint:
     def intervals(self) -> tuple[tuple[int, int], ...]:
         """The addresses as inclusive integer ranges."""
         return tuple(map(interval, self.addresses))
+
+    @cached_property
+    def cidrs(self) -> str:
+        """The addresses as the flow report prints them; endpoints are shared by many flows."""
+        return ",".join(map(str, self.addresses))
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -114,18 +119,16 @@ class Flow:
     grants: tuple[GrantRef, ...]
 
     def sort_key(self) -> tuple:
-        return self.source.sort_key(), self.destination.sort_key(), self.ports, self.path, self.note, self.grants
+        return self.source.sort_key, self.destination.sort_key, self.ports, self.path, self.note, self.grants
 
     def __lt__(self, other: Flow) -> bool:
         return self.sort_key() < other.sort_key()
 
     def line(self) -> str:
-        src = ",".join(map(str, self.source.addresses))
-        dst = ",".join(map(str, self.destination.addresses))
         grants = " ".join(f"{g.name}@{g.location}" for g in self.grants)
         note = f" [{self.note}]" if self.note else ""
-        return (f"{self.source} {src} -> {self.destination} {dst} {self.ports} via {self.path}{note}"
-                f" grant: {grants}")
+        return (f"{self.source} {self.source.cidrs} -> {self.destination} {self.destination.cidrs} {self.ports} "
+                f"via {self.path}{note} grant: {grants}")
 
 
 @lru_cache(maxsize=4096)
@@ -149,6 +152,25 @@ def _service_pods(service: Service) -> Endpoint:
                     Pods(cluster.name, service.namespace, service.pod_selector))
 
 
+@lru_cache(maxsize=4096)
+def _front(service: Service) -> Endpoint:
+    """The internal NLB of a load-balancer service."""
+    exposure = service.exposure
+    group = exposure.security_group.name if exposure.security_group else None
+    return Endpoint("load-balancer", service.ref, service.cluster.vpc.name, exposure.subnet_cidrs, group)
+
+
+@lru_cache(maxsize=4096)
+def _nodes(cluster: Cluster) -> Endpoint:
+    return Endpoint("nodes", cluster.name, cluster.vpc.name, cluster.node_cidrs, cluster.security_group.name)
+
+
+@lru_cache(maxsize=65536)
+def _relayed(sender: Endpoint, vpc: str, security_group: str | None) -> Endpoint:
+    """sender's addresses as they arrive from a hop inside another VPC or behind another group."""
+    return replace(sender, vpc=vpc, security_group=security_group)
+
+
 def _service_flows(client: Endpoint, client_vpc: Vpc, service: Service,
                    port: ServicePort) -> list[tuple[Endpoint, Endpoint, int, NetworkPath, str]]:
     """(source, destination, port, path, note) hops from legacy hosts to a service's pods."""
@@ -160,73 +182,79 @@ def _service_flows(client: Endpoint, client_vpc: Vpc, service: Service,
     if exposure.type == "pod-ip":
         return [(client, pods, port.target_port, to_cluster, "pod-ip")]
     if exposure.type == "load-balancer":
-        group = exposure.security_group.name if exposure.security_group else None
-        front = Endpoint("load-balancer", service.ref, cluster.vpc.name, exposure.subnet_cidrs, group)
+        front = _front(service)
         # UDP target groups of type ip always preserve the client IP (AWS offers no switch for them).
         if exposure.preserve_client_ip or port.protocol == "UDP":  # the NLB sends this hop, client address kept
-            relayed = replace(client, vpc=cluster.vpc.name, security_group=group)
+            relayed = _relayed(client, cluster.vpc.name, front.security_group)
             return [(client, front, port.port, to_cluster, "nlb"),
                     (relayed, pods, port.target_port, local, "nlb target, client IP preserved"),
                     # health checks still come from the NLB's own addresses, to the target port
                     (front, pods, port.target_port, local, HEALTH_CHECK)]
         return [(client, front, port.port, to_cluster, "nlb"),
                 (front, pods, port.target_port, local, "nlb target, source is the nlb")]
-    nodes = Endpoint("nodes", cluster.name, cluster.vpc.name, cluster.node_cidrs, cluster.security_group.name)
+    nodes = _nodes(cluster)
     assert port.node_port is not None  # validation guarantees it
     if exposure.external_traffic_policy == "Local":
         # The node hands the packet, client address kept, to its own pods: no security group on the way.
-        relayed = replace(client, vpc=cluster.vpc.name, security_group=None)
+        relayed = _relayed(client, cluster.vpc.name, None)
         return [(client, nodes, port.node_port, to_cluster, "node-port"),
-                (relayed, replace(pods, security_group=None), port.target_port, local,
+                (relayed, _relayed(pods, pods.vpc, None), port.target_port, local,
                  "node-port target, externalTrafficPolicy Local: node to its own pods")]
     return [(client, nodes, port.node_port, to_cluster, "node-port"),
             (nodes, pods, port.target_port, local, "node-port target, externalTrafficPolicy Cluster")]
 
 
-def _workload_flows(workload: Workload, hosts: Endpoint, host_vpc: Vpc):
-    """(source, destination, path, note) from a workload's pods to legacy hosts, split by whether SNAT applies."""
-    cluster = workload.cluster
-    pods = Pods(cluster.name, workload.namespace, workload.pod_selector)
-    path = _path(cluster.vpc, host_vpc)
+def _host_sides(cluster: Cluster, hosts: Endpoint) -> list[tuple[bool, Endpoint]]:
+    """hosts as the pods of cluster reach them, split by whether SNAT applies (pods then show a node address)."""
     split: dict[bool, list[IPv4Network]] = defaultdict(list)
     for net in hosts.addresses:
         for part, snat in cluster.snat_split(net):
             split[snat].append(part)
-    for snat, nets in sorted(split.items()):
-        addresses = cluster.node_cidrs if snat else cluster.pod_cidrs
-        source = Endpoint("workload", workload.ref, cluster.vpc.name, addresses, cluster.security_group.name, pods)
-        destination = replace(hosts, addresses=collapse(nets))
-        yield source, destination, path, "snat to node" if snat else "pod address"
+    return [(snat, replace(hosts, addresses=collapse(nets))) for snat, nets in sorted(split.items())]
+
+
+@lru_cache(maxsize=65536)
+def _workload_pods(workload: Workload, snat: bool) -> Endpoint:
+    """A workload's pods as a source: their own addresses, or the node addresses SNAT gives them."""
+    cluster = workload.cluster
+    return Endpoint("workload", workload.ref, cluster.vpc.name, cluster.node_cidrs if snat else cluster.pod_cidrs,
+                    cluster.security_group.name, Pods(cluster.name, workload.namespace, workload.pod_selector))
 
 
 def _hops(grant: Grant, vpcs: dict[str, Vpc], memo: dict, hop) -> Iterator[_Hop]:
     """Every hop a grant needs, as the shared _Hop that hop((source, destination, ports, path, note)) gives.
 
     memo caches, for one estate, a grant's legacy endpoints by its legacy_ref (a name means one set of hosts,
-    and thousands of grants name the same few hundred groups), and the hops of each (endpoint, service port)
-    and (endpoint, workload), which many grants share."""
-    if grant.legacy_ref not in memo:
-        memo[grant.legacy_ref] = _legacy_endpoints(grant.legacy_ref, grant.hosts)
-    for hosts in memo[grant.legacy_ref]:
-        vpc = vpcs[hosts.vpc]
+    and thousands of grants name the same few hundred groups), each with the hops already computed for it by
+    (service, port name) and by (workload, host ports): many grants share them."""
+    sides = memo.get(grant.legacy_ref)
+    if sides is None:
+        sides = memo[grant.legacy_ref] = [(hosts, vpcs[hosts.vpc], {})
+                                          for hosts in _legacy_endpoints(grant.legacy_ref, grant.hosts)]
+    for hosts, vpc, known in sides:
         if grant.service is not None:
             for port in grant.service_ports:
-                key = (hosts, grant.service, port)
-                found = memo.get(key)
+                key = (grant.service, port.name)  # a Service hashes by identity, a name in C
+                found = known.get(key)
                 if found is None:
-                    found = memo[key] = [
+                    found = known[key] = [
                         hop((src, dst, _port_range(port.protocol, number), path, note))
                         for src, dst, number, path, note in _service_flows(hosts, vpc, grant.service, port)]
                 yield from found
         else:
             assert grant.workload is not None
-            key = (hosts, grant.workload)
-            found = memo.get(key)
+            key = (grant.workload, grant.host_ports)
+            found = known.get(key)
             if found is None:
-                found = memo[key] = list(_workload_flows(grant.workload, hosts, vpc))
-            for src, dst, path, note in found:
-                for ports in grant.host_ports:
-                    yield hop((src, dst, ports, path, note))
+                cluster = grant.workload.cluster
+                if cluster not in known:  # a Cluster hashes by identity
+                    known[cluster] = _host_sides(cluster, hosts)
+                path = _path(cluster.vpc, vpc)
+                found = known[key] = [
+                    hop((_workload_pods(grant.workload, snat), destination, ports, path,
+                         "snat to node" if snat else "pod address"))
+                    for snat, destination in known[cluster] for ports in grant.host_ports]
+            yield from found
 
 
 @lru_cache(maxsize=65536)
@@ -249,7 +277,6 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     vpcs = {v.name: v for v in estate.vpcs}
     limit = estate.settings.broadest_prefix
     distinct: dict[tuple, _Hop] = {}
-    hops: dict[tuple, list[_Hop]] = {}  # grants that name the same hosts and target share their hops
     memo: dict = {}
     broadest: dict[Endpoint, IPv4Network | None] = {}
     clashes: dict[tuple[str, str], list[str]] = {}
@@ -277,21 +304,22 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
                 return problems, True
         return problems, False
 
+    endpoints: dict[Endpoint, Endpoint] = {}
+
     def hop(flow: tuple) -> _Hop:
         found = distinct.get(flow)
         if found is None:
+            # One object per distinct endpoint: what targets cache on an endpoint is then computed once.
+            flow = (endpoints.setdefault(flow[0], flow[0]), endpoints.setdefault(flow[1], flow[1]), *flow[2:])
             problems, blocked = check(*flow[:4])
             found = distinct[flow] = _Hop(flow, tuple(problems), blocked, [])
         return found
 
-    for grant in estate.grants:
-        ref = GrantRef(grant.name, grant.owner, f"{grant.loc.file}:{grant.loc.line}")
-        key = (grant.legacy_ref, grant.service, grant.service_ports, grant.workload, grant.host_ports)
-        needs = hops.get(key)
-        if needs is None:
-            needs = hops[key] = list(_hops(grant, vpcs, memo, hop))
+    order = sorted((g.name, g.owner, f"{g.loc.file}:{g.loc.line}", i) for i, g in enumerate(estate.grants))
+    for name, owner, location, i in order:  # in GrantRef order, so that each hop's refs come out sorted
+        grant, ref = estate.grants[i], GrantRef(name, owner, location)
         problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
-        for needed in needs:
+        for needed in _hops(grant, vpcs, memo, hop):
             if needed.problems:
                 for code, text in needed.problems:
                     problems.setdefault(f"grant '{grant.name}'{text}", code)
@@ -301,6 +329,5 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
                 needed.refs.append(ref)
         for message, code in problems.items():
             reporter.add(grant.loc, code, message)
-    by_grant = attrgetter("name", "owner", "location")  # GrantRef's own order, compared in C
-    flows = [Flow(*h.flow, tuple(sorted(h.refs, key=by_grant))) for h in distinct.values() if h.refs]
+    flows = [Flow(*h.flow, tuple(h.refs)) for h in distinct.values() if h.refs]
     return sorted(flows, key=Flow.sort_key)

@@ -28,7 +28,7 @@ from ipaddress import IPv4Network
 from troposphere import Output, Parameter, Ref, Tags, Template
 from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
 
-from netgen.addresses import collapse, interval, interval_segments
+from netgen.addresses import collapse_intervals, interval, interval_segments
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
 from netgen.parallel import Beside, halfway, worth_forking
@@ -168,18 +168,21 @@ def _peering(a: Vpc, b: Vpc) -> Peering:
 def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Reporter):
     """Peerings by VPC pair, and {(vpc, peering): minimal destination prefixes}."""
     vpcs = {v.name: v for v in estate.vpcs}
-    wanted: dict[tuple[str, str], set[IPv4Network]] = defaultdict(set)
+    wanted: dict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)  # address intervals
     peerings: dict[frozenset, Peering] = {}
     for flow in flows:
         if not flow.path.peered:
             continue
-        a, b = vpcs[flow.path.source_vpc], vpcs[flow.path.destination_vpc]
-        peerings.setdefault(frozenset((a.name, b.name)), _peering(a, b))
-        wanted[(a.name, b.name)].update(flow.destination.addresses)  # there ...
-        wanted[(b.name, a.name)].update(flow.source.addresses)  # ... and back
+        a, b = flow.path.source_vpc, flow.path.destination_vpc
+        wanted[(a, b)].update(flow.destination.intervals)  # there ...
+        wanted[(b, a)].update(flow.source.intervals)  # ... and back
+    for a, b in wanted:
+        pair = frozenset((a, b))
+        if pair not in peerings:
+            peerings[pair] = _peering(vpcs[a], vpcs[b])
     routes = {}
-    for (vpc, peer), nets in sorted(wanted.items()):
-        exact = collapse(nets)
+    for (vpc, peer), intervals in sorted(wanted.items()):
+        exact = collapse_intervals(intervals)
         if vpcs[vpc].route_scope == "vpc-cidrs":
             exact = tuple(c for c in vpcs[peer].cidrs if any(n.overlaps(c) for n in exact))
         routes[(vpc, peer)] = exact

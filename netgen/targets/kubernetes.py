@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from ipaddress import IPv4Network
 
 import yaml
 
-from netgen.addresses import by_ports
+from netgen.addresses import interval_by_ports
 from netgen.model import Estate
 from netgen.resolve import Flow, Pods
 
@@ -39,14 +38,12 @@ def dump(document: dict) -> bytes:
     return yaml.dump(document, Dumper=_Dumper, sort_keys=True, default_flow_style=False).encode()
 
 
-def _rules(entries: list[tuple[IPv4Network, str, int, int]], peer_key: str) -> list[dict]:
-    """Policy rules allowing exactly the (address, protocol, port) entries: one rule per port set."""
-    by_protocol: dict[str, list[tuple[IPv4Network, int, int]]] = defaultdict(list)
-    for net, protocol, first, last in entries:
-        by_protocol[protocol].append((net, first, last))
+def _rules(entries: dict[str, list[tuple[int, int, int, int]]], peer_key: str) -> list[dict]:
+    """Policy rules allowing exactly the entries, {protocol: [(first address, last address, first port, last
+    port)]}: one rule per port set."""
     rules = []
-    for protocol, items in sorted(by_protocol.items()):
-        for ports, nets in by_ports(items).items():
+    for protocol, items in sorted(entries.items()):
+        for ports, nets in interval_by_ports(items).items():
             port_list = []
             for first, last in ports:
                 port = {"protocol": protocol, "port": first}
@@ -60,20 +57,21 @@ def _rules(entries: list[tuple[IPv4Network, str, int, int]], peer_key: str) -> l
 def compile_kubernetes(estate: Estate, flows: list[Flow]) -> dict[str, bytes]:
     """{path: bytes}: kubernetes/<cluster>/<namespace>/<policy>.yaml and kubernetes/<cluster>/kustomization.yaml."""
     clusters = {c.name: c for c in estate.clusters}
-    # (pods, direction, owner name) -> entries, grants
-    wanted: dict[tuple[Pods, str, str], list[tuple[IPv4Network, str, int, int]]] = defaultdict(list)
+    # (pods, direction, owner name) -> {protocol: address and port intervals}, grants
+    wanted: dict[tuple[Pods, str, str], dict[str, list[tuple[int, int, int, int]]]] = {}
     grants: dict[tuple[Pods, str, str], set[str]] = defaultdict(set)
     for flow in flows:
         p = flow.ports
-        for direction, end, peers in (("ingress", flow.destination, flow.source.addresses),
-                                      ("egress", flow.source, flow.destination.addresses)):
+        for direction, end, peers in (("ingress", flow.destination, flow.source),
+                                      ("egress", flow.source, flow.destination)):
             if end.pods is None:
                 continue
             modes = clusters[end.pods.cluster].namespaces[end.pods.namespace]
             if getattr(modes, direction) != "default-deny":
                 continue
             key = (end.pods, direction, end.name.rsplit("/", 1)[1])
-            wanted[key].extend((net, p.protocol, p.first, p.last) for net in peers)
+            entries = wanted.setdefault(key, {}).setdefault(p.protocol, [])
+            entries.extend((first, last, p.first, p.last) for first, last in peers.intervals)
             grants[key].update(g.name for g in flow.grants)
     files: dict[str, bytes] = {}
     resources: dict[str, list[str]] = defaultdict(list)
