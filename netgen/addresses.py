@@ -8,6 +8,7 @@ contained prefixes collapse, and nothing is ever widened. The arithmetic runs on
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -96,43 +97,52 @@ def segments(entries: Iterable[tuple[IPv4Network, int, int, Hashable]]) -> list[
 
 
 def interval_segments(entries: Iterable[tuple[int, int, int, int, Hashable]]) -> list[Segment]:
-    """segments() of (first address, last address, first port, last port, tag) entries."""
-    events: dict[int, list[tuple[int, tuple[int, int, Hashable]]]] = {}
+    """segments() of (first address, last address, first port, last port, tag) entries.
+
+    A sweep over the points where entries open and close, counting the entries and port ranges active."""
+    opens: dict[int, list[tuple[int, int, Hashable]]] = defaultdict(list)
+    closes: dict[int, list[tuple[int, int, Hashable]]] = defaultdict(list)
     for start, end, first, last, tag in entries:
-        events.setdefault(start, []).append((1, (first, last, tag)))
-        events.setdefault(end + 1, []).append((-1, (first, last, tag)))
+        item = (first, last, tag)
+        opens[start].append(item)
+        closes[end + 1].append(item)
     active: dict[tuple[int, int, Hashable], int] = {}
     port_counts: dict[tuple[int, int], int] = {}
     ports: Ports = ()
-    result: list[Segment] = []
-    points = sorted(events)
+    runs: list[list] = []  # [first, last, ports, tags]: tags active at the run's start, and any opened in it
+    points = sorted(opens.keys() | closes.keys())
     for here, following in zip(points, points[1:], strict=False):
         ports_changed = False
-        for delta, item in events[here]:
-            count = active.get(item, 0) + delta
+        for item in closes.get(here, ()):
+            count = active[item] - 1
             if count:
                 active[item] = count
             else:
                 del active[item]
             key = item[:2]
-            count = port_counts.get(key, 0) + delta
+            count = port_counts[key] - 1
             if count:
-                ports_changed |= key not in port_counts
                 port_counts[key] = count
             else:
                 del port_counts[key]
                 ports_changed = True
+        opened = opens.get(here, ())
+        for item in opened:
+            active[item] = active.get(item, 0) + 1
+            key = item[:2]
+            count = port_counts.get(key, 0)
+            ports_changed |= not count
+            port_counts[key] = count + 1
         if not active:
             continue
         if ports_changed:
             ports = merge_ports(port_counts)
-        tags = frozenset(active)
-        if result and result[-1].last + 1 == here and result[-1].ports == ports:
-            previous = result[-1]
-            result[-1] = Segment(previous.first, following - 1, ports, previous.tags | tags)
+        if runs and runs[-1][1] + 1 == here and runs[-1][2] == ports:
+            runs[-1][1] = following - 1
+            runs[-1][3].update(opened)
         else:
-            result.append(Segment(here, following - 1, ports, tags))
-    return result
+            runs.append([here, following - 1, ports, set(active)])
+    return [Segment(first, last, ports, frozenset(tags)) for first, last, ports, tags in runs]
 
 
 def by_ports(entries: Iterable[tuple[IPv4Network, int, int]]) -> dict[Ports, tuple[IPv4Network, ...]]:

@@ -6,8 +6,6 @@ import json
 from functools import cache
 from importlib import resources
 
-from jsonschema import Draft202012Validator
-
 from netgen.diagnostics import Reporter, did_you_mean
 from netgen.loader import CONTROL_CHARACTERS, Document
 from netgen.model import API_VERSION
@@ -32,7 +30,10 @@ def _subschema(kind: str) -> dict:
 
 
 @cache
-def _validator(kind: str) -> Draft202012Validator:
+def _validator(kind: str):
+    """The full validator, for documents the fast check rejects (imported then: it takes 50 ms to import)."""
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_subschema(kind))
 
 

@@ -407,6 +407,9 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     return files
 
 
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # one encoder: json.dumps(sort_keys=True) builds one a call
+
+
 def template_json(template: dict) -> bytes:
     """Template JSON with one resource (parameter, output) per line: a changed rule is a one-line diff.
 
@@ -416,14 +419,14 @@ def template_json(template: dict) -> bytes:
     for i, (section, value) in enumerate(sections):
         comma = "," if i < len(sections) - 1 else ""
         if isinstance(value, dict) and value:
-            lines.append(f"  {json.dumps(section)}: {{")
+            lines.append(f"  {_SORTED_JSON(section)}: {{")
             entries = sorted(value.items())
             for j, (name, entry) in enumerate(entries):
                 tail = "," if j < len(entries) - 1 else ""
-                lines.append(f"    {json.dumps(name)}: {json.dumps(entry, sort_keys=True)}{tail}")
+                lines.append(f"    {_SORTED_JSON(name)}: {_SORTED_JSON(entry)}{tail}")
             lines.append(f"  }}{comma}")
         else:
-            lines.append(f"  {json.dumps(section)}: {json.dumps(value, sort_keys=True)}{comma}")
+            lines.append(f"  {_SORTED_JSON(section)}: {_SORTED_JSON(value)}{comma}")
     lines.append("}")
     return ("\n".join(lines) + "\n").encode()
 
