@@ -96,6 +96,12 @@ def test_property_estates_pass_the_aws_judge(moto_endpoint: str, docs: list[dict
     judge_estate(moto_endpoint, yaml.safe_dump_all(docs, sort_keys=False))
 
 
+def test_an_nlb_whose_listener_port_is_its_target_port_passes_the_aws_judge(moto_endpoint: str) -> None:
+    """The relayed hop's sender (the NLB, client address kept) reaches another NLB address on that port only
+    through the listener rule the client needs; a generated estate once failed the judge on it."""
+    judge_estate(moto_endpoint, (Path(__file__).parent / "judges" / "nlb_listener_is_target_port.yaml").read_text())
+
+
 @JUDGED
 @given(spec_files=judge_estates())
 def test_judge_estates_pass_the_aws_judge(moto_endpoint: str, spec_files: dict[str, str]) -> None:

@@ -554,6 +554,11 @@ def indistinguishable(flows: Iterable[Any], probe: Probe) -> str | None:
       (tests/test_judge_aws_generated.py): an NLB with UDP (always client-preserving) or preserveClientIp, and
       in the client's VPC a route to the pods (replies to a workload dialling a host from pod addresses) or to
       the nodes (a NodePort grant of another host).
+    - The packet stays inside one VPC, whose local route always carries it, and the destination's group admits
+      its source address on that port for a granted flow from another VPC: a group's rules cannot tell where a
+      source address sends from. Found by the generated estates: an NLB preserving client IPs, whose listener
+      port is also a target port, "relays" the client's address to another NLB address (the listener rule
+      admits it); an NLB only ever sends to its targets.
     """
     if probe.dst_groups is None:
         return "destination has no security group"
@@ -574,6 +579,12 @@ def indistinguishable(flows: Iterable[Any], probe: Probe) -> str | None:
                  and any(probe.dst_ip in n for n in f.source.addresses) for f in flows)
     if relayed and routed:
         return "destination group admits a relayed client address, on a route another flow needs"
+    if probe.src_vpc == probe.dst_vpc and any(
+            f.ports.protocol.lower() == probe.protocol and f.ports.first <= probe.port <= f.ports.last
+            and f.path.source_vpc != probe.src_vpc and f.path.destination_vpc == probe.dst_vpc
+            and groups_of(f.destination) == probe.dst_groups
+            and any(probe.src_ip in n for n in f.source.addresses) for f in flows):
+        return "destination group admits the source address from another VPC; the local route carries it"
     return None
 
 
