@@ -52,18 +52,28 @@ def _fast_check(kind: str):
                                   detailed_exceptions=False)
 
 
-def _const_as_enum(node):
-    """The schema with every const: x keyword as enum: [x] (a property named 'const' maps to a schema, a dict)."""
-    if isinstance(node, dict):
-        keyword = "const" in node and not isinstance(node["const"], dict)
-        assert not (keyword and "enum" in node), "const beside enum"
-        converted = {key: _const_as_enum(value) for key, value in node.items() if not (keyword and key == "const")}
-        if keyword:
-            converted["enum"] = [node["const"]]
-        return converted
-    if isinstance(node, list):
-        return [_const_as_enum(item) for item in node]
-    return node
+_SCHEMA_MAPS = {"properties", "patternProperties", "$defs", "dependentSchemas"}  # name -> schema
+_DATA = {"const", "enum", "default", "examples"}  # keywords whose values are data, not schemas
+
+
+def _const_as_enum(schema):
+    """The schema with every const: x keyword as the equivalent enum: [x]."""
+    if isinstance(schema, list):
+        return [_const_as_enum(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    converted = {}
+    for key, value in schema.items():
+        if key in _DATA:
+            converted[key] = value
+        elif key in _SCHEMA_MAPS:
+            converted[key] = {name: _const_as_enum(item) for name, item in value.items()}
+        else:
+            converted[key] = _const_as_enum(value)
+    if "const" in schema:
+        assert "enum" not in schema, "const beside enum"
+        converted["enum"] = [converted.pop("const")]
+    return converted
 
 
 _TEXT_FIELDS = {"reason"}  # free text: line breaks and tabs allowed

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from netgen.diagnostics import Reporter
 from netgen.loader import load_tree
-from netgen.schema import _fast_check, _validator
+from netgen.schema import _const_as_enum, _fast_check, _validator
 
 DOCS = [d.data for d in load_tree(EXAMPLE_SPECS, Reporter())]
 
@@ -72,3 +72,22 @@ def test_fast_valid_implies_jsonschema_valid(data):
     kind = doc["kind"]
     if fast_valid(doc):
         assert full_valid(doc), (kind, doc)
+
+
+def test_const_becomes_enum_only_where_it_is_a_keyword():
+    schema = {"properties": {"const": True, "kind": {"const": "Vpc"}}, "default": {"const": 1},
+              "allOf": [{"const": 3}], "enum": [{"const": 2}]}
+    assert _const_as_enum(schema) == {"properties": {"const": True, "kind": {"enum": ["Vpc"]}},
+                                      "default": {"const": 1}, "allOf": [{"enum": [3]}], "enum": [{"const": 2}]}
+
+
+def test_exposure_rules_chosen_by_const_type_hold_in_the_fast_check():  # const, given to fastjsonschema as enum
+    services = [d for d in DOCS if d["kind"] == "Service"]
+    by_type = {d["spec"]["exposure"]["type"]: d for d in services}
+    assert {"pod-ip", "load-balancer"} <= set(by_type)
+    pod_ip, balanced = copy.deepcopy(by_type["pod-ip"]), copy.deepcopy(by_type["load-balancer"])
+    assert fast_valid(pod_ip) and fast_valid(balanced)
+    pod_ip["spec"]["exposure"]["subnetCidrs"] = ["10.0.0.0/24"]  # only a load balancer has subnets
+    del balanced["spec"]["exposure"]["subnetCidrs"]  # which a load balancer must have
+    assert not fast_valid(pod_ip) and not full_valid(pod_ip)
+    assert not fast_valid(balanced) and not full_valid(balanced)

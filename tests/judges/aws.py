@@ -554,11 +554,11 @@ def indistinguishable(flows: Iterable[Any], probe: Probe) -> str | None:
       (tests/test_judge_aws_generated.py): an NLB with UDP (always client-preserving) or preserveClientIp, and
       in the client's VPC a route to the pods (replies to a workload dialling a host from pod addresses) or to
       the nodes (a NodePort grant of another host).
-    - The packet stays inside one VPC, whose local route always carries it, and the destination's group admits
-      its source address on that port for a granted flow from another VPC: a group's rules cannot tell where a
-      source address sends from. Found by the generated estates: an NLB preserving client IPs, whose listener
-      port is also a target port, "relays" the client's address to another NLB address (the listener rule
-      admits it); an NLB only ever sends to its targets.
+    - The packet goes to a load balancer's address inside one VPC (whose local route always carries it), and the
+      balancer's group admits the source address on that port for a granted flow from another VPC: a group's
+      rules cannot tell where a source address sends from. Found by the generated estates: an NLB preserving
+      client IPs, whose listener port is also a target port, "relays" the client's address to another address
+      of its own subnets (the listener rule admits it). A balancer sends only to its targets, and is never one.
     """
     if probe.dst_groups is None:
         return "destination has no security group"
@@ -580,11 +580,12 @@ def indistinguishable(flows: Iterable[Any], probe: Probe) -> str | None:
     if relayed and routed:
         return "destination group admits a relayed client address, on a route another flow needs"
     if probe.src_vpc == probe.dst_vpc and any(
-            f.ports.protocol.lower() == probe.protocol and f.ports.first <= probe.port <= f.ports.last
+            f.destination.kind == "load-balancer" and any(probe.dst_ip in n for n in f.destination.addresses)
+            and f.ports.protocol.lower() == probe.protocol and f.ports.first <= probe.port <= f.ports.last
             and f.path.source_vpc != probe.src_vpc and f.path.destination_vpc == probe.dst_vpc
             and groups_of(f.destination) == probe.dst_groups
             and any(probe.src_ip in n for n in f.source.addresses) for f in flows):
-        return "destination group admits the source address from another VPC; the local route carries it"
+        return "balancer's group admits the source address from another VPC; the local route carries it"
     return None
 
 
