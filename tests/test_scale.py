@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -195,3 +197,15 @@ def test_halfway_cuts_where_the_first_part_holds_half_the_weight(weights, cut):
     from netgen.parallel import halfway
 
     assert halfway(weights) == cut
+
+
+def test_make_bench_prints_its_table(tmp_path):
+    """`make bench` on a tiny size: every mode runs in its own interpreter and the table comes out filled in."""
+    result = subprocess.run([sys.executable, "-m", "netgen.bench.run", "--sizes", "300", "--runs", "1",
+                             "--work", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    row = next(line for line in result.stdout.splitlines() if line.startswith("| 300 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert len(cells) == 12 and cells[9].endswith("x")
+    assert int(cells[10].replace(",", "")) < int(cells[11].replace(",", ""))  # minimal rules below the naive count
+    assert "netgen build --check on the example estate:" in result.stdout

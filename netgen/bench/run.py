@@ -91,17 +91,22 @@ def main() -> None:
         if not specs.exists():
             write(specs, generate(hosts, services, grants, regions))
         out = args.work / f"estate-{grants}" / "generated"
-        validate_runs = [_measure("validate", specs, out) for _ in range(args.runs)]
-        build_runs = [_measure("build", specs, out) for _ in range(args.runs)]
-        floor_runs = [_measure("floor", specs, out, args.work / f"estate-{grants}" / "floor")
-                      for _ in range(args.runs)]
+        # Rounds of (validate, build, floor), so that a slow spell of the machine weighs on both sides of a ratio.
+        validate_runs, build_runs, floor_runs = [], [], []
+        for _ in range(args.runs):
+            validate_runs.append(_measure("validate", specs, out))
+            build_runs.append(_measure("build", specs, out))
+            floor_runs.append(_measure("floor", specs, out, args.work / f"estate-{grants}" / "floor"))
         floor = _median(floor_runs, "total")
         build = _median(build_runs, "total")
+        ratio = statistics.median(b["total"] / f["total"] for b, f in zip(build_runs, floor_runs, strict=True))
         stages = {k: _median(build_runs, k) for k in ("load", "validate", "resolve", "compile", "write")}
         stats = build_runs[0]["stats"]
         rows.append({"grants": grants, "hosts": hosts, "services": services, "regions": regions,
                      "validate_s": _median(validate_runs, "total"), "validate_mb": _median(validate_runs, "peak_mb"),
                      "build_s": build, "build_mb": _median(build_runs, "peak_mb"), "floor_s": floor,
+                     "build_over_floor": ratio, "build_runs": [r["total"] for r in build_runs],
+                     "floor_runs": [r["total"] for r in floor_runs],
                      "stages": stages, **stats})
         print(json.dumps(rows[-1]), file=sys.stderr)
     print(f"netgen bench: medians of {args.runs} runs, python {sys.version.split()[0]}\n")
@@ -111,7 +116,11 @@ def main() -> None:
     for r in rows:
         print(f"| {r['grants']:,} | {r['hosts']:,} | {r['services']:,} | {r['flows']:,} | {r['validate_s']:.2f} | "
               f"{r['validate_mb']:.0f} | {r['build_s']:.2f} | {r['build_mb']:.0f} | {r['floor_s']:.2f} | "
-              f"{r['build_s'] / r['floor_s']:.1f}x | {r['rules']:,} | {r['naive_rules']:,} |")
+              f"{r['build_over_floor']:.1f}x | {r['rules']:,} | {r['naive_rules']:,} |")
+    print("\nbuild/floor: the median of each round's ratio. Every run (s), build / floor:")
+    for r in rows:
+        print(f"  {r['grants']:>7,}: " + "  ".join(f"{b:.2f}/{f:.2f}" for b, f in zip(r["build_runs"], r["floor_runs"],
+                                                                                     strict=True)))
     print("\nbuild stages (s): " + ", ".join(f"{k}" for k in rows[0]["stages"]))
     for r in rows:
         print(f"  {r['grants']:>7,}: " + "  ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()))
