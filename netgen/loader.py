@@ -70,7 +70,14 @@ class _Loader(_BaseLoader):
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    return _mark_of(node.start_mark)
+
+
+def _mark_of(mark: yaml.Mark) -> tuple[int, int]:
+    return mark.line + 1, mark.column + 1
+
+
+NAME_PATH = ("metadata", "name")  # its position is recorded while loading (Document.name_position)
 
 
 def _find(node: yaml.Node, path: Path_, key: bool) -> yaml.Mark:
@@ -107,6 +114,9 @@ class Document:
     # (and whether the field allows it). True unless the loader found none.
     irregular: bool = True
     shape_ok: bool | None = None  # the schema check's answer, when load_tree ran it (see there)
+    # Where metadata.name's value starts, (line, column), recorded as the document loads: the position that
+    # diagnostics about a whole object (a duplicate name, a duplicate grant) point at, found without composing.
+    name_position: tuple[int, int] | None = None
 
     def at(self, path: Path_ = (), *, key: bool = False) -> Location:
         """Location of the value at path (or of its key), falling back to the closest enclosing value.
@@ -116,6 +126,8 @@ class Document:
         """
         if not path or not self.text:
             return Location(self.file, self.line, self.column)
+        if self.name_position and not key and tuple(path) == NAME_PATH:
+            return Location(self.file, *self.name_position)
         try:
             root = _compose_again(self.text, self.span, self.column - 1, self.directives)
         except (yaml.YAMLError, RecursionError):  # cannot happen for text that loaded; stay safe anyway
@@ -265,6 +277,7 @@ def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
                              "document is nested too deeply")
                 continue
             doc.irregular = builder.irregular
+            doc.name_position = _mark_of(_find(node, NAME_PATH, False))
             if not isinstance(doc.data, dict):
                 reporter.add(doc.at(), "NG006", "a spec document must be a mapping with apiVersion and kind")
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -238,6 +239,26 @@ def test_locations_are_found_lazily_and_match_a_full_compose():
                     stack.append(((*path, k.value), v))
             elif isinstance(node, yaml.SequenceNode):
                 stack.extend(((*path, i), v) for i, v in enumerate(node.value))
+
+
+@pytest.mark.parametrize("text", [
+    "metadata:\n  name: a\n",  # plain
+    "# café\r\nkind: X\r\nmetadata: {labels: {r: 'ü'}, name: \"b\"}\r\n",  # flow style, CRLF, non-ASCII
+    "x: 1\n---\n  metadata:\n    name:\n      c\n",  # an indented document, the value on its own line
+    "metadata:\n  name: first\nmetadata:\n  name: second\n",  # duplicate keys: the first wins (NG003)
+    "metadata: [name]\n", "metadata:\n  labels: {}\n", "kind: X\n",  # no name: the closest enclosing value
+    "%TAG !n! tag:yaml.org,2002:\n---\n!n!str metadata:\n  name: d\n",  # directives
+    "? metadata\n: {? name\n   : e}\n",  # explicit keys
+])
+def test_name_positions_recorded_while_loading_match_a_compose(text):
+    """metadata.name's position is recorded as a document loads (diagnostics about a whole object point at it);
+    it must equal what composing the document again finds."""
+    docs, _ = load(text)
+    assert docs
+    for doc in docs:
+        assert doc.name_position is not None
+        composed = dataclasses.replace(doc, name_position=None).at(("metadata", "name"))
+        assert doc.at(("metadata", "name")) == composed
 
 
 def test_locations_beside_an_alias_bomb_and_before_a_syntax_error():
