@@ -56,6 +56,7 @@ class Beside(Generic[T]):
             except (AttributeError, OSError, ValueError):  # no stream, or a closed or broken one
                 pass
         read, write = os.pipe()
+        parent = os.getpid()
         try:
             self.pid = os.fork()
         except OSError:  # no memory or process slot for a child: the work runs here instead
@@ -67,6 +68,7 @@ class Beside(Generic[T]):
             os.close(read)
             code = 0
             try:
+                _die_with(parent)
                 try:
                     outcome: tuple[bool, object] = (True, self.work())
                 except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
@@ -90,9 +92,11 @@ class Beside(Generic[T]):
             return self.work()
         try:
             data = self.pipe.read()
-        finally:
-            self.pipe.close()
-            _reap(self.pid)
+        except BaseException:  # interrupted while waiting (Ctrl-C): stop the child rather than wait for it
+            self._stop()
+            raise
+        self.pipe.close()
+        _reap(self.pid)
         try:
             ok, value = pickle.loads(data)
         except Exception:  # noqa: BLE001 - the child died (killed, out of memory) or could not pickle its outcome
@@ -107,12 +111,28 @@ class Beside(Generic[T]):
     def __exit__(self, *exc_info) -> None:
         if self.pid and not self.done:  # this process failed first: stop the child
             self.done = True
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:  # it finished and was reaped already
-                pass
-            self.pipe.close()
-            _reap(self.pid)
+            self._stop()
+
+    def _stop(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it finished and was reaped already
+            pass
+        self.pipe.close()
+        _reap(self.pid)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this child when its parent dies (netgen sent SIGTERM alone, say), rather than let it
+    finish a share nobody will read. Linux's PR_SET_PDEATHSIG; should the parent be gone already, exit."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl: the child finishes its share, as before
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _reap(pid: int) -> None:

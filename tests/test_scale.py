@@ -161,6 +161,53 @@ def test_a_child_is_stopped_when_the_parent_fails_first():
         os.waitpid(pid, os.WNOHANG)  # reaped: no zombie left behind
 
 
+def test_a_child_dies_with_its_parent():
+    """SIGTERM to netgen alone (not to its process group) must not leave a child finishing its share."""
+    import signal
+
+    probe = ("import os, sys, time\n"
+             "from netgen.parallel import Beside\n"
+             "with Beside(lambda: time.sleep(60), fork=True) as child:\n"
+             "    print(child.pid, flush=True)\n"
+             "    time.sleep(60)\n")
+    with subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, text=True) as parent:
+        child = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def test_an_interrupted_parent_stops_its_child_at_once():
+    """Ctrl-C while netgen waits for a child's result: the parent exits now, and the child with it."""
+    import signal
+
+    probe = ("import time\n"
+             "from netgen.parallel import Beside\n"
+             "with Beside(lambda: time.sleep(60), fork=True) as child:\n"
+             "    print(child.pid, flush=True)\n"
+             "    child.result()\n")
+    with subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as parent:
+        child = int(parent.stdout.readline())
+        time.sleep(0.3)  # into result(), waiting on the pipe
+        started = time.monotonic()
+        parent.send_signal(signal.SIGINT)
+        _, stderr = parent.communicate(timeout=30)
+    assert time.monotonic() - started < 10 and "KeyboardInterrupt" in stderr
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has finished
+    except FileNotFoundError:
+        return False
+
+
 def test_a_parent_started_with_sigchld_ignored_still_gets_the_result():
     """Children are then reaped by the kernel, and waiting for one fails with ECHILD."""
     import signal
