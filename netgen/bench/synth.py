@@ -70,8 +70,9 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
     all_hosts: list[tuple[str, str, str]] = []
     for vpc, _net, _region in legacy_vpcs:
         for role in ROLES:
+            restricted = "  restrictsEgress: true\n" if role == "database" else ""  # locked-down database subnets
             add("inventory/security-groups.yaml", _doc("SecurityGroup", f"{vpc}-{role}",
-                f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 480\n"))
+                f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 480\n{restricted}"))
     per_vpc = max(1, hosts // len(legacy_vpcs))
     count = 0
     for v, (vpc, net, _) in enumerate(legacy_vpcs):
@@ -129,8 +130,9 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
         ns = namespaces[(s // len(clusters)) % len(namespaces)]
         name = f"svc-{s:05d}"
         ports = "".join(f"    - {{name: p{p}, port: {8000 + p}}}\n" for p in range(1 + s % 3))
+        restricted = "  restrictsEgress: true\n" if s % 4 == 0 else ""  # an NLB group that may reach only its targets
         add(f"inventory/services-{cluster}.yaml", _doc("SecurityGroup", f"{name}-nlb",
-            f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 480\n"))
+            f"  vpc: {vpc}\n  groupId: {_hexid(rng, 'sg')}\n  ruleQuota: 480\n{restricted}"))
         add(f"inventory/services-{cluster}.yaml", _doc("Service", name,
             f"  cluster: {cluster}\n  podSelector: {{app: {name}}}\n  ports:\n{ports}"
             f"  exposure:\n    type: load-balancer\n    subnetCidrs: [{prefix}.{32 + s % 4}.0/24]\n"
