@@ -1,8 +1,8 @@
 """Exact, minimal address and port sets: the arithmetic every target shares.
 
-A permission is a set of (address, port) pairs. `segments` partitions the address space into maximal runs
-that allow the same ports, so a rule set built from it allows exactly the union of its inputs: adjacent and
-contained prefixes collapse, and nothing is ever widened. The arithmetic runs on integer intervals
+A permission is a set of (address, port) pairs. `interval_segments` partitions the address space into maximal
+runs that allow the same ports, so a rule set built from it allows exactly the union of its inputs: adjacent
+and contained prefixes collapse, and nothing is ever widened. The arithmetic runs on integer intervals
 (ipaddress's own collapse is too slow for estates with tens of thousands of hosts).
 """
 
@@ -91,13 +91,9 @@ class Segment:
         return {tag for a, b, tag in self.tags if a <= last and first <= b}
 
 
-def segments(entries: Iterable[tuple[IPv4Network, int, int, Hashable]]) -> list[Segment]:
-    """Partition the addresses of (network, first port, last port, tag) entries into maximal equal-port runs."""
-    return interval_segments((*interval(net), first, last, tag) for net, first, last, tag in entries)
-
-
 def interval_segments(entries: Iterable[tuple[int, int, int, int, Hashable]]) -> list[Segment]:
-    """segments() of (first address, last address, first port, last port, tag) entries.
+    """Partition the addresses of (first address, last address, first port, last port, tag) entries into maximal
+    runs that allow the same ports.
 
     A sweep over the points where entries open and close, counting the entries and port ranges active."""
     opens: dict[int, list[tuple[int, int, Hashable]]] = defaultdict(list)
@@ -145,13 +141,9 @@ def interval_segments(entries: Iterable[tuple[int, int, int, int, Hashable]]) ->
     return [Segment(first, last, ports, frozenset(tags)) for first, last, ports, tags in runs]
 
 
-def by_ports(entries: Iterable[tuple[IPv4Network, int, int]]) -> dict[Ports, tuple[IPv4Network, ...]]:
-    """Exact cover grouped by port set: {ports: minimal prefixes that allow exactly those ports}."""
-    return interval_by_ports((*interval(net), a, b) for net, a, b in entries)
-
-
 def interval_by_ports(entries: Iterable[tuple[int, int, int, int]]) -> dict[Ports, tuple[IPv4Network, ...]]:
-    """by_ports() of (first address, last address, first port, last port) entries."""
+    """Exact cover of (first address, last address, first port, last port) entries grouped by port set:
+    {ports: minimal prefixes that allow exactly those ports}."""
     groups: dict[Ports, list[IPv4Network]] = {}
     for segment in interval_segments((*entry, None) for entry in entries):
         groups.setdefault(segment.ports, []).extend(segment.cidrs())

@@ -11,7 +11,17 @@ from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from netgen.addresses import by_ports, collapse, merge_ports, segments
+from netgen.addresses import collapse, interval, interval_by_ports, interval_segments, merge_ports
+
+
+def by_ports(entries):
+    """interval_by_ports() of (network, first port, last port) entries."""
+    return interval_by_ports((*interval(net), a, b) for net, a, b in entries)
+
+
+def segments(entries):
+    """interval_segments() of (network, first port, last port, tag) entries."""
+    return interval_segments((*interval(net), a, b, tag) for net, a, b, tag in entries)
 
 BASE = int(IPv4Address("10.0.0.0"))
 PORTS = range(1, 21)

@@ -407,7 +407,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     return files
 
 
-_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # one encoder: json.dumps(sort_keys=True) builds one a call
+_SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) builds an encoder per call
 
 
 def template_json(template: dict) -> bytes:
