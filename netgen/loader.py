@@ -80,14 +80,19 @@ def _mark_of(mark: yaml.Mark) -> tuple[int, int]:
 NAME_PATH = ("metadata", "name")  # its position is recorded while loading (Document.name_position)
 
 
+def _entry(mapping: yaml.MappingNode, key: object) -> tuple[yaml.Node, yaml.Node] | None:
+    """The first (key node, value node) of a plain-string key, as the loaded data keeps it; None without one."""
+    return next(((k, v) for k, v in mapping.value if type(k) is yaml.ScalarNode and k.tag == _STR and k.value == key),
+                None)
+
+
 def _find(node: yaml.Node, path: Path_, key: bool) -> yaml.Mark:
     """Where the value at path starts (or its key, with key=True), or the closest enclosing value; the first
     of duplicate keys wins, as in the loaded data. Follows one path, so aliases cannot make it expand."""
     mark, key_mark = node.start_mark, None
     for step in path:
         if type(node) is yaml.MappingNode:
-            found = next(((k, v) for k, v in node.value
-                          if type(k) is yaml.ScalarNode and k.tag == _STR and k.value == step), None)
+            found = _entry(node, step)
             if found is None:
                 return mark
             key_mark, node = found[0].start_mark, found[1]
@@ -192,9 +197,7 @@ class _Builder:
             if CONTROL_CHARACTERS.search(key):
                 self.irregular = True
             if key in result:
-                first = next(k for k, _ in node.value
-                             if type(k) is yaml.ScalarNode and k.tag == _STR and k.value == key)
-                line, col = _mark(first)
+                line, col = _mark(_entry(node, key)[0])
                 self.error(key_node, "NG003", f"duplicate key '{key}' (first defined at line {line}, column {col})")
                 continue
             result[key] = self.build(value_node)
