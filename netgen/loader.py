@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from netgen.diagnostics import Location, Reporter
-from netgen.parallel import Beside, halfway, worth_forking
+from netgen.parallel import Beside, deal, worth_forking
 
 try:  # the C parser is ~10x faster; the pure-Python one behaves the same
     from yaml import CSafeLoader as _BaseLoader
@@ -308,6 +308,8 @@ def spec_files(root: Path) -> list[Path]:
 
 # Spec bytes above which the files are read on two cores (1 MB takes ~0.25 s to load; a fork costs milliseconds).
 PARALLEL_LOAD_BYTES = 1024 * 1024
+# What a file the child reads costs, against one read here: the child also pickles its documents (~15%).
+CHILD_LOAD_HANDICAP = 1.15
 
 
 def _load_files(paths: list[Path], check: Check | None) -> tuple[list[Document], list]:
@@ -323,14 +325,22 @@ def load_tree(root: Path, reporter: Reporter, check: Check | None = None) -> lis
     """Every document below root, in file order. check, when given, is a per-document check (the schema
     stage's) run as each document is loaded; its answer is kept in Document.shape_ok.
 
-    Large estates are read on two cores: a forked child reads (and checks) the later files, about half the
-    bytes, while this process reads the earlier ones."""
+    Large estates are read on two cores: the files are dealt by size between this process and a forked child,
+    in turn, so that both get their share of each kind of file (hosts cost more per byte than grants)."""
     paths = spec_files(root)
     sizes = [path.stat().st_size if path.is_file() else 0 for path in paths]
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
-    split = halfway(sizes) if fork else len(paths)
-    with Beside(lambda: _load_files(paths[split:], check), fork=fork) as later:
-        documents, diagnostics = _load_files(paths[:split], check)
+    mine, theirs = deal(sizes, CHILD_LOAD_HANDICAP) if fork else (range(len(paths)), [])
+    with Beside(lambda: _load_files([paths[i] for i in theirs], check), fork=fork) as later:
+        documents, diagnostics = _load_files([paths[i] for i in mine], check)
         more, more_diagnostics = later.result()
-    reporter.diagnostics.extend(diagnostics + more_diagnostics)
-    return documents + more
+    if not theirs:
+        return _reported(reporter, diagnostics, documents)
+    rank = {str(path): i for i, path in enumerate(paths)}  # back into file order (sorts are stable)
+    return _reported(reporter, sorted(diagnostics + more_diagnostics, key=lambda d: rank.get(d.location.file, -1)),
+                     sorted(documents + more, key=lambda d: rank[d.file]))
+
+
+def _reported(reporter: Reporter, diagnostics: list, documents: list[Document]) -> list[Document]:
+    reporter.diagnostics.extend(diagnostics)
+    return documents

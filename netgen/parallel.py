@@ -24,13 +24,21 @@ def worth_forking(size: int, threshold: int) -> bool:
     return len(os.sched_getaffinity(0)) > 1
 
 
-def halfway(weights: list[int]) -> int:
-    """Where to cut a list so that the part before the cut holds about half the total weight."""
-    half, total, cut = sum(weights) / 2, 0, 0
-    while cut < len(weights) and total < half:
-        total += weights[cut]
-        cut += 1
-    return cut
+def deal(weights: list[int], handicap: float = 1.0) -> tuple[list[int], list[int]]:
+    """Deal the indexes of weighted items between this process and a child so that both finish together: each
+    item goes, in order, to whichever side has less so far. The child's items count handicap times their weight,
+    for what sending its results back costs. Returns (this process's indexes, the child's), each ascending."""
+    mine: list[int] = []
+    theirs: list[int] = []
+    load_mine = load_theirs = 0.0
+    for i, weight in enumerate(weights):
+        if load_mine <= load_theirs:
+            mine.append(i)
+            load_mine += weight
+        else:
+            theirs.append(i)
+            load_theirs += weight * handicap
+    return mine, theirs
 
 
 class Beside(Generic[T]):

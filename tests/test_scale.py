@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 from buildhelpers import AS_OF_DATE, REPO
 
+import netgen.loader
 from netgen.bench.synth import generate, write
 from netgen.diagnostics import Reporter
+from netgen.loader import spec_files
+from netgen.parallel import deal
 from netgen.pipeline import Resolved, resolve_specs
 from netgen.targets.aws import _RuleEntries, plan_rules
 
@@ -91,8 +94,10 @@ def test_two_core_build_equals_the_serial_build(synthetic, forks, monkeypatch):
     serial = _build(synthetic)
     assert len(forks) == 3
     assert parallel == serial
-    assert parallel[1]  # with its warnings, which the child's half of the files produced too
-    assert {d.location.file for d in parallel[1]} & {str(p) for p in sorted(synthetic.rglob("*.yaml"))[-40:]}
+    assert parallel[1]  # with its warnings, which the files the child read produced too
+    paths = spec_files(synthetic)
+    _, theirs = deal([p.stat().st_size for p in paths], netgen.loader.CHILD_LOAD_HANDICAP)
+    assert {d.location.file for d in parallel[1]} & {str(paths[i]) for i in theirs}
 
 
 def test_errors_in_files_the_child_reads_are_reported_with_their_location(tmp_path, forks):
@@ -238,12 +243,18 @@ def test_a_failed_fork_runs_the_work_here_and_leaks_no_descriptor(monkeypatch):
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-@pytest.mark.parametrize(("weights", "cut"), [([], 0), ([5], 1), ([1, 1, 1, 1], 2), ([9, 1, 1], 1), ([1, 1, 9], 3),
-                                              ([0, 0, 4, 4], 3)])
-def test_halfway_cuts_where_the_first_part_holds_half_the_weight(weights, cut):
-    from netgen.parallel import halfway
+@pytest.mark.parametrize(("weights", "handicap", "mine", "theirs"), [
+    ([], 1.0, [], []),
+    ([5], 1.0, [0], []),
+    ([1, 1, 1, 1], 1.0, [0, 2], [1, 3]),
+    ([9, 1, 1], 1.0, [0], [1, 2]),
+    ([1, 1, 9], 1.0, [0, 2], [1]),
+    ([4, 4, 4, 4, 4, 4], 1.5, [0, 2, 4, 5], [1, 3]),  # the child's items count 6 each
+])
+def test_deal_shares_the_weight_in_turn(weights, handicap, mine, theirs):
+    from netgen.parallel import deal
 
-    assert halfway(weights) == cut
+    assert deal(weights, handicap) == (mine, theirs)
 
 
 def test_make_bench_prints_its_table(tmp_path):

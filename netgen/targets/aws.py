@@ -31,7 +31,7 @@ from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VP
 from netgen.addresses import collapse_intervals, interval, interval_segments
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
-from netgen.parallel import Beside, halfway, worth_forking
+from netgen.parallel import Beside, deal, worth_forking
 from netgen.resolve import Flow
 
 _DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
@@ -397,11 +397,13 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     reporter.raise_if_errors()
     # The rule stacks hold nearly all of the output: for large estates a second core renders half of them.
     stacks = [(key, templates[key], by_stack[key]) for key in sorted(by_stack)]
-    split = halfway([len(stack_rules) for _, _, stack_rules in stacks])
-    fork = worth_forking(len(rules), PARALLEL_RULES) and 0 < split < len(stacks)
-    with Beside(lambda: _rule_stack_files(stacks[split:]), fork=fork) as later:
+    mine, theirs = deal([len(stack_rules) for _, _, stack_rules in stacks])
+    fork = worth_forking(len(rules), PARALLEL_RULES) and bool(mine) and bool(theirs)
+    if not fork:
+        mine, theirs = list(range(len(stacks))), []
+    with Beside(lambda: _rule_stack_files([stacks[i] for i in theirs]), fork=fork) as later:
         files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
-        files.update(_rule_stack_files(stacks[:split]))
+        files.update(_rule_stack_files([stacks[i] for i in mine]))
         files.update(later.result())
     files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
     return files
