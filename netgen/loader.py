@@ -46,27 +46,14 @@ Check = Callable[["Document", Reporter], bool]
 
 
 class _Loader(_BaseLoader):
-    """pyyaml's safe loader with its scalar tag resolution memoised (same answers; it was a third of the
-    load stage) and its path resolvers, which netgen never registers, skipped."""
+    """pyyaml's safe loader, with its path resolvers (which netgen never registers) skipped and tag resolution
+    memoised: the same answers, from C code where pyyaml runs Python for every node. Resolving tags with
+    regular expressions was a third of the load stage."""
 
-    _tags: dict[tuple, str] = {}
-
-    def descend_resolver(self, current_node, current_index) -> None:
-        pass
-
-    def ascend_resolver(self) -> None:
-        pass
-
-    def resolve(self, kind, value, implicit):
-        if kind is not yaml.ScalarNode:
-            return super().resolve(kind, value, implicit)
-        key = (value, implicit)
-        tag = self._tags.get(key)
-        if tag is None:
-            if len(self._tags) > _TAG_CACHE_LIMIT:
-                self._tags.clear()
-            tag = self._tags[key] = super().resolve(kind, value, implicit)
-        return tag
+    # Called for every node; these builtins do nothing.
+    descend_resolver = {}.get  # (node, index) -> index
+    ascend_resolver = tuple  # () -> ()
+    resolve = staticmethod(lru_cache(maxsize=_TAG_CACHE_LIMIT)(yaml.resolver.Resolver().resolve))
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -177,8 +164,8 @@ class _Builder:
             raise _TooLarge
         kind = type(node)
         if kind is yaml.ScalarNode:
-            if CONTROL_CHARACTERS.search(node.value):
-                self.irregular = True
+            if not node.value.isprintable():  # (no control character is printable)
+                self.look_at(node.value)
             return node.value if node.tag == _STR else self.scalar(node)
         if node.tag != _COLLECTION_TAGS[kind]:
             self.error(node, "NG005", f"explicit tag '{node.tag}' is not allowed")
@@ -194,14 +181,28 @@ class _Builder:
                 self.error(key_node, "NG005", "mapping keys must be plain strings")
                 continue
             key = key_node.value
-            if CONTROL_CHARACTERS.search(key):
-                self.irregular = True
+            if not key.isprintable():
+                self.look_at(key)
             if key in result:
                 line, col = _mark(_entry(node, key)[0])
                 self.error(key_node, "NG003", f"duplicate key '{key}' (first defined at line {line}, column {col})")
                 continue
-            result[key] = self.build(value_node)
+            if type(value_node) is yaml.ScalarNode and value_node.tag == _STR:  # most values: build(), inlined
+                self.budget -= 1
+                if self.budget < 0:
+                    raise _TooLarge
+                value = value_node.value
+                if not value.isprintable():
+                    self.look_at(value)
+                result[key] = value
+            else:
+                result[key] = self.build(value_node)
         return result
+
+    def look_at(self, text: str) -> None:
+        """Called for text that is not all printable: is there a control character in it?"""
+        if CONTROL_CHARACTERS.search(text):
+            self.irregular = True
 
     def scalar(self, node: yaml.ScalarNode) -> object:
         if node.tag not in _SCALAR_TAGS:
