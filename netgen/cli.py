@@ -266,6 +266,10 @@ def deploy(
     ec2_peering: Annotated[bool, typer.Option("--ec2-peering", help="Create cross-region and cross-account "
                                                                     "peerings through the EC2 API instead of "
                                                                     "CloudFormation (moto cannot).")] = False,
+    template_bucket: Annotated[str | None, typer.Option(
+        "--template-bucket", metavar="BUCKET",
+        help="S3 bucket for templates over CloudFormation's 51,200-byte inline limit; {account} and {region} "
+             "stand for the stack's, e.g. netgen-templates-{account}-{region}. It must exist.")] = None,
     endpoint_url: EndpointOpt = None,
     out: OutOpt = Path("generated"),
     specs: SpecsOpt = Path("specs"),
@@ -276,13 +280,19 @@ def deploy(
     Shows each change set before executing it, accepts pending peerings, checks every stack against EC2,
     deletes netgen stacks the plan no longer has. Exit 0 ok, 1 a stack failed (a rerun resumes)."""
     from netgen.aws.deploy import deploy as run
+    from netgen.aws.deploy import template_bucket_for
     from netgen.aws.generated import PlanError
 
+    if template_bucket is not None:
+        try:
+            template_bucket_for(template_bucket, "123456789012", "us-east-1")
+        except ValueError as exc:
+            raise _usage_error(f"--template-bucket: {exc}") from None
     resolved = _resolve(specs, as_of, Format.text)
     clients = _aws_clients(resolved, endpoint_url)
     try:
         report = run(out, clients, typer.echo, account=account, region=region, dry_run=dry_run,
-                     ec2_peering=ec2_peering)
+                     ec2_peering=ec2_peering, template_bucket=template_bucket)
     except PlanError as exc:
         raise _usage_error(str(exc)) from None
     counts: dict[str, int] = {}

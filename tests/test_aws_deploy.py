@@ -13,6 +13,8 @@ profiles (dummy keys) is written per test, so the per-account profile path is th
 - test_failed_stack_resumes: an invalid rule injected into a template fails its stack with a clear error
   naming the stack and the reason; after the fix a second deploy resumes and succeeds.
 - test_dry_run_executes_nothing: change sets are created and described, nothing is executed.
+- test_templates_over_the_inline_limit_go_through_s3: a 250-rule group's template (over 51,200 bytes) is
+  refused without --template-bucket, then uploaded to S3 and deployed from there.
 """
 
 from __future__ import annotations
@@ -288,6 +290,61 @@ def test_dry_run_executes_nothing(cloud: MotoCloud, example_build) -> None:
                for r in group_rules(cloud, *next((v.account, v.region) for v in seeded.vpcs.values()
                                                  if v.name == next(x.vpc.name for x in example().estate.security_groups
                                                                    if x.name == g)), gid))
+
+
+def test_templates_over_the_inline_limit_go_through_s3(cloud: MotoCloud, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group with hundreds of rules makes a template over CloudFormation's 51,200-byte inline limit: deploy
+    refuses it with what to do, and with --template-bucket uploads it to S3 and deploys it from there.
+
+    AWS's default of 60 rules per group can be raised to 1,000 (the spec says ruleQuota: 300); moto's 60 is
+    fixed, so its check (the server runs in this process) is given the raised quota."""
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    check = SecurityGroupBackend._verify_group_will_respect_rule_count_limit
+    monkeypatch.setattr(SecurityGroupBackend, "_verify_group_will_respect_rule_count_limit",
+                        lambda self, group, current, ranges, sources=None, egress=False:
+                        check(self, group, current - 240, ranges, sources, egress))
+    seeded = seed_estate(cloud, example().estate)
+    specs = rewrite_spec_ids(SPECS, tmp_path / "specs", seeded.substitutions)
+    ports = ", ".join(str(p) for p in range(2001, 2501, 2))  # 250 ports, no two adjacent: 250 rules
+    ledger = specs / "access/ledger.yaml"
+    ledger.write_text(ledger.read_text().replace("{host: erp-euw1-01, ports: [22]}",
+                                                 f"{{host: erp-euw1-01, ports: [{ports}]}}"))
+    groups = specs / "inventory/security-groups.yaml"
+    groups.write_text(groups.read_text().replace("  name: legacy-erp-euw1\nspec:\n",
+                                                 "  name: legacy-erp-euw1\nspec:\n  ruleQuota: 300\n"))
+    out = tmp_path / "generated"
+    build(specs, out)
+    template = json.loads((out / "aws/acme-legacy/eu-west-1/sg-legacy-erp-euw1.json").read_text())
+    assert len(json.dumps(template, sort_keys=True, separators=(",", ":"))) > 51_200
+    name = "netgen-acme-legacy-eu-west-1-sg-legacy-erp-euw1"
+
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1")
+    assert code == 1 and f"failed: {name}:" in output and "name an S3 bucket" in output, output
+    assert name not in stacks(cloud)
+
+    bucket = f"netgen-templates-{LEGACY}-eu-west-1"
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1", "--template-bucket", "netgen-templates-{region}")
+    assert code == 1 and "NoSuchBucket" in output and "uploading its template to s3://" in output, output
+    cloud.client("s3", LEGACY, "eu-west-1").create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1",
+                          "--template-bucket", "netgen-templates-{account}-{region}")
+    assert code == 0, output
+    assert f"uploaded to s3://{bucket}/netgen/{name}/" in output
+    assert stacks(cloud)[name] == "CREATE_COMPLETE"
+    deployed = cloud.client("cloudformation", LEGACY, "eu-west-1").get_template(StackName=name)["TemplateBody"]
+    assert (json.loads(deployed) if isinstance(deployed, str) else deployed) == template
+    group_id = next(iter(template["Resources"].values()))["Properties"]["GroupId"]
+    opened = {r["FromPort"] for r in group_rules(cloud, LEGACY, "eu-west-1", group_id) if not r["IsEgress"]}
+    assert set(range(2001, 2501, 2)) <= opened
+
+
+def test_template_bucket_must_be_a_bucket_name(tmp_path: Path) -> None:
+    code, output = netgen("deploy", "--template-bucket", "Templates_{region}", "--specs", SPECS,
+                          "--out", tmp_path, "--as-of", AS_OF)
+    assert code == 2 and "--template-bucket: 'Templates_us-east-1' is not a valid S3 bucket name" in output
 
 
 def test_build_and_validate_never_import_boto3(tmp_path: Path) -> None:

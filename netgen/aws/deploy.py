@@ -7,6 +7,8 @@ For each stack of the plan (optionally only one account and/or region):
    and described: every Add, Modify and Remove with its logical id and type. An empty change set is "no
    changes". A stack left in ROLLBACK_COMPLETE (a failed create) or REVIEW_IN_PROGRESS (a create whose change set
    was never executed, or failed to execute) is deleted first and created again, so a rerun resumes.
+   A template over CloudFormation's 51,200-byte inline limit is uploaded to the --template-bucket first, and
+   the change set reads it from there.
 3. Unless --dry-run, the change set is executed and the stack watched until it settles, its events printed as
    they come. On failure the deploy stops, prints the FAILED events with their reasons, and exits 1.
 4. The stack is then checked against EC2, never trusted on its status alone ("settle"):
@@ -44,7 +46,9 @@ Nothing is ever reported as existing without EC2 saying so.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +78,19 @@ LIVE_PEERING = {"initiating-request", "pending-acceptance", "provisioning", "act
 NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 PLACEHOLDER_PCX = "pcx-00000000"
 _SYMBOL = {"Add": "+", "Modify": "~", "Remove": "-", "Dynamic": "?", "Import": "+"}
+INLINE_TEMPLATE_BYTES = 51_200  # CloudFormation's limit on a template sent inline (TemplateBody)
+S3_TEMPLATE_BYTES = 1_048_576  # and on one read from S3 (TemplateURL)
+_BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def template_bucket_for(pattern: str, account: str, region: str) -> str:
+    """The S3 bucket named by --template-bucket for a stack: {account} and {region} replaced by the stack's.
+    Raises ValueError for a name S3 would refuse."""
+    name = pattern.replace("{account}", account).replace("{region}", region)
+    if not _BUCKET_NAME.fullmatch(name):
+        raise ValueError(f"'{name}' is not a valid S3 bucket name (3-63 lowercase letters, digits, dots and "
+                         "hyphens; placeholders {account} and {region})")
+    return name
 
 
 class StackFailed(Exception):
@@ -101,9 +118,11 @@ def _botocore_errors() -> tuple[type[BaseException], ...]:
 
 class Deployer:
     def __init__(self, out: Path, clients: Clients, say: Callable[[str], None], *, dry_run: bool = False,
-                 ec2_peering: bool = False, poll_seconds: float = 2.0, timeout_seconds: float = 3600.0):
+                 ec2_peering: bool = False, template_bucket: str | None = None, poll_seconds: float = 2.0,
+                 timeout_seconds: float = 3600.0):
         self.out, self.clients, self.say = out, clients, say
         self.dry_run, self.ec2_peering = dry_run, ec2_peering
+        self.template_bucket = template_bucket  # a pattern, see template_bucket_for
         self.poll, self.timeout = poll_seconds, timeout_seconds
         self.report = DeployReport()
         self._outputs: dict[str, dict[str, str]] = {}
@@ -256,19 +275,41 @@ class Deployer:
                  "(describe_stacks reports no such output)")
         return value
 
+    def template_source(self, stack: StackPlan, body: bytes) -> dict[str, str]:
+        """How a change set gets the template: inline (TemplateBody) when it fits, else uploaded to the
+        --template-bucket under a name of its content's hash, and read from there (TemplateURL)."""
+        if len(body) <= INLINE_TEMPLATE_BYTES:
+            return {"TemplateBody": body.decode()}
+        if len(body) > S3_TEMPLATE_BYTES:
+            raise StackFailed(stack.name, f"template is {len(body)} bytes, over CloudFormation's {S3_TEMPLATE_BYTES} "
+                                          "even through S3")
+        if not self.template_bucket:
+            raise StackFailed(stack.name, f"template is {len(body)} bytes, over CloudFormation's "
+                                          f"{INLINE_TEMPLATE_BYTES} for an inline template: name an S3 bucket to "
+                                          "upload it to with --template-bucket")
+        try:
+            bucket = template_bucket_for(self.template_bucket, stack.account, stack.region)
+        except ValueError as exc:
+            raise StackFailed(stack.name, f"--template-bucket: {exc}") from None
+        key = f"netgen/{stack.name}/{hashlib.sha256(body).hexdigest()}.json"
+        try:
+            self.clients.client("s3", stack.account, stack.region).put_object(
+                Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        except _botocore_errors() as exc:
+            raise StackFailed(stack.name, f"uploading its template to s3://{bucket}/{key}: {error_text(exc)}") from None
+        self.say(f"  template ({len(body)} bytes) uploaded to s3://{bucket}/{key}")
+        return {"TemplateURL": f"https://{bucket}.s3.{stack.region}.amazonaws.com/{key}"}
+
     def change_set(self, cfn: Any, stack: StackPlan, template: dict, parameters: dict[str, str],
                    change_type: str) -> str | None:
         """Create and describe a change set; print its changes. Returns its name, or None for "no changes"
         (the empty change set is deleted). In a dry run the change set (and a stack it created) is deleted."""
         self._counter += 1
         cs_name = f"netgen-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{self._counter}"
-        body = json.dumps(template, sort_keys=True, separators=(",", ":"))
-        if len(body.encode()) > 51200:
-            raise StackFailed(stack.name, f"template is {len(body.encode())} bytes, over CloudFormation's 51,200 "
-                                          "for an inline template body (netgen deploy does not upload to S3)")
+        source = self.template_source(stack, json.dumps(template, sort_keys=True, separators=(",", ":")).encode())
         try:
             cfn.create_change_set(StackName=stack.name, ChangeSetName=cs_name, ChangeSetType=change_type,
-                                  TemplateBody=body, Description="netgen deploy",
+                                  **source, Description="netgen deploy",
                                   Parameters=[{"ParameterKey": k, "ParameterValue": v}
                                               for k, v in parameters.items()],
                                   Tags=[{"Key": MANAGED_KEY, "Value": MANAGED_VALUE}])
@@ -622,6 +663,6 @@ class Deployer:
 
 def deploy(out: Path, clients: Clients, say: Callable[[str], None], *, account: str | None = None,
            region: str | None = None, dry_run: bool = False, ec2_peering: bool = False,
-           poll_seconds: float = 2.0) -> DeployReport:
-    return Deployer(out, clients, say, dry_run=dry_run, ec2_peering=ec2_peering,
+           template_bucket: str | None = None, poll_seconds: float = 2.0) -> DeployReport:
+    return Deployer(out, clients, say, dry_run=dry_run, ec2_peering=ec2_peering, template_bucket=template_bucket,
                     poll_seconds=poll_seconds).run(account, region)
