@@ -116,6 +116,9 @@ class Reporter:
 
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
+        # Names that text which failed to load (a YAML error, invalid UTF-8) seems to define. References to them
+        # are not reported as unknown: the error in that file explains them, and fixing it may define them.
+        self.unloaded_names: set[str] = set()
 
     def add(self, location: Location, code: str, message: str) -> None:
         if code not in CODES:

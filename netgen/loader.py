@@ -40,6 +40,8 @@ _constructor = yaml.constructor.SafeConstructor()
 _COLLECTION_TAGS = {yaml.SequenceNode: "tag:yaml.org,2002:seq", yaml.MappingNode: "tag:yaml.org,2002:map"}
 _TAG_CACHE_LIMIT = 200_000
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# A `name:` entry, in block or flow style: what unloaded text seems to define (see Reporter.unloaded_names).
+_NAME_ENTRY = re.compile(r"""(?:^|[\s{,])name[ \t]*:[ \t]*["']?([^"'\s#,{}\[\]]+)""")
 
 Path_ = tuple[str | int, ...]
 Check = Callable[["Document", Reporter], bool]
@@ -243,6 +245,7 @@ def load_file(path: Path, display: str, reporter: Reporter) -> list[Document]:
         line, col = _line_col(body, exc.start)
         reporter.add(Location(display, line, col), "NG001",
                      f"invalid UTF-8 byte 0x{body[exc.start]:02x}; save the file as UTF-8")
+        _unloaded(body.decode("utf-8", errors="replace"), reporter)
         return []
     return load_text(text, display, reporter)
 
@@ -258,13 +261,19 @@ def _empty(node: yaml.Node) -> bool:
     return node.tag == _NULL and node.value == "" and node.start_mark.index == node.end_mark.index
 
 
+def _unloaded(text: str, reporter: Reporter) -> None:
+    reporter.unloaded_names.update(_NAME_ENTRY.findall(text))
+
+
 def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
     documents: list[Document] = []
     directives = text.startswith("%") or "\n%" in text
+    loaded = 0  # where the text not composed yet starts
     try:
         for node in yaml.compose_all(text, Loader=_Loader):
             if node is None or _empty(node):
                 continue  # an empty document, e.g. after a trailing '---'
+            loaded = node.end_mark.index
             mark = node.start_mark
             doc = Document(display, mark.line + 1, mark.column + 1, None, text, (mark.index, node.end_mark.index),
                            directives)
@@ -293,8 +302,10 @@ def load_text(text: str, display: str, reporter: Reporter) -> list[Document]:
         if "'\\t'" in problem or (mark and _char_at(text, mark.line, mark.column) == "\t"):
             problem += " (tabs are not allowed in YAML indentation; use spaces)"
         reporter.add(Location(display, line, col), "NG002", problem)
+        _unloaded(text[loaded:], reporter)
     except yaml.YAMLError as exc:  # reader errors: control characters and the like
         reporter.add(Location(display, 1, 1), "NG002", str(exc).splitlines()[0])
+        _unloaded(text[loaded:], reporter)
     except RecursionError:
         reporter.add(Location(display, 1, 1), "NG004", "document is nested too deeply")
     return documents
@@ -313,13 +324,13 @@ PARALLEL_LOAD_BYTES = 1024 * 1024
 CHILD_LOAD_HANDICAP = 1.15
 
 
-def _load_files(paths: list[Path], check: Check | None) -> tuple[list[Document], list]:
+def _load_files(paths: list[Path], check: Check | None) -> tuple[list[Document], Reporter]:
     reporter = Reporter()
     documents = [doc for path in paths for doc in load_file(path, str(path), reporter)]
     if check is not None:
         for doc in documents:
             doc.shape_ok = check(doc, reporter)
-    return documents, reporter.diagnostics
+    return documents, reporter
 
 
 def load_tree(root: Path, reporter: Reporter, check: Check | None = None) -> list[Document]:
@@ -333,15 +344,13 @@ def load_tree(root: Path, reporter: Reporter, check: Check | None = None) -> lis
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
     mine, theirs = deal(sizes, CHILD_LOAD_HANDICAP) if fork else (range(len(paths)), [])
     with Beside(lambda: _load_files([paths[i] for i in theirs], check), fork=fork) as later:
-        documents, diagnostics = _load_files([paths[i] for i in mine], check)
-        more, more_diagnostics = later.result()
+        documents, found = _load_files([paths[i] for i in mine], check)
+        more, more_found = later.result()
+    reporter.unloaded_names |= found.unloaded_names | more_found.unloaded_names
     if not theirs:
-        return _reported(reporter, diagnostics, documents)
+        reporter.diagnostics.extend(found.diagnostics)
+        return documents
     rank = {str(path): i for i, path in enumerate(paths)}  # back into file order (sorts are stable)
-    return _reported(reporter, sorted(diagnostics + more_diagnostics, key=lambda d: rank.get(d.location.file, -1)),
-                     sorted(documents + more, key=lambda d: rank[d.file]))
-
-
-def _reported(reporter: Reporter, diagnostics: list, documents: list[Document]) -> list[Document]:
-    reporter.diagnostics.extend(diagnostics)
-    return documents
+    reporter.diagnostics.extend(sorted(found.diagnostics + more_found.diagnostics,
+                                       key=lambda d: rank.get(d.location.file, -1)))
+    return sorted(documents + more, key=lambda d: rank[d.file])

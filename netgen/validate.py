@@ -1,7 +1,8 @@
 """Validate stage: well-formed documents -> the immutable Estate model, with every semantic check reported.
 
 Documents are built kind by kind, in reference order. A document that failed the schema is remembered by
-name, so references to it do not cause a cascade of 'unknown reference' errors.
+name, so references to it do not cause a cascade of 'unknown reference' errors; so are the names that text
+which failed to load seems to define (Reporter.unloaded_names).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class _Builder:
         table = self.tables[kind]
         if name in table:
             return table[name]
-        if name not in self.broken[kind]:
+        if name not in self.broken[kind] and name not in self.r.unloaded_names:
             self.r.add(doc.at(path), "NG104", f"unknown {kind} '{name}'{did_you_mean(name, table)}")
         return BROKEN
 
@@ -266,7 +267,7 @@ class _Builder:
                 for host_name in matched:
                     members[host_name] = self.tables["LegacyHost"][host_name]
             # A host that failed validation might have matched the selector: stay quiet rather than cascade.
-            if not members and not broken and not (wanted and self.broken["LegacyHost"]):
+            if not members and not broken and not (wanted and (self.broken["LegacyHost"] or self.r.unloaded_names)):
                 self.r.add(doc.at(("spec",)), "NG115", f"host group '{name}' matches no host")
             if broken or not members:
                 self.broken["HostGroup"].add(name)
@@ -356,7 +357,8 @@ class _Builder:
         candidates = self.tables[kind].get(text)
         if candidates is None:
             short = text.split("/", 1)[1] if text.count("/") == 2 else text
-            if short not in self.broken[kind] and text not in self.broken[kind]:
+            if (short not in self.broken[kind] and text not in self.broken[kind]
+                    and text.rsplit("/", 1)[-1] not in self.r.unloaded_names):
                 known = [k for k in self.tables[kind]]
                 self.r.add(doc.at(path), "NG104", f"unknown {kind} '{text}'{did_you_mean(text, known)}")
             return BROKEN

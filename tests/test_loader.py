@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLE_AS_OF, EXAMPLE_SPECS, diagnose_specs, run_cli
+from conftest import EXAMPLE_AS_OF, EXAMPLE_SPECS, copy_example_specs, diagnose_specs, edit_spec, run_cli
 from jsonschema import Draft202012Validator
 
 from netgen.diagnostics import Reporter
@@ -549,3 +549,32 @@ def test_yaml_in_examples_parses_with_plain_safe_load():
         assert len(plain) == len(ours)
         for a, b in zip(plain, ours, strict=True):
             assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+@pytest.mark.parametrize("damage", [
+    ("  name: batch-euw1-01\n", "  name: batch-euw1-01\n   bad: [unclosed\n"),  # a YAML syntax error: NG002
+    ("  name: batch-euw1-01\n", "  name: batch-euw1-01 \udcff\n"),  # invalid UTF-8 (written below): NG001
+])
+def test_a_file_that_fails_to_load_does_not_cascade_into_unknown_references(tmp_path, damage):
+    """Hosts defined after a YAML error (or in a file that is not UTF-8) are lost; the grants and groups naming
+    them stay quiet, the error in that file explains them. An unknown name elsewhere is still reported."""
+    specs = copy_example_specs(tmp_path)
+    hosts = specs / "inventory/hosts-euw1.yaml"
+    text = hosts.read_text("utf-8")
+    assert text.count(damage[0]) == 1
+    hosts.write_bytes(text.replace(*damage).encode("utf-8", errors="surrogateescape"))
+    edit_spec(specs / "access/billing.yaml", "service: payments/payments-api", "service: payments/nope")
+    diagnostics = diagnose_specs(specs)
+    assert {(d.code, Path(d.location.file).name) for d in diagnostics} == {
+        ("NG002" if "unclosed" in damage[1] else "NG001", "hosts-euw1.yaml"), ("NG104", "billing.yaml")}, \
+        "\n".join(d.text() for d in diagnostics)
+    [unknown] = [d for d in diagnostics if d.code == "NG104"]
+    assert "payments/nope" in unknown.message
+
+
+def test_names_in_text_that_failed_to_load_are_found_in_block_and_flow_style():
+    reporter = Reporter()
+    load_text(ACCOUNT + "---\n" + HEAD + "kind: LegacyHost\nmetadata: {name: 'h-1', labels: {a: b}}\n"
+              "spec: {address: [unclosed\n---\nmetadata:\n  name: \"h-2\" # two\n", "t.yaml", reporter)
+    assert [d.code for d in reporter.diagnostics] == ["NG002"]
+    assert reporter.unloaded_names == {"h-1", "h-2"}  # not 'acme', which loaded

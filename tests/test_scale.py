@@ -115,6 +115,17 @@ def test_errors_in_files_the_child_reads_are_reported_with_their_location(tmp_pa
     assert documents[1].at(("b",)).line == 1  # positions still work in the parent
 
 
+def test_names_lost_in_files_the_child_reads_reach_the_parent(tmp_path, forks):
+    from netgen.loader import load_tree
+
+    (tmp_path / "a.yaml").write_text("a: 1\n")
+    (tmp_path / "b.yaml").write_text("metadata: {name: lost}\nspec: [unclosed\n")
+    reporter = Reporter()
+    load_tree(tmp_path, reporter)
+    assert len(forks) == 1
+    assert [d.code for d in reporter.diagnostics] == ["NG002"] and reporter.unloaded_names == {"lost"}
+
+
 def test_the_shape_check_runs_where_each_file_is_loaded(tmp_path, forks):
     from netgen.loader import load_tree
     from netgen.schema import check_document
