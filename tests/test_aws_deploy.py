@@ -333,18 +333,25 @@ def test_templates_over_the_inline_limit_go_through_s3(cloud: MotoCloud, tmp_pat
                           "--template-bucket", "netgen-templates-{account}-{region}")
     assert code == 0, output
     assert f"uploaded to s3://{bucket}/netgen/{name}/" in output
+    assert f"read from https://{bucket}.s3.eu-west-1.amazonaws.com/netgen/{name}/" in output
     assert stacks(cloud)[name] == "CREATE_COMPLETE"
     deployed = cloud.client("cloudformation", LEGACY, "eu-west-1").get_template(StackName=name)["TemplateBody"]
     assert (json.loads(deployed) if isinstance(deployed, str) else deployed) == template
     group_id = next(iter(template["Resources"].values()))["Properties"]["GroupId"]
     opened = {r["FromPort"] for r in group_rules(cloud, LEGACY, "eu-west-1", group_id) if not r["IsEgress"]}
     assert set(range(2001, 2501, 2)) <= opened
+    # One bucket for every region: the template's address names the bucket's region, not the stack's.
+    cloud.client("s3", LEGACY, "us-east-1").create_bucket(Bucket="netgen-templates-shared")
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1", "--template-bucket", "netgen-templates-shared")
+    assert code == 0, output
+    assert "read from https://netgen-templates-shared.s3.us-east-1.amazonaws.com/netgen/" in output
 
 
-def test_template_bucket_must_be_a_bucket_name(tmp_path: Path) -> None:
-    code, output = netgen("deploy", "--template-bucket", "Templates_{region}", "--specs", SPECS,
-                          "--out", tmp_path, "--as-of", AS_OF)
-    assert code == 2 and "--template-bucket: 'Templates_us-east-1' is not a valid S3 bucket name" in output
+@pytest.mark.parametrize(("pattern", "name"), [("Templates_{region}", "Templates_us-east-1"),
+                                             ("templates.{account}", "templates.123456789012")])
+def test_template_bucket_must_be_a_bucket_name_without_dots(tmp_path: Path, pattern: str, name: str) -> None:
+    code, output = netgen("deploy", "--template-bucket", pattern, "--specs", SPECS, "--out", tmp_path, "--as-of", AS_OF)
+    assert code == 2 and f"--template-bucket: '{name}' is not an S3 bucket name netgen can use" in output
 
 
 def test_build_and_validate_never_import_boto3(tmp_path: Path) -> None:

@@ -80,17 +80,30 @@ PLACEHOLDER_PCX = "pcx-00000000"
 _SYMBOL = {"Add": "+", "Modify": "~", "Remove": "-", "Dynamic": "?", "Import": "+"}
 INLINE_TEMPLATE_BYTES = 51_200  # CloudFormation's limit on a template sent inline (TemplateBody)
 S3_TEMPLATE_BYTES = 1_048_576  # and on one read from S3 (TemplateURL)
-_BUCKET_NAME = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# No dots: a template is read over HTTPS from https://<bucket>.s3.<region>.amazonaws.com, whose certificate
+# covers one label only.
+_BUCKET_NAME = re.compile(r"^(?!xn--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 def template_bucket_for(pattern: str, account: str, region: str) -> str:
     """The S3 bucket named by --template-bucket for a stack: {account} and {region} replaced by the stack's.
-    Raises ValueError for a name S3 would refuse."""
+    Raises ValueError for a name S3 would refuse, or one with dots."""
     name = pattern.replace("{account}", account).replace("{region}", region)
     if not _BUCKET_NAME.fullmatch(name):
-        raise ValueError(f"'{name}' is not a valid S3 bucket name (3-63 lowercase letters, digits, dots and "
-                         "hyphens; placeholders {account} and {region})")
+        raise ValueError(f"'{name}' is not an S3 bucket name netgen can use (3-63 lowercase letters, digits and "
+                         "hyphens, no dots; placeholders {account} and {region})")
     return name
+
+
+def _template_bytes(template: dict) -> bytes:
+    """A template as deploy sends it: compact JSON."""
+    return json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+
+
+def template_url(bucket: str, region: str, key: str) -> str:
+    """The HTTPS address of an S3 object, in the partition of its bucket's region."""
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://{bucket}.s3.{region}.{suffix}/{key}"
 
 
 class StackFailed(Exception):
@@ -181,6 +194,8 @@ class Deployer:
         self.say(f"== {name} ({stack.account_name} {stack.account}, {stack.region}): {stack.template_path}")
         cfn = self.clients.cloudformation(stack.account, stack.region)
         parameters = self.parameters(stack, stacks)
+        # A template that cannot be sent fails here, before any of the stack (or its EC2 peerings) is created.
+        self.bucket_for(stack, len(_template_bytes(stack.template)))
         template = copy.deepcopy(stack.template)
         direct: dict[str, str] = {}
         if self.ec2_peering:
@@ -275,30 +290,47 @@ class Deployer:
                  "(describe_stacks reports no such output)")
         return value
 
-    def template_source(self, stack: StackPlan, body: bytes) -> dict[str, str]:
-        """How a change set gets the template: inline (TemplateBody) when it fits, else uploaded to the
-        --template-bucket under a name of its content's hash, and read from there (TemplateURL)."""
-        if len(body) <= INLINE_TEMPLATE_BYTES:
-            return {"TemplateBody": body.decode()}
-        if len(body) > S3_TEMPLATE_BYTES:
-            raise StackFailed(stack.name, f"template is {len(body)} bytes, over CloudFormation's {S3_TEMPLATE_BYTES} "
+    def bucket_for(self, stack: StackPlan, size: int) -> str | None:
+        """The bucket a template of this size goes through (None: it is sent inline); StackFailed when it cannot
+        be sent at all. Called before anything of the stack is created, and again with its final template."""
+        if size <= INLINE_TEMPLATE_BYTES:
+            return None
+        if size > S3_TEMPLATE_BYTES:
+            raise StackFailed(stack.name, f"template is {size} bytes, over CloudFormation's {S3_TEMPLATE_BYTES} "
                                           "even through S3")
         if not self.template_bucket:
-            raise StackFailed(stack.name, f"template is {len(body)} bytes, over CloudFormation's "
+            raise StackFailed(stack.name, f"template is {size} bytes, over CloudFormation's "
                                           f"{INLINE_TEMPLATE_BYTES} for an inline template: name an S3 bucket to "
                                           "upload it to with --template-bucket")
         try:
-            bucket = template_bucket_for(self.template_bucket, stack.account, stack.region)
+            return template_bucket_for(self.template_bucket, stack.account, stack.region)
         except ValueError as exc:
             raise StackFailed(stack.name, f"--template-bucket: {exc}") from None
+
+    def template_source(self, stack: StackPlan, body: bytes) -> dict[str, str]:
+        """How a change set gets the template: inline (TemplateBody) when it fits, else uploaded to the
+        --template-bucket under a name of its content's hash, and read from there (TemplateURL)."""
+        bucket = self.bucket_for(stack, len(body))
+        if bucket is None:
+            return {"TemplateBody": body.decode()}
         key = f"netgen/{stack.name}/{hashlib.sha256(body).hexdigest()}.json"
+        s3 = self.clients.client("s3", stack.account, stack.region)
         try:
-            self.clients.client("s3", stack.account, stack.region).put_object(
-                Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+            s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
         except _botocore_errors() as exc:
             raise StackFailed(stack.name, f"uploading its template to s3://{bucket}/{key}: {error_text(exc)}") from None
-        self.say(f"  template ({len(body)} bytes) uploaded to s3://{bucket}/{key}")
-        return {"TemplateURL": f"https://{bucket}.s3.{stack.region}.amazonaws.com/{key}"}
+        url = template_url(bucket, self.bucket_region(s3, bucket, stack.region), key)
+        self.say(f"  template ({len(body)} bytes) uploaded to s3://{bucket}/{key}, read from {url}")
+        return {"TemplateURL": url}
+
+    def bucket_region(self, s3: Any, bucket: str, assumed: str) -> str:
+        """The region of a bucket, which its HTTPS address names (S3 redirects an address with another region,
+        and CloudFormation does not follow). Without s3:GetBucketLocation, assumed: the stack's own."""
+        try:
+            location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+        except _botocore_errors():
+            return assumed
+        return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
 
     def change_set(self, cfn: Any, stack: StackPlan, template: dict, parameters: dict[str, str],
                    change_type: str) -> str | None:
@@ -306,7 +338,7 @@ class Deployer:
         (the empty change set is deleted). In a dry run the change set (and a stack it created) is deleted."""
         self._counter += 1
         cs_name = f"netgen-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{self._counter}"
-        source = self.template_source(stack, json.dumps(template, sort_keys=True, separators=(",", ":")).encode())
+        source = self.template_source(stack, _template_bytes(template))
         try:
             cfn.create_change_set(StackName=stack.name, ChangeSetName=cs_name, ChangeSetType=change_type,
                                   **source, Description="netgen deploy",
