@@ -397,10 +397,8 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     reporter.raise_if_errors()
     # The rule stacks hold nearly all of the output: for large estates a second core renders half of them.
     stacks = [(key, templates[key], by_stack[key]) for key in sorted(by_stack)]
-    mine, theirs = deal([len(stack_rules) for _, _, stack_rules in stacks])
-    fork = worth_forking(len(rules), PARALLEL_RULES) and bool(mine) and bool(theirs)
-    if not fork:
-        mine, theirs = list(range(len(stacks))), []
+    fork = worth_forking(len(rules), PARALLEL_RULES) and len(stacks) > 1  # (every stack holds a rule)
+    mine, theirs = deal([len(stack_rules) for _, _, stack_rules in stacks]) if fork else (range(len(stacks)), [])
     with Beside(lambda: _rule_stack_files([stacks[i] for i in theirs]), fork=fork) as later:
         files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
         files.update(_rule_stack_files([stacks[i] for i in mine]))
