@@ -127,6 +127,14 @@ def test_unknown_names_exit_2_with_a_hint():
     assert ask("billing-use1-01", "payments/payments-api", "--protocol", "icmp").exit_code == 2
 
 
+@pytest.mark.parametrize(("source", "destination"), [("billing-use1-01", "payments/payments-api"),
+                                                     ("payments/settlement-worker", "db-use1-02")])
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_a_port_number_out_of_range_is_a_usage_error_for_any_destination(source, destination, port):
+    result = ask(source, destination, "--port", port)
+    assert result.exit_code == 2 and f"--port {port}: not a port number (1-65535)" in result.stderr
+
+
 def test_every_granted_host_and_port_is_a_yes(resolved):
     """Independently of the flow list: every (host, port) a grant names is answered yes, naming the grant."""
     asked = 0

@@ -123,6 +123,8 @@ class Explainer:
         protocol = protocol.lower()
         if protocol not in PROTOCOLS:
             raise UsageError(f"unknown protocol '{protocol}' (one of {', '.join(PROTOCOLS)})")
+        if port is not None:
+            _port_number(port)  # a number out of range is a usage error, whatever the destination
         src = find_party(self.estate, source, "source")
         dst = find_party(self.estate, destination, "destination")
         if src.kind == "service" and dst.kind == "host":
@@ -291,12 +293,9 @@ class Explainer:
     def _workload_to_host(self, workload: Workload, host: Host, port: str | None, protocol: str) -> Answer:
         number = None
         if port is not None:
-            try:
-                number = int(port)
-            except ValueError:
-                raise UsageError(f"--port {port}: a host port is a number") from None
-            if not 0 < number < 65536:
-                raise UsageError(f"--port {port}: not a port number (1-65535)")
+            number = _port_number(port)
+            if number is None:
+                raise UsageError(f"--port {port}: a host port is a number")
         wanted = f" on port {number}/{protocol.lower()}" if number else f" ({protocol.lower()})"
         question = f"can workload/{workload.ref} reach host/{host.name} ({host.address}){wanted}?"
         if number is not None:
@@ -486,6 +485,17 @@ def _policy_covers(policies, flow: Flow) -> bool:
     return all(any(a.subnet_of(cidr) and proto == p.protocol and first <= p.first and p.last <= last
                    for policy in policies for cidr, proto, first, last in policy.allows)
                for a in flow.source.addresses)
+
+
+def _port_number(port: str) -> int | None:
+    """--port as a number, or None for a port name; UsageError for a number outside 1-65535."""
+    try:
+        number = int(port)
+    except ValueError:
+        return None
+    if not 0 < number < 65536:
+        raise UsageError(f"--port {port}: not a port number (1-65535)")
+    return number
 
 
 def explain(resolved: Resolved, source: str, destination: str, port: str | None, protocol: str) -> Answer:
