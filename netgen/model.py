@@ -94,6 +94,11 @@ class Cluster:
         return [part for half in destination.subnets(prefixlen_diff=1) for part in self.snat_split(half)]
 
 
+def forget_memos() -> None:
+    """Forget what is memoised about an estate's objects, so that the estate can be freed."""
+    _snat_applies.cache_clear()
+
+
 @lru_cache(maxsize=65536)
 def _snat_applies(cluster: Cluster, destination: IPv4Network) -> bool:
     if not cluster.snat_enabled or cluster.vpc.contains(destination):

@@ -27,7 +27,7 @@ from ipaddress import IPv4Network
 
 from netgen.addresses import collapse, interval
 from netgen.diagnostics import Reporter
-from netgen.model import Cluster, Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
+from netgen.model import Cluster, Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload, forget_memos
 
 HEALTH_CHECK = "nlb health check"  # the note of the hop that lets an NLB's health checks reach its targets
 
@@ -274,6 +274,17 @@ class _Hop:
 
 def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     """All flows of the estate, merged across grants and sorted. Problems go to reporter."""
+    try:
+        return _resolve(estate, reporter)
+    finally:
+        # The memos above are keyed by this estate's objects: keeping them would keep the estate alive in a
+        # process that goes on (netgen as a library, `netgen diff` resolving two revisions).
+        for memo in (_path, _service_pods, _front, _nodes, _relayed, _workload_pods):
+            memo.cache_clear()
+        forget_memos()
+
+
+def _resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     vpcs = {v.name: v for v in estate.vpcs}
     limit = estate.settings.broadest_prefix
     distinct: dict[tuple, _Hop] = {}

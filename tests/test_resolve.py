@@ -1,9 +1,11 @@
 """Flow semantics on the edges the network facts create: SNAT boundaries, UDP behind an NLB, health checks,
 route scope, and the checks that keep an estate's ids and ports unambiguous."""
 
+import gc
+import weakref
 from ipaddress import IPv4Network
 
-from conftest import EXAMPLE_AS_OF, copy_example_specs, diagnose_specs, edit_spec
+from conftest import EXAMPLE_AS_OF, EXAMPLE_SPECS, copy_example_specs, diagnose_specs, edit_spec
 
 from netgen.diagnostics import Reporter
 from netgen.pipeline import resolve_specs
@@ -93,3 +95,14 @@ def test_service_port_numbers_and_node_ports_must_not_repeat(tmp_path):
     edit_spec(specs / "inventory/services.yaml", "    - {name: metrics, port: 9102}",
               "    - {name: metrics, port: 9102}\n    - {name: metrics2, port: 9102}")
     assert ("NG101", "inventory/services.yaml", 29) in codes(specs)
+
+
+def test_resolving_keeps_no_estate_alive():
+    """resolve()'s memos are keyed by the estate's objects; once the caller drops the estate and its flows,
+    nothing of it may stay (netgen as a library, `netgen diff` resolving two revisions in one process)."""
+    resolved = resolve_specs(EXAMPLE_SPECS, EXAMPLE_AS_OF, Reporter())
+    assert resolved.flows
+    gone = [weakref.ref(resolved.estate), *(weakref.ref(c) for c in resolved.estate.clusters)]
+    del resolved
+    gc.collect()
+    assert [ref() for ref in gone] == [None] * len(gone)
