@@ -19,8 +19,11 @@ Ports = tuple[tuple[int, int], ...]  # sorted, disjoint, non-adjacent inclusive 
 
 def merge_ports(ranges: Iterable[tuple[int, int]]) -> Ports:
     """Union of inclusive port ranges, with touching ranges joined: (80,80),(81,90) -> (80,90)."""
+    ordered = sorted(set(ranges))
+    if len(ordered) == 1:  # the common case: one range, however many times given
+        return (ordered[0],)
     merged: list[list[int]] = []
-    for first, last in sorted(ranges):
+    for first, last in ordered:
         if merged and first <= merged[-1][1] + 1:
             merged[-1][1] = max(merged[-1][1], last)
         else:
@@ -74,38 +77,78 @@ def collapse_intervals(intervals: Iterable[tuple[int, int]]) -> tuple[IPv4Networ
     return tuple(result)
 
 
+Entry = tuple[int, int, int, int, Hashable]  # (first address, last address, first port, last port, tag)
+
+
 @dataclass(frozen=True)
 class Segment:
-    """Addresses first..last (integers) that allow exactly `ports`; `tags` say which inputs allowed what."""
+    """Addresses first..last (integers) that allow exactly `ports`; `entries` are the inputs that allow some of
+    these addresses something."""
 
     first: int
     last: int
     ports: Ports
-    tags: frozenset[tuple[int, int, Hashable]] = frozenset()
+    entries: frozenset[Entry] = frozenset()
 
     def cidrs(self) -> list[IPv4Network]:
         return range_cidrs(self.first, self.last)
 
-    def tags_for(self, first: int, last: int) -> set[Hashable]:
-        """Tags of the inputs that allow some port in first..last here."""
-        return {tag for a, b, tag in self.tags if a <= last and first <= b}
+
+def tags_within(entries: Iterable[Entry], low: int, high: int, first: int, last: int) -> set[Hashable]:
+    """Tags of the entries that allow some (address, port) pair of addresses low..high and ports first..last."""
+    return {tag for start, end, a, b, tag in entries if start <= high and low <= end and a <= last and first <= b}
 
 
-def interval_segments(entries: Iterable[tuple[int, int, int, int, Hashable]]) -> list[Segment]:
+def interval_segments(entries: Iterable[Entry]) -> list[Segment]:
     """Partition the addresses of (first address, last address, first port, last port, tag) entries into maximal
     runs that allow the same ports.
 
-    A sweep over the points where entries open and close, counting the entries and port ranges active."""
-    opens: dict[int, list[tuple[int, int, Hashable]]] = defaultdict(list)
-    closes: dict[int, list[tuple[int, int, Hashable]]] = defaultdict(list)
-    for start, end, first, last, tag in entries:
-        item = (first, last, tag)
-        opens[start].append(item)
-        closes[end + 1].append(item)
-    active: dict[tuple[int, int, Hashable], int] = {}
+    Entries are grouped by address range, and the ranges into clusters that overlap. A cluster of one range (a
+    host, a subnet nothing else overlaps: nearly every cluster) allows the union of its entries' ports; only
+    clusters of overlapping ranges need a sweep over the points where their entries open and close."""
+    by_range: dict[tuple[int, int], list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_range[entry[:2]].append(entry)
+    runs: list[list] = []  # [first, last, ports, entries]
+    cluster: list[tuple[int, int]] = []
+    reach = -1  # the last address of the cluster so far
+    for span in sorted(by_range):
+        if span[0] > reach and cluster:
+            _cluster_runs(runs, cluster, by_range)
+            cluster = []
+        cluster.append(span)
+        reach = max(reach, span[1])
+    if cluster:
+        _cluster_runs(runs, cluster, by_range)
+    return [Segment(first, last, ports, frozenset(found)) for first, last, ports, found in runs]
+
+
+def _add_run(runs: list[list], first: int, last: int, ports: Ports, entries: list[Entry]) -> None:
+    """Append a run, or extend the previous one when it touches and allows the same ports."""
+    if runs and runs[-1][1] + 1 == first and runs[-1][2] == ports:
+        runs[-1][1] = last
+        runs[-1][3].update(entries)
+    else:
+        runs.append([first, last, ports, set(entries)])
+
+
+def _cluster_runs(runs: list[list], cluster: list[tuple[int, int]],
+                  by_range: dict[tuple[int, int], list[Entry]]) -> None:
+    """The runs of one cluster of overlapping address ranges, appended to runs in address order."""
+    if len(cluster) == 1:
+        items = by_range[cluster[0]]
+        ports = (items[0][2:4],) if len(items) == 1 else merge_ports(item[2:4] for item in items)
+        _add_run(runs, *cluster[0], ports, items)
+        return
+    opens: dict[int, list[Entry]] = defaultdict(list)
+    closes: dict[int, list[Entry]] = defaultdict(list)
+    for span in cluster:
+        items = by_range[span]
+        opens[span[0]].extend(items)
+        closes[span[1] + 1].extend(items)
+    active: dict[Entry, int] = {}
     port_counts: dict[tuple[int, int], int] = {}
     ports: Ports = ()
-    runs: list[list] = []  # [first, last, ports, tags]: tags active at the run's start, and any opened in it
     points = sorted(opens.keys() | closes.keys())
     for here, following in zip(points, points[1:], strict=False):
         ports_changed = False
@@ -115,7 +158,7 @@ def interval_segments(entries: Iterable[tuple[int, int, int, int, Hashable]]) ->
                 active[item] = count
             else:
                 del active[item]
-            key = item[:2]
+            key = item[2:4]
             count = port_counts[key] - 1
             if count:
                 port_counts[key] = count
@@ -125,20 +168,54 @@ def interval_segments(entries: Iterable[tuple[int, int, int, int, Hashable]]) ->
         opened = opens.get(here, ())
         for item in opened:
             active[item] = active.get(item, 0) + 1
-            key = item[:2]
+            key = item[2:4]
             count = port_counts.get(key, 0)
             ports_changed |= not count
             port_counts[key] = count + 1
-        if not active:
-            continue
-        if ports_changed:
+        if ports_changed:  # (something is active: a cluster has no gaps)
             ports = merge_ports(port_counts)
         if runs and runs[-1][1] + 1 == here and runs[-1][2] == ports:
             runs[-1][1] = following - 1
             runs[-1][3].update(opened)
         else:
             runs.append([here, following - 1, ports, set(active)])
-    return [Segment(first, last, ports, frozenset(tags)) for first, last, ports, tags in runs]
+
+
+def port_range_covers(segments: list[Segment]) -> dict[tuple[int, int], list[tuple[IPv4Network, set[Hashable]]]]:
+    """{port range: [(prefix, tags)]}: for each range of the segments' port sets, the fewest prefixes covering
+    exactly the addresses whose ports hold that range, each with the tags of the entries that allow some of its
+    (address, port) pairs. A range's prefixes span segments: (10.0.0.0/25, {80}) and (10.0.0.128/25, {80, 443})
+    give 80 from 10.0.0.0/24 and 443 from 10.0.0.128/25."""
+    runs: dict[tuple[int, int], list[list]] = defaultdict(list)  # [first, last, segments]
+    for segment in segments:
+        for ports in segment.ports:
+            of_range = runs[ports]
+            if of_range and of_range[-1][1] + 1 == segment.first:
+                of_range[-1][1] = segment.last
+                of_range[-1][2].append(segment)
+            else:
+                of_range.append([segment.first, segment.last, [segment]])
+    covers: dict[tuple[int, int], list[tuple[IPv4Network, set[Hashable]]]] = {}
+    for ports, of_range in sorted(runs.items()):
+        cover = covers[ports] = []
+        for first, last, run in of_range:
+            nets = range_cidrs(first, last)
+            if len(run) == 1 and len(nets) == 1:  # most runs: one segment, one prefix
+                cover.append((nets[0], tags_within(run[0].entries, first, last, *ports)))
+                continue
+            i, low = 0, first  # the run's segments and the prefixes covering them are both in address order
+            for net in nets:
+                high = low + (1 << (32 - net.prefixlen)) - 1
+                while run[i].last < low:
+                    i += 1
+                tags = set()
+                j = i
+                while j < len(run) and run[j].first <= high:
+                    tags |= tags_within(run[j].entries, low, high, *ports)
+                    j += 1
+                cover.append((net, tags))
+                low = high + 1
+    return covers
 
 
 def interval_by_ports(entries: Iterable[tuple[int, int, int, int]]) -> dict[Ports, tuple[IPv4Network, ...]]:

@@ -11,7 +11,14 @@ from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from netgen.addresses import collapse, interval, interval_by_ports, interval_segments, merge_ports
+from netgen.addresses import (
+    collapse,
+    interval,
+    interval_by_ports,
+    interval_segments,
+    merge_ports,
+    port_range_covers,
+)
 
 
 def by_ports(entries):
@@ -106,11 +113,33 @@ def test_segments_are_sorted_disjoint_maximal_exact_and_tagged(items):
         assert seg.cidrs() == list(collapse_addresses(seg.cidrs())), "a run's prefixes are not minimal"
         for address in here:
             assert seg.ports == merge_ports((a, b) for net, a, b in items if IPv4Address(address) in net)
-        # tags_for names exactly the inputs that allow some of those ports somewhere in the run
-        for first, last in [*seg.ports, (PORTS.start, PORTS.stop - 1)]:
-            expected = {i for net, a, b, i in tagged if a <= last and first <= b and here & addresses([net])}
-            assert seg.tags_for(first, last) == expected
+        # a run's entries are exactly the inputs that allow some of its addresses something
+        assert {tag for *_, tag in seg.entries} == {i for net, a, b, i in tagged if here & addresses([net])}
     assert covered == addresses(net for net, _, _ in items)
+
+
+@given(entries)
+@example([(IPv4Network("10.0.0.0/25"), 1, 1), (IPv4Network("10.0.0.128/25"), 1, 1),
+          (IPv4Network("10.0.0.128/25"), 5, 5)])  # port 1 from the /24, across two port sets
+@example([(IPv4Network("10.0.0.0/26"), 1, 3), (IPv4Network("10.0.0.64/26"), 1, 3), (IPv4Network("10.0.0.70/32"), 9, 9),
+          (IPv4Network("10.0.0.128/25"), 1, 3)])  # one /24 for 1-3 over three segments, tags per prefix
+@settings(max_examples=300, deadline=None)
+def test_port_range_covers_are_exact_minimal_per_range_and_tagged(items):
+    tagged = [(net, a, b, index) for index, (net, a, b) in enumerate(items)]
+    covers = port_range_covers(segments(tagged))
+    assert list(covers) == sorted(covers)
+    allowed = {(int(address), port) for (first, last), cover in covers.items() for net, _ in cover
+               for address in net for port in range(first, last + 1)}
+    assert allowed == pairs_of_entries(items)
+    for (first, last), cover in covers.items():
+        nets = [net for net, _ in cover]
+        assert nets == list(collapse_addresses(nets)), "the prefixes of one port range are not minimal"
+        # the range is listed for exactly the addresses whose merged ports hold it
+        expected = {a for a in addresses(net for net, _, _ in items)
+                    if (first, last) in merge_ports((x, y) for net, x, y in items if IPv4Address(a) in net)}
+        assert addresses(nets) == expected
+        for net, tags in cover:  # the inputs that allow some (address, port) pair of this rule, and no others
+            assert tags == {i for n, a, b, i in tagged if a <= last and first <= b and net.overlaps(n)}
 
 
 @given(st.lists(port_ranges(), max_size=10))

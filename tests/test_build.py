@@ -252,14 +252,55 @@ def test_security_group_rules_allow_exactly_the_flows(example, resolved):
         assert len(set(actual[key])) == len(actual[key]), f"duplicate rules in {key}"
 
 
-def test_rule_descriptions_name_the_grants_behind_them(example, resolved):
-    grant_names = {g.name for g in resolved.estate.grants}
-    for r in resources(example).values():
+def _descriptions_name_the_grants_behind_each_rule(out: Path, resolved: Resolved) -> int:
+    """Checks that each rule's description names exactly the grants of the flows that allow some (address, port)
+    pair of the rule; returns the number of rules."""
+    groups = {g.name: g for g in resolved.estate.security_groups}
+    allowed: dict[tuple, list] = defaultdict(list)  # (group id, type, protocol) -> [(net, ports, grant names)]
+    for flow in resolved.flows:
+        p, names = flow.ports, {g.name for g in flow.grants}
+        ends = [(flow.destination.security_group, SG_TYPES[0], flow.source.addresses)]
+        source = groups.get(flow.source.security_group or "")
+        if source and source.restricts_egress:
+            ends.append((source.name, SG_TYPES[1], flow.destination.addresses))
+        for group, kind, nets in ends:
+            if group:
+                allowed[(groups[group].group_id, kind, p.protocol.lower())] += [(n, p.first, p.last, names)
+                                                                                for n in nets]
+    described = 0
+    for r in resources(out).values():
         if r["Type"] in SG_TYPES:
-            text = r["Properties"]["Description"]
-            assert text.startswith("netgen: ")
-            named = set(text.removeprefix("netgen: ").split(", "))
-            assert named and named <= grant_names, text
+            props = r["Properties"]
+            cidr = IPv4Network(props["CidrIp"])
+            behind = set().union(*(names for net, first, last, names in allowed[(props["GroupId"], r["Type"],
+                                                                                  props["IpProtocol"])]
+                                   if net.overlaps(cidr) and first <= props["ToPort"] and props["FromPort"] <= last))
+            assert behind and props["Description"] == description(tuple(behind)), props
+            described += 1
+    return described
+
+
+def test_rule_descriptions_name_the_grants_behind_them(example, resolved):
+    assert _descriptions_name_the_grants_behind_each_rule(example, resolved) > 10
+
+
+def test_a_rule_names_only_the_grants_of_its_own_addresses(tmp_path):
+    """billing-use1-01..03 (10.10.20.21-23) allow the same port, so they make one run of addresses, covered by
+    10.10.20.21/32 and 10.10.20.22/31; a grant for billing-use1-01 alone belongs to the first rule only."""
+    specs = copy_specs(tmp_path)
+    with (specs / "access/billing.yaml").open("a") as f:
+        f.write("---\napiVersion: netgen.dev/v1alpha1\nkind: Grant\nmetadata:\n  name: billing-01-to-payments-api\n"
+                "spec:\n  owner: team-billing\n  reason: The first billing host posts invoices on its own too\n"
+                "  from: {host: billing-use1-01}\n  to: {service: payments/payments-api, ports: [https]}\n")
+    assert build(tmp_path / "out", cwd=tmp_path).exit_code == 0
+    resolved = resolve_specs(specs, AS_OF_DATE, Reporter())
+    assert _descriptions_name_the_grants_behind_each_rule(tmp_path / "out", resolved) > 10
+    descriptions = {r["Properties"]["CidrIp"]: r["Properties"]["Description"]
+                    for r in resources(tmp_path / "out").values()
+                    if r["Type"] == SG_TYPES[0] and r["Properties"]["CidrIp"].startswith("10.10.20.2")
+                    and "billing-to-payments-api" in r["Properties"]["Description"]}
+    assert descriptions == {"10.10.20.21/32": "netgen: billing-01-to-payments-api, billing-to-payments-api",
+                            "10.10.20.22/31": "netgen: billing-to-payments-api"}
 
 
 def test_peerings_sit_in_the_requester_stack_with_the_right_peer_properties(example, resolved):

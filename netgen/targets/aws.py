@@ -28,7 +28,7 @@ from ipaddress import IPv4Network
 from troposphere import Output, Parameter, Ref, Tags, Template
 from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
 
-from netgen.addresses import collapse_intervals, interval, interval_segments
+from netgen.addresses import collapse_intervals, interval, interval_segments, port_range_covers
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
 from netgen.parallel import Beside, deal, worth_forking
@@ -212,30 +212,32 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
 
 
 def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Rule]:
-    """Minimal exact security-group rules for every (group, direction)."""
+    """Exact security-group rules for every (group, direction): for each protocol and port range, the fewest
+    prefixes covering the addresses allowed it."""
     groups = {g.name: g for g in estate.security_groups}
     # entries: (first address, last address, first port, last port, the flow's grant names)
     wanted: dict[tuple[str, str, str], list[tuple[int, int, int, int, tuple[str, ...]]]] = defaultdict(list)
     for flow in flows:
-        names = tuple(g.name for g in flow.grants)
-        p = flow.ports
+        names = tuple([g.name for g in flow.grants])
+        protocol, first, last = flow.ports.protocol, flow.ports.first, flow.ports.last
         if flow.destination.security_group:
-            entries = wanted[(flow.destination.security_group, "ingress", p.protocol)]
-            entries.extend((a, b, p.first, p.last, names) for a, b in flow.source.intervals)
+            add = wanted[(flow.destination.security_group, "ingress", protocol)].append
+            for a, b in flow.source.intervals:
+                add((a, b, first, last, names))
         source_group = groups.get(flow.source.security_group or "")
         if source_group and source_group.restricts_egress:
-            entries = wanted[(source_group.name, "egress", p.protocol)]
-            entries.extend((a, b, p.first, p.last, names) for a, b in flow.destination.intervals)
+            add = wanted[(source_group.name, "egress", protocol)].append
+            for a, b in flow.destination.intervals:
+                add((a, b, first, last, names))
     rules: list[Rule] = []
     by_direction: dict[tuple[str, str], list[Rule]] = defaultdict(list)
     for (group_name, direction, protocol), entries in sorted(wanted.items()):
         group = groups[group_name]
-        for segment in interval_segments(entries):
-            for first, last in segment.ports:
-                grants = tuple(sorted({name for names in segment.tags_for(first, last) for name in names}))
-                for cidr in segment.cidrs():
-                    by_direction[(group_name, direction)].append(
-                        Rule(group, direction, protocol, first, last, cidr, grants))
+        of_group = by_direction[(group_name, direction)]
+        for (first, last), cover in port_range_covers(interval_segments(entries)).items():
+            for cidr, tags in cover:
+                grants = tuple(sorted({name for names in tags for name in names}))
+                of_group.append(Rule(group, direction, protocol, first, last, cidr, grants))
     for (group_name, direction), planned in sorted(by_direction.items()):
         group = groups[group_name]
         placed = _spread(planned, group)
