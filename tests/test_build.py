@@ -37,6 +37,7 @@ from buildhelpers import (
     tree,
 )
 from cfnlint.api import ManualArgs, lint
+from hypothesis import example as hypothesis_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,7 +46,8 @@ from netgen.loader import load_tree
 from netgen.pipeline import Resolved, resolve_specs
 from netgen.render import OWNED
 from netgen.targets.aws import description
-from netgen.targets.kubernetes import dns_label
+from netgen.targets.kubernetes import _block, dns_label
+from netgen.targets.kubernetes import dump as kubernetes_dump
 
 KUBERNETES_VERSION = "1.30.0"
 SG_TYPES = ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress")
@@ -1054,6 +1056,37 @@ def test_policy_names_are_dns_labels_and_distinct(a, b):
         if a != b:
             assert name != dns_label("netgen", direction, b)
     assert dns_label("netgen", "ingress", a) != dns_label("netgen", "egress", a)
+
+
+TRICKY_SCALARS = ["true", "No", "yes", "on", "~", "null", "", "123", "-5", "0x1F", "0o17", "1_000", "1e3", ".inf",
+                  "-.5", "2026-11-26", "12:30:00", "-", "?", ":", "- a", "a: b", "#x", "a#b", "a #b", "'", '"', "*a",
+                  "&a", "!t", "%x", "@x", "`x", "|", ">", "[a]", "{a}", "a,b", "a\\b", "ÿ", "\u2028", "a\nb", " a",
+                  "a ", "x" * 100, "x" * 101, "x" * 130, "1" * 130, "g1," * 60, "a b" * 40, "netgen.dev/grants",
+                  "10.0.0.0/8", "TCP"]
+yaml_scalars = st.one_of(st.sampled_from(TRICKY_SCALARS), st.text(max_size=30), st.integers(-10, 70000), st.booleans())
+yaml_documents = st.recursive(
+    yaml_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(st.one_of(st.sampled_from(TRICKY_SCALARS), st.text(max_size=12)), inner,
+                                            max_size=4)),
+    max_leaves=20)
+
+
+@given(st.dictionaries(st.text(max_size=12), yaml_documents, max_size=5))
+@hypothesis_example({"a": [{"b": [{"c": "d"}], "e": {}}], "f": [[1]], "g": []})
+@settings(max_examples=400, deadline=None)
+def test_manifests_are_written_as_yaml_dump_writes_them(document):
+    expected = yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=True, default_flow_style=False).encode()
+    assert kubernetes_dump(document) == expected
+
+
+def test_policies_and_kustomizations_take_the_fast_path(example):
+    files = sorted((example / "kubernetes").rglob("*.yaml"))
+    assert len(files) > 10
+    for path in files:
+        lines: list[str] = []
+        _block(yaml.safe_load(path.read_text()), 0, "", lines)  # raises _Unusual on the slow path
+        assert "".join(lines).encode() == path.read_bytes(), path
 
 
 LONG_SERVICE = "fraud-score-" + "x" * 50  # 62 characters: 'netgen-ingress-<name>' is too long for a label

@@ -9,7 +9,9 @@ isolate a pod; the flow report still lists the flow.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
+from functools import lru_cache
 
 import yaml
 
@@ -23,6 +25,7 @@ except ImportError:  # pragma: no cover
     from yaml import SafeDumper as _Dumper
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netgen"}
+_STRING = "tag:yaml.org,2002:str"
 
 
 def dns_label(*parts: str) -> str:
@@ -35,7 +38,81 @@ def dns_label(*parts: str) -> str:
 
 
 def dump(document: dict) -> bytes:
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=True, default_flow_style=False).encode()
+    """The document as yaml.dump(sort_keys=True, default_flow_style=False) writes it.
+
+    pyyaml's representer is pure Python and took two thirds of this target's time. Manifests are block mappings
+    and sequences of space-free strings and integers, whose layout never depends on their position:
+    _block writes those, and each distinct string is styled (quoted or not) by pyyaml itself, once. Anything
+    else (a string with a space or outside printable ASCII, a sequence in a sequence) goes to yaml.dump."""
+    lines: list[str] = []
+    try:
+        if not document:
+            raise _Unusual
+        _block(document, 0, "", lines)
+    except _Unusual:
+        return yaml.dump(document, Dumper=_Dumper, sort_keys=True, default_flow_style=False).encode()
+    return "".join(lines).encode()
+
+
+class _Unusual(Exception):
+    """A value _block leaves to yaml.dump."""
+
+
+_POSITION_FREE = re.compile(r"[!-~]+")  # plain or single-quoted, no space to fold at, nothing to escape
+_PLAIN_IF_STRING = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")  # no indicator anywhere: plain unless typed
+_LONGEST_KEY = 100  # pyyaml writes a key of 128 characters or more as an explicit '? key' entry
+_resolve_plain = yaml.resolver.Resolver().resolve
+
+
+@lru_cache(maxsize=65536)
+def _styled(text: str) -> str | None:
+    """text as pyyaml writes it as a scalar in block context, or None where that may depend on its position."""
+    if _PLAIN_IF_STRING.fullmatch(text) and _resolve_plain(yaml.ScalarNode, text, (True, False)) == _STRING:
+        return text  # names, CIDRs: pyyaml quotes these only when they would read back as a number, date...
+    if not _POSITION_FREE.fullmatch(text):
+        return None
+    line = yaml.dump([text], Dumper=_Dumper, default_flow_style=False)  # '- <scalar>\n'
+    return line[2:-1] if line.startswith("- ") and line.count("\n") == 1 else None
+
+
+def _key(value) -> str:
+    if isinstance(value, str) and len(value) > _LONGEST_KEY:
+        raise _Unusual
+    return _scalar(value)
+
+
+def _scalar(value) -> str:
+    if isinstance(value, str):
+        styled = _styled(value)
+        if styled is not None:
+            return styled
+    elif type(value) is int:
+        return str(value)
+    elif value == {} or value == []:
+        return "{}" if isinstance(value, dict) else "[]"
+    raise _Unusual
+
+
+def _block(value: dict, indent: int, lead: str, lines: list[str]) -> None:
+    """Lines of a non-empty mapping whose keys sit at column indent; the first line starts with lead (the indent
+    itself, or a sequence item's '- '). As pyyaml, a sequence under a key is not indented."""
+    for key in sorted(value):
+        item = value[key]
+        if isinstance(item, dict) and item:
+            lines.append(f"{lead}{_key(key)}:\n")
+            _block(item, indent + 2, " " * (indent + 2), lines)
+        elif isinstance(item, list) and item:
+            lines.append(f"{lead}{_key(key)}:\n")
+            for element in item:
+                if isinstance(element, dict) and element:
+                    _block(element, indent + 2, " " * indent + "- ", lines)
+                elif isinstance(element, list) and element:
+                    raise _Unusual
+                else:
+                    lines.append(f"{' ' * indent}- {_scalar(element)}\n")
+        else:
+            lines.append(f"{lead}{_key(key)}: {_scalar(item)}\n")
+        lead = " " * indent
 
 
 def _rules(entries: dict[str, list[tuple[int, int, int, int]]], peer_key: str) -> list[dict]:
