@@ -5,7 +5,8 @@ python -m netgen.bench.measure MODE SPECS OUT AS_OF [SINK]
 MODE: validate (load, validate, resolve), build (the same, then compile every target as `netgen build` does,
 and write OUT from scratch), or floor (parse the same YAML with pyyaml's C loader, and re-serialize the output
 found in OUT into SINK). Both write into an empty folder: the previous run's output is removed, and the
-disk synced, before the clock starts. As in netgen itself, the load stage includes the per-document schema check.
+disk synced, before anything is timed (see _empty). As in netgen itself, the load stage includes the
+per-document schema check.
 Prints one JSON line: seconds per stage, "total", "max_rss_mb" and counts under "stats". Stage times leave out
 module imports, on both sides (`make bench` reports start-up and imports in its `netgen build --check` figure).
 """
@@ -34,8 +35,9 @@ class _Clock:
 
 def _empty(folder: Path) -> None:
     """Remove the previous run's output, untimed, and let the disk settle: on a file system mounted with
-    `discard`, freeing 100 MB of files slows the writes that follow for seconds, which would be measured as
-    the write stage (or the floor's serialize) instead of what netgen does."""
+    `discard`, freeing 100 MB of files slows the file creations that follow for seconds, which would be measured
+    as the write stage (or the floor's serialize) instead of what netgen does. Both sides therefore empty their
+    folder first, before parsing, and write last."""
     shutil.rmtree(folder, ignore_errors=True)
     os.sync()
 
@@ -45,6 +47,7 @@ def floor(specs: Path, out: Path, sink: Path, clock: _Clock) -> None:
 
     from netgen.loader import spec_files
 
+    _empty(sink)  # as the build empties its output: first, well before writing
     t = time.perf_counter()
     for path in spec_files(specs):
         list(yaml.load_all(path.read_bytes(), Loader=yaml.CSafeLoader))
@@ -59,7 +62,6 @@ def floor(specs: Path, out: Path, sink: Path, clock: _Clock) -> None:
                 outputs[path] = yaml.load(data, Loader=yaml.CSafeLoader)
             else:
                 outputs[path] = data.decode()
-    _empty(sink)  # as for the build
     t = time.perf_counter()
     for path, data in outputs.items():
         target = sink / path.relative_to(out)

@@ -335,50 +335,58 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             reporter.add(owner.loc, "NG205", f"stack {key.name} would exceed CloudFormation's "
                                              f"{MAX_RESOURCES} resources per stack")
 
-    parameters: dict[StackKey, dict[str, dict[str, str]]] = defaultdict(dict)
-    accepts: dict[StackKey, list[dict]] = defaultdict(list)
-    for pair in sorted(peerings.values(), key=lambda p: p.logical_id):
-        req, acc = pair.requester, pair.accepter
-        props: dict = {"VpcId": req.vpc_id, "PeerVpcId": acc.vpc_id,
-                       "Tags": _tags(Name=f"netgen-{req.name}-{acc.name}")}
-        if req.account.account_id != acc.account.account_id:
-            props["PeerOwnerId"] = acc.account.account_id
-            props["PeerRoleArn"] = acc.account.accept_role_arn
-        if req.region != acc.region:
-            props["PeerRegion"] = acc.region
-        add(stack_of(req), req, VPCPeeringConnection(pair.logical_id, **props))
-        t = templates[stack_of(req)]
-        if pair.crosses_stacks:
-            t.add_output(Output(pair.parameter, Value=Ref(pair.logical_id),
-                                Description=f"Peering {req.name} <-> {acc.name}, for stack "
-                                            f"{stack_of(acc).name}"))
-            parameters[stack_of(acc)][pair.parameter] = {"stack": stack_of(req).name, "output": pair.parameter}
-        accepts[stack_of(req)].append({"peering": pair.logical_id, "requesterVpc": req.vpc_id,
-                                       "accepterVpc": acc.vpc_id, "accepterRegion": acc.region,
-                                       "accepterAccount": acc.account.account_id})
-    for (vpc_name, peer_name), nets in routes.items():
-        vpc = vpcs[vpc_name]
-        pair = peerings[frozenset((vpc_name, peer_name))]
-        key = stack_of(vpc)
-        t = template(key, vpc)
-        if pair.crosses_stacks and vpc is pair.accepter:
-            if pair.parameter not in t.parameters:
-                t.add_parameter(Parameter(pair.parameter, Type="String", AllowedPattern="^pcx-[0-9a-f]+$",
-                                          Description=f"Id of peering {pair.requester.name} <-> "
-                                                      f"{pair.accepter.name} (output of "
-                                                      f"{stack_of(pair.requester).name})"))
-            target = Ref(pair.parameter)
-        else:
-            target = Ref(pair.logical_id)
-        for table in vpc.route_tables:
-            for net in nets:
-                add(key, vpc, Route(logical_id("Route", vpc_name, table, net), RouteTableId=table,
-                                    DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
-    by_stack: dict[StackKey, list[Rule]] = defaultdict(list)
+    def network_stacks() -> tuple[dict, dict]:
+        """Peerings and routes into the network stacks; (cross-stack parameters, peerings to accept)."""
+        parameters: dict[StackKey, dict[str, dict[str, str]]] = defaultdict(dict)
+        accepts: dict[StackKey, list[dict]] = defaultdict(list)
+        for pair in sorted(peerings.values(), key=lambda p: p.logical_id):
+            req, acc = pair.requester, pair.accepter
+            props: dict = {"VpcId": req.vpc_id, "PeerVpcId": acc.vpc_id,
+                           "Tags": _tags(Name=f"netgen-{req.name}-{acc.name}")}
+            if req.account.account_id != acc.account.account_id:
+                props["PeerOwnerId"] = acc.account.account_id
+                props["PeerRoleArn"] = acc.account.accept_role_arn
+            if req.region != acc.region:
+                props["PeerRegion"] = acc.region
+            add(stack_of(req), req, VPCPeeringConnection(pair.logical_id, **props))
+            t = templates[stack_of(req)]
+            if pair.crosses_stacks:
+                t.add_output(Output(pair.parameter, Value=Ref(pair.logical_id),
+                                    Description=f"Peering {req.name} <-> {acc.name}, for stack "
+                                                f"{stack_of(acc).name}"))
+                parameters[stack_of(acc)][pair.parameter] = {"stack": stack_of(req).name, "output": pair.parameter}
+            accepts[stack_of(req)].append({"peering": pair.logical_id, "requesterVpc": req.vpc_id,
+                                           "accepterVpc": acc.vpc_id, "accepterRegion": acc.region,
+                                           "accepterAccount": acc.account.account_id})
+        for (vpc_name, peer_name), nets in routes.items():
+            vpc = vpcs[vpc_name]
+            pair = peerings[frozenset((vpc_name, peer_name))]
+            key = stack_of(vpc)
+            t = template(key, vpc)
+            if pair.crosses_stacks and vpc is pair.accepter:
+                if pair.parameter not in t.parameters:
+                    t.add_parameter(Parameter(pair.parameter, Type="String", AllowedPattern="^pcx-[0-9a-f]+$",
+                                              Description=f"Id of peering {pair.requester.name} <-> "
+                                                          f"{pair.accepter.name} (output of "
+                                                          f"{stack_of(pair.requester).name})"))
+                target = Ref(pair.parameter)
+            else:
+                target = Ref(pair.logical_id)
+            for table in vpc.route_tables:
+                for net in nets:
+                    add(key, vpc, Route(logical_id("Route", vpc_name, table, net), RouteTableId=table,
+                                        DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
+        return parameters, accepts
+
+    of_part: dict[tuple[str, int], list[Rule]] = defaultdict(list)  # (group name, part): a stack key per part
     for rule in rules:
-        key = rules_stack_of(rule.group, rule.part)
-        template(key, rule.group)
-        by_stack[key].append(rule)
+        of_part[(rule.group.name, rule.part)].append(rule)
+    by_stack: dict[StackKey, list[Rule]] = defaultdict(list)
+    for part_rules in of_part.values():
+        first = part_rules[0]
+        key = rules_stack_of(first.group, first.part)
+        template(key, first.group)
+        by_stack[key].extend(part_rules)
     for key, stack_rules in by_stack.items():
         if len(stack_rules) > MAX_RESOURCES:  # named after the group of the first rule that does not fit
             reporter.add(stack_rules[MAX_RESOURCES].group.loc, "NG205",
@@ -389,19 +397,21 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             reporter.add(clash.group.loc, "NG206", f"rules of security groups '{first.group.name}' and "
                                                    f"'{clash.group.name}' would share stack {key.name}; rename "
                                                    "one of the groups")
-    names: dict[str, StackKey] = {}
-    for key in sorted(templates):
-        other = names.setdefault(key.name, key)
-        if other != key:
-            owner = next(a for a in estate.accounts if a.account_id == key.account_id)
-            reporter.add(owner.loc, "NG206", f"stacks for {key.path} and {other.path} would both be named "
-                                             f"{key.name}; rename the account or the security group")
-    reporter.raise_if_errors()
-    # The rule stacks hold nearly all of the output: for large estates a second core renders half of them.
+    # The rule stacks hold nearly all of the output: for large estates a second core renders half of them, from
+    # here on, while this process builds the network stacks and renders the other half.
     stacks = [(key, templates[key], by_stack[key]) for key in sorted(by_stack)]
     fork = worth_forking(len(rules), PARALLEL_RULES) and len(stacks) > 1  # (every stack holds a rule)
     mine, theirs = deal([len(stack_rules) for _, _, stack_rules in stacks]) if fork else (range(len(stacks)), [])
     with Beside(lambda: _rule_stack_files([stacks[i] for i in theirs]), fork=fork) as later:
+        parameters, accepts = network_stacks()
+        names: dict[str, StackKey] = {}
+        for key in sorted(templates):
+            other = names.setdefault(key.name, key)
+            if other != key:
+                owner = next(a for a in estate.accounts if a.account_id == key.account_id)
+                reporter.add(owner.loc, "NG206", f"stacks for {key.path} and {other.path} would both be named "
+                                                 f"{key.name}; rename the account or the security group")
+        reporter.raise_if_errors()  # NG205, NG206 (the child is stopped)
         files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
         files.update(_rule_stack_files([stacks[i] for i in mine]))
         files.update(later.result())
