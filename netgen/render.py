@@ -34,7 +34,10 @@ import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from netgen.parallel import Beside, deal, worth_forking
+
 OWNED = ".netgen-owned"
+PARALLEL_WRITES = 1_000  # files above which a second core writes half of them
 _MAX_PATH = 4096  # bytes; longer OWNED entries cannot name a file netgen wrote
 _MAX_NAME = 255
 
@@ -256,16 +259,34 @@ def write_tree(out: Path, files: dict[str, bytes]) -> int:
     I/O error happens while writing."""
     plan = _Plan(out, files)
     changes = plan.changes()
-    name = ""
-    try:
-        if changes or plan.stale:
+    if changes or plan.stale:
+        try:
             os.makedirs(out, exist_ok=True)
-            if os.path.islink(out) or os.path.realpath(out) != plan.base:
-                raise OutputError(f"output folder {out} changed while netgen was writing it")
-        for name in changes:
-            _write(plan.base, out, name, plan.files[name])
-        for name in plan.stale:
+        except OSError as exc:
+            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+        if os.path.islink(out) or os.path.realpath(out) != plan.base:
+            raise OutputError(f"output folder {out} changed while netgen was writing it")
+    # Many files (a large estate written from scratch): a second core writes half of them. The list of owned
+    # files is written last, by this process, once every file it lists is in place.
+    manifest = [OWNED] if OWNED in changes else []
+    others = [name for name in changes if name != OWNED]
+    fork = worth_forking(len(others), PARALLEL_WRITES)
+    mine, theirs = deal([1] * len(others)) if fork else (range(len(others)), [])
+    with Beside(lambda: _write_all(plan, [others[i] for i in theirs]), fork=fork) as later:
+        _write_all(plan, [others[i] for i in mine])
+        later.result()
+    _write_all(plan, manifest)
+    for name in plan.stale:
+        try:
             _delete(plan.base, out, name)
-    except OSError as exc:
-        raise OutputError(f"cannot write {out / name if name else out}: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise OutputError(f"cannot write {out / name}: {exc.strerror or exc}") from None
     return len(changes) + len(plan.stale)
+
+
+def _write_all(plan: _Plan, names: list[str]) -> None:
+    for name in names:
+        try:
+            _write(plan.base, plan.out, name, plan.files[name])
+        except OSError as exc:
+            raise OutputError(f"cannot write {plan.out / name}: {exc.strerror or exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from buildhelpers import AS_OF_DATE, REPO
+from buildhelpers import AS_OF_DATE, REPO, tree
 
 import netgen.loader
 from netgen.bench.synth import generate, write
@@ -17,6 +18,7 @@ from netgen.diagnostics import Reporter
 from netgen.loader import spec_files
 from netgen.parallel import deal
 from netgen.pipeline import Resolved, resolve_specs
+from netgen.render import OWNED, OutputError, write_tree
 from netgen.targets.aws import _RuleEntries, plan_rules
 
 
@@ -58,6 +60,7 @@ def forks(monkeypatch) -> list[int]:
     """Force the parallel paths for any size, and count the forks."""
     import netgen.loader
     import netgen.parallel
+    import netgen.render
     import netgen.targets
     import netgen.targets.aws
 
@@ -65,6 +68,7 @@ def forks(monkeypatch) -> list[int]:
     monkeypatch.setattr(netgen.loader, "PARALLEL_LOAD_BYTES", 0)
     monkeypatch.setattr(netgen.targets, "PARALLEL_COMPILE_FLOWS", 0)
     monkeypatch.setattr(netgen.targets.aws, "PARALLEL_RULES", 0)
+    monkeypatch.setattr(netgen.render, "PARALLEL_WRITES", 0)
     monkeypatch.setattr(netgen.parallel.os, "sched_getaffinity", lambda pid: {0, 1})
     pids: list[int] = []
     real_fork = netgen.parallel.os.fork
@@ -98,6 +102,38 @@ def test_two_core_build_equals_the_serial_build(synthetic, forks, monkeypatch):
     paths = spec_files(synthetic)
     _, theirs = deal([p.stat().st_size for p in paths], netgen.loader.CHILD_LOAD_HANDICAP)
     assert {d.location.file for d in parallel[1]} & {str(paths[i]) for i in theirs}
+
+
+FILES = {f"aws/acct-{i % 3}/f{i}.json": b"{}\n" * i for i in range(40)}
+
+
+def test_a_two_core_write_equals_the_serial_write(tmp_path, forks, monkeypatch):
+    assert write_tree(tmp_path / "two", FILES) == len(FILES) + 1  # and the list of owned files
+    assert len(forks) == 1
+    monkeypatch.setenv("NETGEN_JOBS", "1")
+    write_tree(tmp_path / "one", FILES)
+    assert len(forks) == 1
+    assert tree(tmp_path / "two") == tree(tmp_path / "one")
+    assert {name: tree(tmp_path / "two")[name] for name in FILES} == FILES
+
+
+def test_a_write_error_in_the_child_names_the_file_and_leaves_the_owned_list_unwritten(tmp_path, forks,
+                                                                                      monkeypatch):
+    names = list(FILES)
+    _, theirs = deal([1] * len(names))
+    victim = names[theirs[-1]]
+    write = netgen.render._write
+
+    def failing(base, out, name, content):
+        if name == victim:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write(base, out, name, content)
+
+    monkeypatch.setattr(netgen.render, "_write", failing)
+    with pytest.raises(OutputError, match=f"cannot write {tmp_path / 'out' / victim}: No space left on device"):
+        write_tree(tmp_path / "out", FILES)
+    assert len(forks) == 1
+    assert not (tmp_path / "out" / OWNED).exists()  # written last, by this process, once every file is in place
 
 
 def test_errors_in_files_the_child_reads_are_reported_with_their_location(tmp_path, forks):
