@@ -273,7 +273,14 @@ def write_tree(out: Path, files: dict[str, bytes]) -> int:
     fork = worth_forking(len(others), PARALLEL_WRITES)
     mine, theirs = deal([1] * len(others)) if fork else (range(len(others)), [])
     with Beside(lambda: _write_all(plan, [others[i] for i in theirs]), fork=fork) as later:
-        _write_all(plan, [others[i] for i in mine])
+        try:
+            _write_all(plan, [others[i] for i in mine])
+        except OutputError:  # let the child finish its files rather than stop it halfway through one
+            try:
+                later.result()
+            except OutputError:
+                pass
+            raise
         later.result()
     _write_all(plan, manifest)
     for name in plan.stale:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from ipaddress import IPv4Network, collapse_addresses
 from pathlib import Path
 
@@ -1067,8 +1067,8 @@ yaml_scalars = st.one_of(st.sampled_from(TRICKY_SCALARS), st.text(max_size=30), 
 yaml_documents = st.recursive(
     yaml_scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4),
-                            st.dictionaries(st.one_of(st.sampled_from(TRICKY_SCALARS), st.text(max_size=12)), inner,
-                                            max_size=4)),
+                            st.dictionaries(st.one_of(st.sampled_from(TRICKY_SCALARS), st.text(max_size=12),
+                                                      st.integers()), inner, max_size=4)),
     max_leaves=20)
 
 
@@ -1080,12 +1080,39 @@ def test_manifests_are_written_as_yaml_dump_writes_them(document):
     assert kubernetes_dump(document) == expected
 
 
+SHARED_LIST, SHARED_EMPTY = [1, 2], {}
+
+
+@pytest.mark.parametrize("document", [
+    {"a": SHARED_LIST, "b": SHARED_LIST},  # anchors and aliases
+    {"a": SHARED_EMPTY, "b": {"c": SHARED_EMPTY}},
+    {"a": [{"b": SHARED_LIST}, {"c": SHARED_LIST}]},
+    {"a": 1, 2: "b"},  # keys that do not sort: pyyaml keeps their order
+    {int("1" * 130): "a"},  # an explicit '? key'
+    {"k" * 101: "a", "b": "c"},
+])
+def test_manifests_with_aliases_unsortable_or_long_keys_are_written_as_yaml_dump_writes_them(document):
+    expected = yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=True, default_flow_style=False).encode()
+    assert kubernetes_dump(document) == expected
+
+
+class _Text(str):
+    pass
+
+
+@pytest.mark.parametrize("document", [{"a": OrderedDict(b=1)}, {"a": defaultdict(list, b=[1])}, {"a": _Text("x")},
+                                      OrderedDict(a=1)])
+def test_types_yaml_dump_refuses_are_refused(document):
+    with pytest.raises(yaml.representer.RepresenterError):
+        kubernetes_dump(document)
+
+
 def test_policies_and_kustomizations_take_the_fast_path(example):
     files = sorted((example / "kubernetes").rglob("*.yaml"))
     assert len(files) > 10
     for path in files:
         lines: list[str] = []
-        _block(yaml.safe_load(path.read_text()), 0, "", lines)  # raises _Unusual on the slow path
+        _block(yaml.safe_load(path.read_text()), 0, "", lines, set())  # raises _Unusual on the slow path
         assert "".join(lines).encode() == path.read_bytes(), path
 
 

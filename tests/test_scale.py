@@ -123,9 +123,10 @@ def test_a_write_error_in_the_child_names_the_file_and_leaves_the_owned_list_unw
     _, theirs = deal([1] * len(names))
     victim = names[theirs[-1]]
     write = netgen.render._write
+    parent = os.getpid()
 
     def failing(base, out, name, content):
-        if name == victim:
+        if name == victim and os.getpid() != parent:  # in the child only: its error must reach the parent
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         write(base, out, name, content)
 
@@ -134,6 +135,36 @@ def test_a_write_error_in_the_child_names_the_file_and_leaves_the_owned_list_unw
         write_tree(tmp_path / "out", FILES)
     assert len(forks) == 1
     assert not (tmp_path / "out" / OWNED).exists()  # written last, by this process, once every file is in place
+
+
+def test_a_failed_write_leaves_no_temporary_file_behind(tmp_path, forks, monkeypatch):
+    """When this process fails first, the child finishes its files (each whole) rather than being stopped
+    halfway through one, which would leave a temporary file nothing owns."""
+    names = list(FILES)
+    mine, _ = deal([1] * len(names))
+    victim = names[mine[2]]
+    write = netgen.render._write
+    parent = os.getpid()
+
+    replace = os.replace
+
+    def failing_here(base, out, name, content):
+        if name == victim and os.getpid() == parent:
+            time.sleep(0.3)  # the child is halfway through a file by now
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write(base, out, name, content)
+
+    def slow_in_the_child(source, target):  # the child holds a temporary file most of the time
+        if os.getpid() != parent:
+            time.sleep(0.05)
+        replace(source, target)
+
+    monkeypatch.setattr(netgen.render, "_write", failing_here)
+    monkeypatch.setattr(netgen.render.os, "replace", slow_in_the_child)
+    with pytest.raises(OutputError, match="No space left on device"):
+        write_tree(tmp_path / "out", FILES)
+    left = [p.name for p in (tmp_path / "out").rglob(".*")]
+    assert left == []
 
 
 def test_errors_in_files_the_child_reads_are_reported_with_their_location(tmp_path, forks):

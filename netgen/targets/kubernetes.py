@@ -41,15 +41,16 @@ def dump(document: dict) -> bytes:
     """The document as yaml.dump(sort_keys=True, default_flow_style=False) writes it.
 
     pyyaml's representer is pure Python and took two thirds of this target's time. Manifests are block mappings
-    and sequences of space-free strings and integers, whose layout never depends on their position:
-    _block writes those, and each distinct string is styled (quoted or not) by pyyaml itself, once. Anything
-    else (a string with a space or outside printable ASCII, a sequence in a sequence) goes to yaml.dump."""
+    and sequences of space-free strings and integers, whose layout never depends on their position: _block
+    writes those, and each distinct string is styled (quoted or not) by pyyaml itself, once. Anything else (a
+    string with a space or outside printable ASCII, a long key, a sequence in a sequence, a container that
+    appears twice and would get an anchor, keys that do not sort, another type) goes to yaml.dump."""
     lines: list[str] = []
     try:
-        if not document:
+        if type(document) is not dict or not document:
             raise _Unusual
-        _block(document, 0, "", lines)
-    except _Unusual:
+        _block(document, 0, "", lines, set())
+    except (_Unusual, TypeError):  # TypeError: keys of types that do not sort, which pyyaml leaves unsorted
         return yaml.dump(document, Dumper=_Dumper, sort_keys=True, default_flow_style=False).encode()
     return "".join(lines).encode()
 
@@ -76,42 +77,53 @@ def _styled(text: str) -> str | None:
 
 
 def _key(value) -> str:
-    if isinstance(value, str) and len(value) > _LONGEST_KEY:
+    text = _scalar(value, set())
+    if len(text) > _LONGEST_KEY:
         raise _Unusual
-    return _scalar(value)
+    return text
 
 
-def _scalar(value) -> str:
-    if isinstance(value, str):
+def _scalar(value, seen: set[int]) -> str:
+    kind = type(value)
+    if kind is str:
         styled = _styled(value)
         if styled is not None:
             return styled
-    elif type(value) is int:
+    elif kind is int:
         return str(value)
-    elif value == {} or value == []:
-        return "{}" if isinstance(value, dict) else "[]"
+    elif (kind is dict or kind is list) and not value and id(value) not in seen:
+        seen.add(id(value))
+        return "{}" if kind is dict else "[]"
     raise _Unusual
 
 
-def _block(value: dict, indent: int, lead: str, lines: list[str]) -> None:
+def _block(value: dict, indent: int, lead: str, lines: list[str], seen: set[int]) -> None:
     """Lines of a non-empty mapping whose keys sit at column indent; the first line starts with lead (the indent
-    itself, or a sequence item's '- '). As pyyaml, a sequence under a key is not indented."""
+    itself, or a sequence item's '- '). As pyyaml, a sequence under a key is not indented. seen: the ids of the
+    containers written so far (pyyaml would write a second appearance as an alias)."""
+    if id(value) in seen:
+        raise _Unusual
+    seen.add(id(value))
     for key in sorted(value):
         item = value[key]
-        if isinstance(item, dict) and item:
+        kind = type(item)
+        if kind is dict and item:
             lines.append(f"{lead}{_key(key)}:\n")
-            _block(item, indent + 2, " " * (indent + 2), lines)
-        elif isinstance(item, list) and item:
+            _block(item, indent + 2, " " * (indent + 2), lines, seen)
+        elif kind is list and item:
+            if id(item) in seen:
+                raise _Unusual
+            seen.add(id(item))
             lines.append(f"{lead}{_key(key)}:\n")
             for element in item:
-                if isinstance(element, dict) and element:
-                    _block(element, indent + 2, " " * indent + "- ", lines)
-                elif isinstance(element, list) and element:
+                if type(element) is dict and element:
+                    _block(element, indent + 2, " " * indent + "- ", lines, seen)
+                elif type(element) is list and element:
                     raise _Unusual
                 else:
-                    lines.append(f"{' ' * indent}- {_scalar(element)}\n")
+                    lines.append(f"{' ' * indent}- {_scalar(element, seen)}\n")
         else:
-            lines.append(f"{lead}{_key(key)}: {_scalar(item)}\n")
+            lines.append(f"{lead}{_key(key)}: {_scalar(item, seen)}\n")
         lead = " " * indent
 
 
