@@ -28,7 +28,7 @@ from ipaddress import IPv4Network
 from troposphere import Output, Parameter, Ref, Tags, Template
 from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
 
-from netgen.addresses import collapse_intervals, interval, interval_segments, port_range_covers
+from netgen.addresses import collapse_intervals, interval, rule_covers
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
 from netgen.parallel import Beside, deal, worth_forking
@@ -234,7 +234,7 @@ def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Ru
     for (group_name, direction, protocol), entries in sorted(wanted.items()):
         group = groups[group_name]
         of_group = by_direction[(group_name, direction)]
-        for (first, last), cover in port_range_covers(interval_segments(entries)).items():
+        for (first, last), cover in rule_covers(entries).items():
             for cidr, tags in cover:
                 grants = tuple(sorted({name for names in tags for name in names}))
                 of_group.append(Rule(group, direction, protocol, first, last, cidr, grants))
