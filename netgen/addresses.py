@@ -227,7 +227,7 @@ def rule_covers(entries: list[Entry]) -> Covers:
     where any range starts or ends and covers each piece's addresses: best when a range is shared widely,
     (/24, 8080) and (.7, 8081) give 2 rules where address-first gives 9 (8080 beside 8080-8081)."""
     by_address = port_range_covers(interval_segments(entries))
-    reach = 0
+    reach = -1
     for first, last in by_address:  # sorted: the two ways differ only when address-first has overlapping ranges
         if first <= reach:
             break

@@ -263,7 +263,7 @@ def write_tree(out: Path, files: dict[str, bytes]) -> int:
         try:
             os.makedirs(out, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot write {out}: {exc.strerror or exc}") from None
+            raise _cannot_write(out, exc) from None
         if os.path.islink(out) or os.path.realpath(out) != plan.base:
             raise OutputError(f"output folder {out} changed while netgen was writing it")
     # Many files (a large estate written from scratch): a second core writes half of them. The list of owned
@@ -287,7 +287,7 @@ def write_tree(out: Path, files: dict[str, bytes]) -> int:
         try:
             _delete(plan.base, out, name)
         except OSError as exc:
-            raise OutputError(f"cannot write {out / name}: {exc.strerror or exc}") from None
+            raise _cannot_write(out / name, exc) from None
     return len(changes) + len(plan.stale)
 
 
@@ -296,4 +296,9 @@ def _write_all(plan: _Plan, names: list[str]) -> None:
         try:
             _write(plan.base, plan.out, name, plan.files[name])
         except OSError as exc:
-            raise OutputError(f"cannot write {plan.out / name}: {exc.strerror or exc}") from None
+            raise _cannot_write(plan.out / name, exc) from None
+
+
+def _cannot_write(path: Path, exc: OSError) -> OutputError:
+    """An I/O error met while writing (disk full, permissions), as the one-line error netgen reports."""
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")

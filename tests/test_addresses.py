@@ -119,30 +119,6 @@ def test_segments_are_sorted_disjoint_maximal_exact_and_tagged(items):
     assert covered == addresses(net for net, _, _ in items)
 
 
-@given(entries)
-@example([(IPv4Network("10.0.0.0/25"), 1, 1), (IPv4Network("10.0.0.128/25"), 1, 1),
-          (IPv4Network("10.0.0.128/25"), 5, 5)])  # port 1 from the /24, across two port sets
-@example([(IPv4Network("10.0.0.0/26"), 1, 3), (IPv4Network("10.0.0.64/26"), 1, 3), (IPv4Network("10.0.0.70/32"), 9, 9),
-          (IPv4Network("10.0.0.128/25"), 1, 3)])  # one /24 for 1-3 over three segments, tags per prefix
-@settings(max_examples=300, deadline=None)
-def test_port_range_covers_are_exact_minimal_per_range_and_tagged(items):
-    tagged = [(net, a, b, index) for index, (net, a, b) in enumerate(items)]
-    covers = port_range_covers(segments(tagged))
-    assert list(covers) == sorted(covers)
-    allowed = {(int(address), port) for (first, last), cover in covers.items() for net, _ in cover
-               for address in net for port in range(first, last + 1)}
-    assert allowed == pairs_of_entries(items)
-    for (first, last), cover in covers.items():
-        nets = [net for net, _ in cover]
-        assert nets == list(collapse_addresses(nets)), "the prefixes of one port range are not minimal"
-        # the range is listed for exactly the addresses whose merged ports hold it
-        expected = {a for a in addresses(net for net, _, _ in items)
-                    if (first, last) in merge_ports((x, y) for net, x, y in items if IPv4Address(a) in net)}
-        assert addresses(nets) == expected
-        for net, tags in cover:  # the inputs that allow some (address, port) pair of this rule, and no others
-            assert tags == {i for n, a, b, i in tagged if a <= last and first <= b and net.overlaps(n)}
-
-
 def check_covers(covers, tagged):
     """Exact, minimal per port range, each prefix tagged with exactly the inputs allowing some of its pairs."""
     assert list(covers) == sorted(covers)
@@ -155,6 +131,22 @@ def check_covers(covers, tagged):
         assert nets == list(collapse_addresses(nets)), "the prefixes of one port range are not minimal"
         for net, tags in cover:
             assert tags == {i for n, a, b, i in tagged if a <= last and first <= b and net.overlaps(n)}
+
+
+@given(entries)
+@example([(IPv4Network("10.0.0.0/25"), 1, 1), (IPv4Network("10.0.0.128/25"), 1, 1),
+          (IPv4Network("10.0.0.128/25"), 5, 5)])  # port 1 from the /24, across two port sets
+@example([(IPv4Network("10.0.0.0/26"), 1, 3), (IPv4Network("10.0.0.64/26"), 1, 3), (IPv4Network("10.0.0.70/32"), 9, 9),
+          (IPv4Network("10.0.0.128/25"), 1, 3)])  # one /24 for 1-3 over three segments, tags per prefix
+@settings(max_examples=300, deadline=None)
+def test_port_range_covers_are_exact_minimal_per_range_and_tagged(items):
+    tagged = [(net, a, b, index) for index, (net, a, b) in enumerate(items)]
+    covers = port_range_covers(segments(tagged))
+    check_covers(covers, tagged)
+    for (first, last), cover in covers.items():  # listed for exactly the addresses whose merged ports hold it
+        expected = {a for a in addresses(net for net, _, _ in items)
+                    if (first, last) in merge_ports((x, y) for net, x, y in items if IPv4Address(a) in net)}
+        assert addresses(net for net, _ in cover) == expected
 
 
 @given(entries)

@@ -330,8 +330,6 @@ def test_a_failed_fork_runs_the_work_here_and_leaks_no_descriptor(monkeypatch):
     ([4, 4, 4, 4, 4, 4], 1.5, [0, 2, 4, 5], [1, 3]),  # the child's items count 6 each
 ])
 def test_deal_shares_the_weight_in_turn(weights, handicap, mine, theirs):
-    from netgen.parallel import deal
-
     assert deal(weights, handicap) == (mine, theirs)
 
 
