@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property, lru_cache
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
 from netgen.diagnostics import Location
@@ -81,29 +81,25 @@ class Cluster:
     namespaces: dict[str, NamespaceModes]
     loc: Location
 
-    def snat_applies_to(self, destination: IPv4Network) -> bool:
-        """True when the CNI rewrites pod traffic to this destination to the node's primary address."""
-        return _snat_applies(self, destination)
+    @cached_property
+    def snat_edges(self) -> tuple[tuple[int, int], ...]:
+        """The VPC's CIDRs and the SNAT exclusions, as inclusive integer ranges: pod traffic to an address
+        within one of them keeps the pod's address."""
+        from netgen.addresses import interval
+
+        return tuple(map(interval, (*self.vpc.cidrs, *self.snat_excluded)))
 
     def snat_split(self, destination: IPv4Network) -> list[tuple[IPv4Network, bool]]:
         """destination cut into parts that SNAT treats alike (a collapsed prefix may straddle an excluded
-        CIDR or the VPC's edge), each with whether SNAT applies."""
-        edges = (*self.vpc.cidrs, *self.snat_excluded)
-        if not any(destination.overlaps(e) and not destination.subnet_of(e) for e in edges):
-            return [(destination, self.snat_applies_to(destination))]
+        CIDR or the VPC's edge), each with whether the CNI rewrites pod traffic to that part to the node's
+        primary address."""
+        from netgen.addresses import interval
+
+        first, last = interval(destination)
+        edges = self.snat_edges
+        if not any(a <= last and first <= b and not (a <= first and last <= b) for a, b in edges):
+            return [(destination, self.snat_enabled and not any(a <= first and last <= b for a, b in edges))]
         return [part for half in destination.subnets(prefixlen_diff=1) for part in self.snat_split(half)]
-
-
-def forget_memos() -> None:
-    """Forget what is memoised about an estate's objects, so that the estate can be freed."""
-    _snat_applies.cache_clear()
-
-
-@lru_cache(maxsize=65536)
-def _snat_applies(cluster: Cluster, destination: IPv4Network) -> bool:
-    if not cluster.snat_enabled or cluster.vpc.contains(destination):
-        return False
-    return not any(destination.subnet_of(c) for c in cluster.snat_excluded)
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,9 +27,10 @@ from ipaddress import IPv4Network
 
 from netgen.addresses import collapse, interval
 from netgen.diagnostics import Reporter
-from netgen.model import Cluster, Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload, forget_memos
+from netgen.model import Cluster, Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
 
 HEALTH_CHECK = "nlb health check"  # the note of the hop that lets an NLB's health checks reach its targets
+SCTP = ("NG121", ": SCTP cannot be limited to ports in a security group; netgen will not open every SCTP port")
 
 
 @dataclass(frozen=True, order=True)
@@ -210,6 +211,10 @@ def _host_sides(cluster: Cluster, hosts: Endpoint) -> list[tuple[bool, Endpoint]
     for net in hosts.addresses:
         for part, snat in cluster.snat_split(net):
             split[snat].append(part)
+    if len(split) == 1:
+        [(snat, nets)] = split.items()
+        if len(nets) == len(hosts.addresses):  # no address was cut: the hosts as they are
+            return [(snat, hosts)]
     return [(snat, replace(hosts, addresses=collapse(nets))) for snat, nets in sorted(split.items())]
 
 
@@ -281,7 +286,6 @@ def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
         # process that goes on (netgen as a library, `netgen diff` resolving two revisions).
         for memo in (_path, _service_pods, _front, _nodes, _relayed, _workload_pods):
             memo.cache_clear()
-        forget_memos()
 
 
 def _resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
@@ -289,41 +293,52 @@ def _resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     limit = estate.settings.broadest_prefix
     distinct: dict[tuple, _Hop] = {}
     memo: dict = {}
-    broadest: dict[Endpoint, IPv4Network | None] = {}
-    clashes: dict[tuple[str, str], list[str]] = {}
 
-    def check(src: Endpoint, dst: Endpoint, ports: PortRange, path: NetworkPath) -> tuple[list, bool]:
-        if ports.protocol == "SCTP":
-            return [("NG121", ": SCTP cannot be limited to ports in a security group; netgen will not open "
-                              "every SCTP port")], True
-        problems = []
-        for end in (src, dst):
-            net = broadest.get(end, end)  # (end itself stands for "not computed yet")
-            if net is end:
-                net = broadest[end] = min(end.addresses, key=lambda n: n.prefixlen, default=None)
-            if net is not None and (net.prefixlen < limit or net.prefixlen == 0):
-                problems.append(("NG110", f" reaches {end} through {net}, broader than /{limit} "
-                                          "(Settings.broadestPrefix)"))
-        if path.peered:
-            a, b = vpcs[path.source_vpc], vpcs[path.destination_vpc]
-            if (a.name, b.name) not in clashes:
-                clashes[(a.name, b.name)] = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
-            clash = clashes[(a.name, b.name)]
-            if clash:
-                problems.append(("NG107", f" needs a peering between VPC '{a.name}' and '{b.name}', whose CIDRs "
-                                          f"overlap ({', '.join(clash)}); peering would fail"))
-                return problems, True
-        return problems, False
+    def broad(end: Endpoint) -> tuple[str, str] | None:
+        """The NG110 problem of an endpoint whose broadest prefix is broader than the settings allow."""
+        net = min(end.addresses, key=lambda n: n.prefixlen, default=None)
+        if net is not None and (net.prefixlen < limit or net.prefixlen == 0):
+            return "NG110", f" reaches {end} through {net}, broader than /{limit} (Settings.broadestPrefix)"
+        return None
 
-    endpoints: dict[Endpoint, Endpoint] = {}
+    def clash(path: NetworkPath) -> tuple[str, str] | None:
+        """The NG107 problem of a peering between VPCs whose CIDRs overlap."""
+        a, b = vpcs[path.source_vpc], vpcs[path.destination_vpc]
+        overlaps = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
+        if not overlaps:
+            return None
+        return "NG107", (f" needs a peering between VPC '{a.name}' and '{b.name}', whose CIDRs overlap "
+                         f"({', '.join(overlaps)}); peering would fail")
+
+    # One object per distinct endpoint, with its NG110 problem: what targets cache on an endpoint is then
+    # computed once, and each endpoint is checked once.
+    endpoints: dict[Endpoint, tuple[Endpoint, tuple[str, str] | None]] = {}
+    clashes: dict[tuple[str, str], tuple[str, str] | None] = {}
 
     def hop(flow: tuple) -> _Hop:
         found = distinct.get(flow)
         if found is None:
-            # One object per distinct endpoint: what targets cache on an endpoint is then computed once.
-            flow = (endpoints.setdefault(flow[0], flow[0]), endpoints.setdefault(flow[1], flow[1]), *flow[2:])
-            problems, blocked = check(*flow[:4])
-            found = distinct[flow] = _Hop(flow, tuple(problems), blocked, [])
+            src, dst, ports, path = flow[:4]
+            src, src_broad = endpoints.get(src) or endpoints.setdefault(src, (src, broad(src)))
+            dst, dst_broad = endpoints.get(dst) or endpoints.setdefault(dst, (dst, broad(dst)))
+            flow = (src, dst, *flow[2:])
+            if ports.protocol == "SCTP":
+                problems, blocked = (SCTP,), True
+            else:
+                problems, blocked = (), False
+                if src_broad:
+                    problems += (src_broad,)
+                if dst_broad:
+                    problems += (dst_broad,)
+                if path.source_vpc != path.destination_vpc:  # peered
+                    key = (path.source_vpc, path.destination_vpc)
+                    if key not in clashes:
+                        clashes[key] = clash(path)
+                    clashing = clashes[key]
+                    if clashing:
+                        problems += (clashing,)
+                        blocked = True
+            found = distinct[flow] = _Hop(flow, problems, blocked, [])
         return found
 
     order = sorted((g.name, g.owner, f"{g.loc.file}:{g.loc.line}", i) for i, g in enumerate(estate.grants))
@@ -340,5 +355,22 @@ def _resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
                 needed.refs.append(ref)
         for message, code in problems.items():
             reporter.add(grant.loc, code, message)
-    flows = [Flow(*h.flow, tuple(h.refs)) for h in distinct.values() if h.refs]
-    return sorted(flows, key=Flow.sort_key)
+    return _in_order([h for h in distinct.values() if h.refs], [end for end, _ in endpoints.values()])
+
+
+def _in_order(hops: list[_Hop], endpoints: list[Endpoint]) -> list[Flow]:
+    """The hops' flows, sorted by Flow.sort_key. Each endpoint (one object per distinct endpoint) is ranked once,
+    so the sort compares integers and strings rather than calling Python-level comparisons per pair of flows."""
+    rank: dict[int, int] = {}
+    previous, number = None, 0
+    for end in sorted(endpoints):
+        if end.sort_key != previous:  # endpoints with equal sort keys share a rank, as in Flow.sort_key
+            previous, number = end.sort_key, number + 1
+        rank[id(end)] = number
+
+    def key(hop: _Hop) -> tuple:
+        src, dst, ports, path, note = hop.flow
+        return (rank[id(src)], rank[id(dst)], ports.protocol, ports.first, ports.last, path.source_vpc,
+                path.destination_vpc, path.cross_region, path.cross_account, note, hop.refs)
+
+    return [Flow(*h.flow, tuple(h.refs)) for h in sorted(hops, key=key)]
