@@ -3,9 +3,13 @@ route scope, and the checks that keep an estate's ids and ports unambiguous."""
 
 import gc
 import weakref
+from dataclasses import replace
+from functools import cache
 from ipaddress import IPv4Network
 
 from conftest import EXAMPLE_AS_OF, EXAMPLE_SPECS, copy_example_specs, diagnose_specs, edit_spec
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from netgen.diagnostics import Reporter
 from netgen.pipeline import resolve_specs
@@ -106,3 +110,39 @@ def test_resolving_keeps_no_estate_alive():
     del resolved
     gc.collect()
     assert [ref() for ref in gone] == [None] * len(gone)
+
+
+@cache
+def _example_cluster():
+    result = resolved(EXAMPLE_SPECS)
+    return next(c for c in result.estate.clusters if c.name == "prod-usw2")
+
+
+@st.composite
+def networks(draw) -> IPv4Network:
+    """Networks inside 10.0.0.0/23, small enough to enumerate."""
+    prefix = draw(st.integers(min_value=23, max_value=32))
+    offset = draw(st.integers(min_value=0, max_value=511)) >> (32 - prefix) << (32 - prefix)
+    return IPv4Network((int(IPv4Network("10.0.0.0/23").network_address) + offset, prefix))
+
+
+@given(destination=networks(), vpc_cidrs=st.lists(networks(), min_size=1, max_size=3),
+       excluded=st.lists(networks(), max_size=3), enabled=st.booleans())
+@example(destination=IPv4Network("10.0.0.10/31"), vpc_cidrs=[IPv4Network("10.0.1.0/24")],
+         excluded=[IPv4Network("10.0.0.11/32")], enabled=True)  # an exclusion cuts the prefix
+@example(destination=IPv4Network("10.0.0.0/24"), vpc_cidrs=[IPv4Network("10.0.0.64/26")], excluded=[],
+         enabled=True)  # the VPC sits inside the prefix
+@settings(max_examples=300, deadline=None)
+def test_snat_split_decides_each_address_as_the_cni_does(destination, vpc_cidrs, excluded, enabled):
+    """The parts cover the destination exactly, without overlap, and each address in a part is SNATed iff SNAT is
+    on and the address lies in none of the VPC's CIDRs and none of the exclusions."""
+    cluster = _example_cluster()
+    cluster = replace(cluster, vpc=replace(cluster.vpc, cidrs=tuple(vpc_cidrs)), snat_enabled=enabled,
+                      snat_excluded=tuple(excluded))
+    parts = cluster.snat_split(destination)
+    covered = [int(address) for part, _ in parts for address in part]
+    assert sorted(covered) == [int(address) for address in destination]
+    edges = [*vpc_cidrs, *excluded]
+    for part, snat in parts:
+        for address in part:
+            assert snat == (enabled and not any(address in edge for edge in edges)), (part, address)
