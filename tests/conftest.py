@@ -63,3 +63,31 @@ def edit_spec(path: Path, old: str, new: str) -> None:
 def example_specs(tmp_path: Path) -> Path:
     """A private, writable copy of the example estate."""
     return copy_example_specs(tmp_path)
+
+
+@pytest.fixture
+def forks(monkeypatch) -> list[int]:
+    """Force the parallel paths for any size, and count the forks."""
+    import netgen.loader
+    import netgen.parallel
+    import netgen.render
+    import netgen.targets
+    import netgen.targets.aws
+
+    monkeypatch.delenv("NETGEN_JOBS", raising=False)
+    monkeypatch.setattr(netgen.loader, "PARALLEL_LOAD_BYTES", 0)
+    monkeypatch.setattr(netgen.targets, "PARALLEL_COMPILE_FLOWS", 0)
+    monkeypatch.setattr(netgen.targets.aws, "PARALLEL_RULE_ENTRIES", 0)
+    monkeypatch.setattr(netgen.render, "PARALLEL_WRITES", 0)
+    monkeypatch.setattr(netgen.parallel.os, "sched_getaffinity", lambda pid: {0, 1})
+    pids: list[int] = []
+    real_fork = netgen.parallel.os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(netgen.parallel.os, "fork", fork)
+    return pids

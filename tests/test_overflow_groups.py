@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from ipaddress import IPv4Network
 
+import pytest
 from buildhelpers import build, build_ok, copy_specs, replace_once
 from conftest import EXAMPLE_AS_OF
 
@@ -90,16 +91,43 @@ def test_an_overflow_group_id_may_not_be_another_groups_id(tmp_path):
     assert result.exit_code == 1 and "error[NG101]" in result.stderr
 
 
-def test_an_overflow_stack_and_a_group_of_the_same_name_are_ng206(tmp_path):
+@pytest.mark.parametrize("cores", ["one", "two"])
+def test_an_overflow_stack_and_a_group_of_the_same_name_are_ng206(tmp_path, cores, request):
     """prod-use1-nodes spills into overflow part 1, whose stack is sg-prod-use1-nodes-overflow-1; the NLB group
-    in the same VPC, renamed prod-use1-nodes-overflow-1, would share that stack: an error, never a merged file."""
+    in the same VPC, renamed prod-use1-nodes-overflow-1, would share that stack: an error, never a merged file.
+    On two cores the two groups' rules are planned in different processes; the stacks are checked together."""
+    forks = request.getfixturevalue("forks") if cores == "two" else None
     specs = copy_specs(tmp_path)
     replace_once(specs / "inventory/security-groups.yaml", GROUP, GROUP + OVERFLOW)
     twin = "prod-use1-nodes-overflow-1"
     replace_once(specs / "inventory/security-groups.yaml", "  name: payments-api-nlb\n", f"  name: {twin}\n")
     replace_once(specs / "inventory/services.yaml", "securityGroup: payments-api-nlb", f"securityGroup: {twin}")
+    if forks is not None:  # the two groups' rules are planned in different processes
+        _plan_apart(request.getfixturevalue("monkeypatch"), twin)
     result = build(tmp_path / "out", cwd=tmp_path)
     assert result.exit_code == 1, result.stderr
     assert result.stderr.splitlines()[0] == (
         f"specs/inventory/security-groups.yaml:86:1: error[NG206]: rules of security groups 'prod-use1-nodes' and "
         f"'{twin}' would share stack netgen-acme-legacy-us-east-1-sg-{twin}; rename one of the groups")
+    if forks is not None:
+        assert len(forks) == 3, "children: half the files, Kubernetes and the report, the twin's rules"
+
+
+def _plan_apart(monkeypatch, group: str) -> None:
+    """Have compile_aws plan the rules of group in the child process and every other group's here."""
+    import netgen.targets.aws as aws
+
+    names: list[str] = []
+    real = aws._rule_weights
+
+    def rule_weights(estate, flows):
+        weights = real(estate, flows)
+        names[:] = sorted(weights)
+        return weights
+
+    def deal(weights, handicap=1.0):
+        assert len(weights) == len(names)
+        return [i for i, name in enumerate(names) if name != group], [names.index(group)]
+
+    monkeypatch.setattr(aws, "_rule_weights", rule_weights)
+    monkeypatch.setattr(aws, "deal", deal)

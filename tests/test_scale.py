@@ -55,34 +55,6 @@ def test_copied_rule_entries_equal_what_troposphere_builds(estate, synthetic):
 
 # ---- two cores ------------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def forks(monkeypatch) -> list[int]:
-    """Force the parallel paths for any size, and count the forks."""
-    import netgen.loader
-    import netgen.parallel
-    import netgen.render
-    import netgen.targets
-    import netgen.targets.aws
-
-    monkeypatch.delenv("NETGEN_JOBS", raising=False)
-    monkeypatch.setattr(netgen.loader, "PARALLEL_LOAD_BYTES", 0)
-    monkeypatch.setattr(netgen.targets, "PARALLEL_COMPILE_FLOWS", 0)
-    monkeypatch.setattr(netgen.targets.aws, "PARALLEL_RULES", 0)
-    monkeypatch.setattr(netgen.render, "PARALLEL_WRITES", 0)
-    monkeypatch.setattr(netgen.parallel.os, "sched_getaffinity", lambda pid: {0, 1})
-    pids: list[int] = []
-    real_fork = netgen.parallel.os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(netgen.parallel.os, "fork", fork)
-    return pids
-
-
 def _build(specs: Path) -> tuple[dict[str, bytes], list]:
     from netgen.targets import compile_outputs
 

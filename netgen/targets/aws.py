@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from ipaddress import IPv4Network
@@ -38,7 +39,11 @@ _DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
 MANAGED_TAG = {"managed-by": "netgen"}
 MAX_RESOURCES = 500  # per CloudFormation stack
-PARALLEL_RULES = 5_000  # rules above which half the rule stacks are rendered on a second core
+# Address ranges to cover (see _rule_weights) above which part of the groups' rules are planned on a second core.
+PARALLEL_RULE_ENTRIES = 5_000
+# What planning a group's rules in the child costs against planning them here: below 1, as this process also
+# plans the peerings and builds the network stacks and the deploy plan (a quarter of the rules' work at 100k).
+CHILD_RULES_HANDICAP = 0.8
 
 
 @lru_cache(maxsize=65536)
@@ -211,35 +216,66 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
     return peerings, routes
 
 
-def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Rule]:
-    """Exact security-group rules for every (group, direction): for each protocol and port range, the fewest
-    prefixes covering the addresses allowed it."""
-    groups = {g.name: g for g in estate.security_groups}
-    # entries: (first address, last address, first port, last port, the flow's grant names)
-    wanted: dict[tuple[str, str, str], list[tuple[int, int, int, int, tuple[str, ...]]]] = defaultdict(list)
+# Per security group, {(direction, protocol): entries}, an entry being (first address, last address, first port,
+# last port, the names of the flow's grants): what the group's rules must allow, before minimisation.
+Wanted = dict[str, dict[tuple[str, str], list[tuple[int, int, int, int, tuple[str, ...]]]]]
+
+
+def _ruled_sides(estate: Estate, flows: list[Flow]) -> Iterator[tuple[Flow, str | None, str | None]]:
+    """(flow, the group that takes its ingress rules, the group that takes its egress rules), None for none:
+    ingress on the destination's group, egress on the source's group when that group restricts egress."""
+    restricting = {g.name for g in estate.security_groups if g.restricts_egress}
     for flow in flows:
+        egress = flow.source.security_group
+        yield flow, flow.destination.security_group, egress if egress in restricting else None
+
+
+def wanted_rules(estate: Estate, flows: list[Flow], only: set[str] | None = None) -> Wanted:
+    """What the rules of each group (or of the groups named in only) must allow."""
+    wanted: Wanted = defaultdict(lambda: defaultdict(list))
+    for flow, ingress, egress in _ruled_sides(estate, flows):
+        if only is not None:
+            ingress = ingress if ingress in only else None
+            egress = egress if egress in only else None
+        if not (ingress or egress):
+            continue
         names = tuple([g.name for g in flow.grants])
         protocol, first, last = flow.ports.protocol, flow.ports.first, flow.ports.last
-        if flow.destination.security_group:
-            add = wanted[(flow.destination.security_group, "ingress", protocol)].append
+        if ingress:
+            add = wanted[ingress][("ingress", protocol)].append
             for a, b in flow.source.intervals:
                 add((a, b, first, last, names))
-        source_group = groups.get(flow.source.security_group or "")
-        if source_group and source_group.restricts_egress:
-            add = wanted[(source_group.name, "egress", protocol)].append
+        if egress:
+            add = wanted[egress][("egress", protocol)].append
             for a, b in flow.destination.intervals:
                 add((a, b, first, last, names))
-    rules: list[Rule] = []
-    by_direction: dict[tuple[str, str], list[Rule]] = defaultdict(list)
-    for (group_name, direction, protocol), entries in sorted(wanted.items()):
-        group = groups[group_name]
-        of_group = by_direction[(group_name, direction)]
+    return wanted
+
+
+def _rule_weights(estate: Estate, flows: list[Flow]) -> dict[str, int]:
+    """{group name: how many address ranges its rules must cover}, the work of planning them, for sharing it."""
+    weights: dict[str, int] = defaultdict(int)
+    for flow, ingress, egress in _ruled_sides(estate, flows):
+        if ingress:
+            weights[ingress] += len(flow.source.addresses)
+        if egress:
+            weights[egress] += len(flow.destination.addresses)
+    return weights
+
+
+def group_rules(group: SecurityGroup, wanted: dict, reporter: Reporter) -> list[Rule]:
+    """Exact rules of one group (wanted: its entry of wanted_rules()), ingress then egress: for each protocol
+    and port range, the fewest prefixes covering the addresses allowed it, placed over the group and its
+    overflow groups. A direction whose rules do not fit is reported (NG201) and left out."""
+    by_direction: dict[str, list[Rule]] = defaultdict(list)
+    for (direction, protocol), entries in sorted(wanted.items()):
+        of_direction = by_direction[direction]
         for (first, last), cover in rule_covers(entries).items():
             for cidr, tags in cover:
                 grants = tuple(sorted({name for names in tags for name in names}))
-                of_group.append(Rule(group, direction, protocol, first, last, cidr, grants))
-    for (group_name, direction), planned in sorted(by_direction.items()):
-        group = groups[group_name]
+                of_direction.append(Rule(group, direction, protocol, first, last, cidr, grants))
+    rules: list[Rule] = []
+    for direction, planned in sorted(by_direction.items()):
         placed = _spread(planned, group)
         if placed is None:
             if group.overflow_group_ids:
@@ -248,11 +284,18 @@ def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Ru
             else:
                 limit = (f"over its quota of {group.rule_quota} (list overflowGroupIds to spread rules over "
                          "more groups)")
-            reporter.add(group.loc, "NG201", f"security group '{group_name}' ({group.group_id}) would need "
+            reporter.add(group.loc, "NG201", f"security group '{group.name}' ({group.group_id}) would need "
                                              f"{len(planned)} {direction} rules, {limit}")
             continue
         rules.extend(placed)
     return rules
+
+
+def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Rule]:
+    """Every group's rules (group_rules), groups in name order."""
+    groups = {g.name: g for g in estate.security_groups}
+    return [rule for name, wanted in sorted(wanted_rules(estate, flows).items())
+            for rule in group_rules(groups[name], wanted, reporter)]
 
 
 def _tags(**extra: str) -> Tags:
@@ -293,15 +336,36 @@ class _RuleEntries:
         return _rule_id(rule, cidr), {**prototype, "Properties": properties}
 
 
-def _rule_stack_files(stacks: list[tuple[StackKey, Template, list[Rule]]]) -> dict[str, bytes]:
-    """{path: template bytes} of security-group rule stacks."""
+def _template(key: StackKey, owner) -> Template:
+    what = "VPC peerings and routes" if key.part == "network" else f"rules of security group {owner.name}"
+    return Template(Description=f"netgen: {what} in account {key.account_name} ({key.account_id}), "
+                                f"{key.region}. Generated; do not edit.")
+
+
+def _rule_stacks(estate: Estate, flows: list[Flow], groups: list[SecurityGroup]):
+    """Plan the rules of groups (a share of the estate's) and render their stacks.
+
+    Returns (files, diagnostics, parts): parts lists (stack key, group name, number of rules) per (group, part)
+    in rule order, for compile_aws to check the stacks of all shares together."""
+    reporter = Reporter()
+    wanted = wanted_rules(estate, flows, {group.name for group in groups})
+    of_part: dict[tuple[str, int], list[Rule]] = defaultdict(list)  # (group name, part): a stack key per part
+    for group in groups:
+        for rule in group_rules(group, wanted[group.name], reporter):
+            of_part[(group.name, rule.part)].append(rule)
+    by_stack: dict[StackKey, list[Rule]] = defaultdict(list)
+    parts = []
+    for (name, part), rules in of_part.items():
+        key = rules_stack_of(rules[0].group, part)
+        by_stack[key].extend(rules)
+        parts.append((key, name, len(rules)))
     entries = _RuleEntries()
     files = {}
-    for key, template, rules in stacks:
-        body = template.to_dict()
+    for key, rules in by_stack.items():
+        body = _template(key, rules[0].group).to_dict()
         body["Resources"].update(entries.entry(rule) for rule in rules)
         files[key.path] = template_json(body)
-    return files
+    return files, reporter.diagnostics, parts
 
 
 def _rule_id(rule: Rule, cidr: str) -> str:
@@ -310,18 +374,29 @@ def _rule_id(rule: Rule, cidr: str) -> str:
 
 
 def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[str, bytes]:
-    """{path: bytes} for every stack template and the deploy plan (aws/deploy-plan.json)."""
-    peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
-    rules = plan_rules(estate, flows, reporter)
+    """{path: bytes} for every stack template and the deploy plan (aws/deploy-plan.json).
+
+    Rule stacks hold nearly all of the output: for large estates a second core plans and renders the rules of
+    part of the security groups (dealt by their number of entries) while this process does the others and the
+    network stacks."""
+    groups = {g.name: g for g in estate.security_groups}
+    weights = _rule_weights(estate, flows)
+    names = sorted(weights)
+    fork = worth_forking(sum(weights.values()), PARALLEL_RULE_ENTRIES) and len(names) > 1
+    mine, theirs = deal([weights[name] for name in names], CHILD_RULES_HANDICAP) if fork else (range(len(names)), [])
+    with Beside(lambda: _rule_stacks(estate, flows, [groups[names[i]] for i in theirs]), fork=fork) as later:
+        peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
+        rule_files, found, parts = _rule_stacks(estate, flows, [groups[names[i]] for i in mine])
+        more_files, more_found, more_parts = later.result()
+    rule_files.update(more_files)
+    reporter.diagnostics.extend(found + more_found)
     reporter.raise_if_errors()  # NG201-NG204: never emit (e.g. two routes to one prefix) from a failed plan
     vpcs = {v.name: v for v in estate.vpcs}
     templates: dict[StackKey, Template] = {}
 
     def template(key: StackKey, owner) -> Template:
         if key not in templates:
-            what = "VPC peerings and routes" if key.part == "network" else f"rules of security group {owner.name}"
-            templates[key] = Template(Description=f"netgen: {what} in account {key.account_name} "
-                                                  f"({key.account_id}), {key.region}. Generated; do not edit.")
+            templates[key] = _template(key, owner)
         return templates[key]
 
     full: set[StackKey] = set()
@@ -378,43 +453,34 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
                                         DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
         return parameters, accepts
 
-    of_part: dict[tuple[str, int], list[Rule]] = defaultdict(list)  # (group name, part): a stack key per part
-    for rule in rules:
-        of_part[(rule.group.name, rule.part)].append(rule)
-    by_stack: dict[StackKey, list[Rule]] = defaultdict(list)
-    for part_rules in of_part.values():
-        first = part_rules[0]
-        key = rules_stack_of(first.group, first.part)
-        template(key, first.group)
-        by_stack[key].extend(part_rules)
-    for key, stack_rules in by_stack.items():
-        if len(stack_rules) > MAX_RESOURCES:  # named after the group of the first rule that does not fit
-            reporter.add(stack_rules[MAX_RESOURCES].group.loc, "NG205",
-                         f"stack {key.name} would exceed CloudFormation's {MAX_RESOURCES} resources per stack")
-        first = stack_rules[0]
-        clash = next((r for r in stack_rules if r.group is not first.group), None)
+    by_stack: dict[StackKey, list[tuple[str, int]]] = defaultdict(list)  # (group name, rules) in rule order
+    for key, name, count in sorted(parts + more_parts, key=lambda part: part[1]):  # (each share is in rule order)
+        by_stack[key].append((name, count))
+    for key, owners in by_stack.items():
+        template(key, groups[owners[0][0]])
+        held = 0
+        for owner, count in owners:  # named after the group of the first rule that does not fit
+            held += count
+            if held > MAX_RESOURCES:
+                reporter.add(groups[owner].loc, "NG205",
+                             f"stack {key.name} would exceed CloudFormation's {MAX_RESOURCES} resources per stack")
+                break
+        clash = next((name for name, _ in owners if name != owners[0][0]), None)
         if clash is not None:  # group 'web' spilling into overflow part 1, and a group named 'web-overflow-1'
-            reporter.add(clash.group.loc, "NG206", f"rules of security groups '{first.group.name}' and "
-                                                   f"'{clash.group.name}' would share stack {key.name}; rename "
-                                                   "one of the groups")
-    # The rule stacks hold nearly all of the output: for large estates a second core renders half of them, from
-    # here on, while this process builds the network stacks and renders the other half.
-    stacks = [(key, templates[key], by_stack[key]) for key in sorted(by_stack)]
-    fork = worth_forking(len(rules), PARALLEL_RULES) and len(stacks) > 1  # (every stack holds a rule)
-    mine, theirs = deal([len(stack_rules) for _, _, stack_rules in stacks]) if fork else (range(len(stacks)), [])
-    with Beside(lambda: _rule_stack_files([stacks[i] for i in theirs]), fork=fork) as later:
-        parameters, accepts = network_stacks()
-        names: dict[str, StackKey] = {}
-        for key in sorted(templates):
-            other = names.setdefault(key.name, key)
-            if other != key:
-                owner = next(a for a in estate.accounts if a.account_id == key.account_id)
-                reporter.add(owner.loc, "NG206", f"stacks for {key.path} and {other.path} would both be named "
-                                                 f"{key.name}; rename the account or the security group")
-        reporter.raise_if_errors()  # NG205, NG206 (the child is stopped)
-        files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
-        files.update(_rule_stack_files([stacks[i] for i in mine]))
-        files.update(later.result())
+            reporter.add(groups[clash].loc, "NG206", f"rules of security groups '{owners[0][0]}' and "
+                                                     f"'{clash}' would share stack {key.name}; rename one of "
+                                                     "the groups")
+    parameters, accepts = network_stacks()
+    names_seen: dict[str, StackKey] = {}
+    for key in sorted(templates):
+        other = names_seen.setdefault(key.name, key)
+        if other != key:
+            owner = next(a for a in estate.accounts if a.account_id == key.account_id)
+            reporter.add(owner.loc, "NG206", f"stacks for {key.path} and {other.path} would both be named "
+                                             f"{key.name}; rename the account or the security group")
+    reporter.raise_if_errors()  # NG205, NG206
+    files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
+    files.update(rule_files)
     files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
     return files
 
