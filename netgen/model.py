@@ -180,6 +180,11 @@ class PortRange:
     last: int
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """str(self), computed once: a port range is shared by many flows."""
         ports = str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
         return f"{self.protocol.lower()}/{ports}"
 

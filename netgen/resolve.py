@@ -75,9 +75,9 @@ class Endpoint:
         return tuple(map(interval, self.addresses))
 
     @cached_property
-    def cidrs(self) -> str:
-        """The addresses as the flow report prints them; endpoints are shared by many flows."""
-        return ",".join(map(str, self.addresses))
+    def text(self) -> str:
+        """The endpoint and its addresses as the flow report prints them; endpoints are shared by many flows."""
+        return f"{self} {','.join(map(str, self.addresses))}"
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -95,6 +95,11 @@ class NetworkPath:
         return self.source_vpc != self.destination_vpc
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """str(self), computed once: paths are shared by many flows."""
         if not self.peered:
             return f"{self.source_vpc} (same VPC)"
         scope = "cross-region" if self.cross_region else "same-region"
@@ -126,10 +131,10 @@ class Flow:
         return self.sort_key() < other.sort_key()
 
     def line(self) -> str:
-        grants = " ".join(f"{g.name}@{g.location}" for g in self.grants)
+        grants = " ".join([f"{g.name}@{g.location}" for g in self.grants])
         note = f" [{self.note}]" if self.note else ""
-        return (f"{self.source} {self.source.cidrs} -> {self.destination} {self.destination.cidrs} {self.ports} "
-                f"via {self.path}{note} grant: {grants}")
+        return (f"{self.source.text} -> {self.destination.text} {self.ports.text} via {self.path.text}{note} "
+                f"grant: {grants}")
 
 
 @lru_cache(maxsize=4096)
