@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -40,15 +41,17 @@ def test_synthetic_estate_is_valid(synthetic):
 
 @pytest.mark.parametrize("estate", ["example", "synthetic"])
 def test_copied_rule_entries_equal_what_troposphere_builds(estate, synthetic):
-    """Rules copy a troposphere-built prototype per (direction, group, protocol); every copy must equal the
-    entry troposphere builds and validates for that rule itself."""
+    """Rules copy a troposphere-built prototype per (direction, group, protocol); every copy must be the text
+    template_json writes for the entry troposphere builds and validates for that rule itself."""
     specs = REPO / "specs" if estate == "example" else synthetic
     resolved: Resolved = resolve_specs(specs, AS_OF_DATE, Reporter())
     rules = plan_rules(resolved.estate, list(resolved.flows), Reporter())
     entries = _RuleEntries()
     for rule in rules:
         resource = _RuleEntries.resource(rule)
-        assert entries.entry(rule) == (resource.title, resource.to_dict())
+        title, text = entries.entry(rule)
+        assert (title, text) == (resource.title, json.dumps(resource.to_dict(), sort_keys=True))
+        assert json.loads(text) == resource.to_dict()
     assert {r.direction for r in rules} == {"ingress", "egress"}
     assert len(rules) > 2 * len(entries.prototypes)  # most entries were copies
 
