@@ -7,6 +7,7 @@ from datetime import date
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 
+from netgen.addresses import interval, network
 from netgen.diagnostics import Location
 
 API_VERSION = "netgen.dev/v1alpha1"
@@ -42,8 +43,14 @@ class Vpc:
     route_scope: str  # exact | vpc-cidrs
     loc: Location
 
+    @cached_property
+    def spans(self) -> tuple[tuple[int, int], ...]:
+        """The CIDRs as inclusive integer ranges."""
+        return tuple(map(interval, self.cidrs))
+
     def contains(self, net: IPv4Network) -> bool:
-        return any(net.subnet_of(c) for c in self.cidrs)
+        first, last = interval(net)
+        return any(a <= first and last <= b for a, b in self.spans)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,16 +92,12 @@ class Cluster:
     def snat_edges(self) -> tuple[tuple[int, int], ...]:
         """The VPC's CIDRs and the SNAT exclusions, as inclusive integer ranges: pod traffic to an address
         within one of them keeps the pod's address."""
-        from netgen.addresses import interval
-
         return tuple(map(interval, (*self.vpc.cidrs, *self.snat_excluded)))
 
     def snat_split(self, destination: IPv4Network) -> list[tuple[IPv4Network, bool]]:
         """destination cut into parts that SNAT treats alike (a collapsed prefix may straddle an excluded
         CIDR or the VPC's edge), each with whether the CNI rewrites pod traffic to that part to the node's
         primary address."""
-        from netgen.addresses import interval
-
         first, last = interval(destination)
         edges = self.snat_edges
         if not any(a <= last and first <= b and not (a <= first and last <= b) for a, b in edges):
@@ -113,8 +116,6 @@ class Host:
 
     @cached_property
     def network(self) -> IPv4Network:
-        from netgen.addresses import network
-
         return network(int(self.address), 32)
 
 

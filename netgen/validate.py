@@ -12,6 +12,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 
+from netgen.addresses import network
 from netgen.diagnostics import Reporter, did_you_mean
 from netgen.loader import Document
 from netgen.model import (
@@ -233,7 +234,7 @@ class _Builder:
                 self.r.add(doc.at(("spec", "address")), "NG103", f"'{s['address']}' is not an IPv4 address")
                 address = None
             if address is not None and vpc is not BROKEN:
-                self.inside(doc, ("spec", "address"), [IPv4Network(address)], vpc, "address")
+                self.inside(doc, ("spec", "address"), [network(int(address), 32)], vpc, "address")
                 key = (vpc.name, address)
                 if key in seen_addr:
                     self.r.add(doc.at(("spec", "address")), "NG101",
@@ -391,6 +392,7 @@ class _Builder:
 
     def grants(self) -> None:
         seen_access: dict[tuple, Grant] = {}
+        ports_of: dict[Service, dict[str, ServicePort]] = {}  # a service's ports by name (Services hash by id)
         for doc, name in self.named("Grant"):
             s = doc.data["spec"]
             src, dst = s["from"], s["to"]
@@ -436,19 +438,23 @@ class _Builder:
                 service = self.namespaced_ref(doc, ("spec", "to", "service"), "Service", dst["service"])
                 if service is BROKEN:
                     continue
-                by_name = {p.name: p for p in service.ports}
+                by_name = ports_of.get(service)
+                if by_name is None:
+                    by_name = ports_of[service] = {p.name: p for p in service.ports}
                 wanted = dst.get("ports", list(by_name))
-                chosen = []
+                chosen: dict[str, ServicePort] = {}  # by name
+                unknown = False
                 for i, port in enumerate(wanted):
                     if port not in by_name:
                         self.r.add(doc.at(("spec", "to", "ports", i)), "NG109",
                                    f"service '{service.ref}' has no port '{port}'"
                                    f"{did_you_mean(str(port), by_name)}; ports: {', '.join(by_name)}")
+                        unknown = True
                     else:
-                        chosen.append(by_name[port])
-                service_ports = tuple(sorted(set(chosen), key=lambda p: p.name))
-                if len(chosen) < len(wanted):
+                        chosen[port] = by_name[port]
+                if unknown:
                     continue
+                service_ports = tuple(chosen[name] for name in sorted(chosen))
             else:
                 workload = self.namespaced_ref(doc, ("spec", "from", "workload"), "Workload", src["workload"])
                 if "ports" not in dst:
@@ -461,7 +467,7 @@ class _Builder:
                 continue
             grant = Grant(name, s["owner"], s["reason"], expires, tuple(hosts), service, service_ports,
                           workload, host_ports, doc.at(), legacy_ref)
-            key = (grant.legacy_ref, service and service.ref, service_ports,
+            key = (grant.legacy_ref, service and service.ref, tuple(p.name for p in service_ports),
                    workload and workload.ref, host_ports)
             if key in seen_access:
                 self.r.add(doc.at(("metadata", "name")), "NG112",
