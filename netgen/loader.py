@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from netgen.diagnostics import Location, Reporter
-from netgen.parallel import Beside, deal, worth_forking
+from netgen.parallel import EachBeside, deal, worth_forking
 
 try:  # the C parser is ~10x faster; the pure-Python one behaves the same
     from yaml import CSafeLoader as _BaseLoader
@@ -320,13 +320,15 @@ def spec_files(root: Path) -> list[Path]:
 
 # Spec bytes above which the files are read on two cores (1 MB takes ~0.25 s to load; a fork costs milliseconds).
 PARALLEL_LOAD_BYTES = 1024 * 1024
-# What a file the child reads costs, against one read here: the child also pickles its documents (~15%).
-CHILD_LOAD_HANDICAP = 1.15
+# What a file the child reads costs, against one read here: the child also pickles its documents (~10% of
+# loading them), a little more than what unpickling them costs this process.
+CHILD_LOAD_HANDICAP = 1.05
 
 
-def _load_files(paths: list[Path], check: Check | None) -> tuple[list[Document], Reporter]:
+def _load_file(path: Path, check: Check | None) -> tuple[list[Document], Reporter]:
+    """One file's documents, each checked by check (when given), and what was reported about them."""
     reporter = Reporter()
-    documents = [doc for path in paths for doc in load_file(path, str(path), reporter)]
+    documents = load_file(path, str(path), reporter)
     if check is not None:
         for doc in documents:
             doc.shape_ok = check(doc, reporter)
@@ -338,19 +340,26 @@ def load_tree(root: Path, reporter: Reporter, check: Check | None = None) -> lis
     stage's) run as each document is loaded; its answer is kept in Document.shape_ok.
 
     Large estates are read on two cores: the files are dealt by size between this process and a forked child,
-    in turn, so that both get their share of each kind of file (hosts cost more per byte than grants)."""
+    in turn, so that both get their share of each kind of file (hosts cost more per byte than grants). The
+    child sends each file's documents as soon as they are loaded, and this process takes them in between its
+    own files."""
     paths = spec_files(root)
     sizes = [path.stat().st_size if path.is_file() else 0 for path in paths]
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
     mine, theirs = deal(sizes, CHILD_LOAD_HANDICAP) if fork else (range(len(paths)), [])
-    with Beside(lambda: _load_files([paths[i] for i in theirs], check), fork=fork) as later:
-        documents, found = _load_files([paths[i] for i in mine], check)
-        more, more_found = later.result()
-    reporter.unloaded_names |= found.unloaded_names | more_found.unloaded_names
-    if not theirs:
+    loaded: list[tuple[list[Document], Reporter] | None] = [None] * len(paths)  # per file
+    with EachBeside(lambda i: _load_file(paths[i], check), theirs, fork=fork) as child:
+        for i in mine:
+            loaded[i] = _load_file(paths[i], check)
+            for j, result in child.ready():
+                loaded[theirs[j]] = result
+        for j, result in child.rest():
+            loaded[theirs[j]] = result
+    documents = []
+    for result in loaded:  # in file order
+        assert result is not None, "every file was loaded, here or by the child"
+        file_documents, found = result
+        documents.extend(file_documents)
         reporter.diagnostics.extend(found.diagnostics)
-        return documents
-    rank = {str(path): i for i, path in enumerate(paths)}  # back into file order (sorts are stable)
-    reporter.diagnostics.extend(sorted(found.diagnostics + more_found.diagnostics,
-                                       key=lambda d: rank.get(d.location.file, -1)))
-    return sorted(documents + more, key=lambda d: rank[d.file])
+        reporter.unloaded_names |= found.unloaded_names
+    return documents

@@ -11,10 +11,14 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+X = TypeVar("X")
+
+_SIZE = 8  # bytes of the length that precedes each pickled result in the pipe
+PIPE_BYTES = 1 << 20  # the pipe's capacity, asked for (Linux's default is 64 KiB)
 
 
 def worth_forking(size: int, threshold: int) -> bool:
@@ -41,20 +45,32 @@ def deal(weights: list[int], handicap: float = 1.0) -> tuple[list[int], list[int
     return mine, theirs
 
 
-class Beside(Generic[T]):
-    """work() computed beside this process: in a forked child when fork is True, else here, when result() is
-    first called. Use it as a context manager so that a child whose result is never asked for is stopped:
+class EachBeside(Generic[X, T]):
+    """function(item) for each of items, computed beside this process: in a forked child when fork is True,
+    which sends each result back as soon as it is computed, else here. Use it as a context manager, so that a
+    child whose results are not all taken is stopped:
 
-        with Beside(lambda: part_two(), fork=worth_forking(size, THRESHOLD)) as two:
-            one = part_one()
-            both = combine(one, two.result())
+        with EachBeside(load, their_files, fork=True) as child:
+            for file in my_files:
+                keep(load(file))
+                for i, result in child.ready():  # what the child has sent so far; never waits
+                    keep(result)
+            for i, result in child.rest():  # the others, waiting for them
+                keep(result)
+
+    Calling ready() between pieces of this process's own work drains the pipe, so the child seldom waits on
+    it, and unpickles the child's results while the child goes on. Should the child die before it sends every
+    result, rest() computes the missing ones here: a lost worker costs time, never correctness. So is a result
+    the child cannot pickle; an exception function raises in the child is raised here, in its turn.
     """
 
-    def __init__(self, work: Callable[[], T], fork: bool):
-        self.work = work
+    def __init__(self, function: Callable[[X], T], items: Iterable[X], fork: bool):
+        self.function = function
+        self.items = list(items)
+        self.missing = set(range(len(self.items)))  # indexes whose results were not handed out yet
         self.pid = 0
-        self.done = False
-        if fork:
+        self.buffer = bytearray()  # bytes read from the pipe and not unpickled yet
+        if fork and self.items:
             self._fork()
 
     def _fork(self) -> None:
@@ -66,59 +82,105 @@ class Beside(Generic[T]):
         read, write = os.pipe()
         parent = os.getpid()
         try:
-            self.pid = os.fork()
+            pid = os.fork()
         except OSError:  # no memory or process slot for a child: the work runs here instead
             os.close(read)
             os.close(write)
-            self.pid = 0
             return
-        if self.pid == 0:  # pragma: no cover - the child never returns into netgen
+        if pid == 0:  # pragma: no cover - the child never returns into netgen
             os.close(read)
-            code = 0
-            try:
-                _die_with(parent)
-                try:
-                    outcome: tuple[bool, object] = (True, self.work())
-                except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
-                    outcome = (False, exc)
-                data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
-                with os.fdopen(write, "wb") as pipe:
-                    pipe.write(data)
-            except BaseException:  # noqa: BLE001 - nothing may escape the child (the parent then redoes the work)
-                code = 1
-            finally:
-                os._exit(code)
+            self._send_all(parent, write)
         os.close(write)
-        self.pipe = os.fdopen(read, "rb")
+        try:  # room for a few results in the pipe, so the child seldom waits between two calls of ready()
+            import fcntl  # (POSIX only: netgen forks on Linux alone)
 
-    def result(self) -> T:
-        """work()'s result, or the exception it raised. Should the child die without a result, the work is done
-        again here, so a lost worker costs time, never correctness."""
-        assert not self.done, "result() is called once"
-        self.done = True
-        if not self.pid:
-            return self.work()
-        try:
-            data = self.pipe.read()
-        except BaseException:  # interrupted while waiting (Ctrl-C): stop the child rather than wait for it
-            self._stop()
-            raise
-        self.pipe.close()
-        _reap(self.pid)
-        try:
-            ok, value = pickle.loads(data)
-        except Exception:  # noqa: BLE001 - the child died (killed, out of memory) or could not pickle its outcome
-            return self.work()
-        if not ok:
-            raise value
-        return value
+            fcntl.fcntl(read, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except (ImportError, AttributeError, OSError):  # no F_SETPIPE_SZ, or over /proc/sys/fs/pipe-max-size
+            pass
+        os.set_blocking(read, False)
+        self.pid = pid
+        self.pipe = read
 
-    def __enter__(self) -> Beside[T]:
+    def _send_all(self, parent: int, write: int) -> None:  # pragma: no cover - runs in the child
+        code = 0
+        try:
+            _die_with(parent)
+            with os.fdopen(write, "wb") as pipe:
+                for i, item in enumerate(self.items):
+                    try:
+                        outcome: tuple[int, bool, object] = (i, True, self.function(item))
+                    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+                        outcome = (i, False, exc)
+                    data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+                    pipe.write(len(data).to_bytes(_SIZE, "big") + data)
+                    pipe.flush()
+                    if not outcome[1]:
+                        break
+        except BaseException:  # noqa: BLE001 - nothing may escape the child (the parent then redoes the work)
+            code = 1
+        finally:
+            os._exit(code)
+
+    def ready(self) -> Iterator[tuple[int, T]]:
+        """(index in items, result) for each result the child has sent and that was not handed out yet."""
+        if self.pid:
+            self._read(wait=False)
+            yield from self._results()
+
+    def rest(self) -> Iterator[tuple[int, T]]:
+        """(index in items, result) for every result not handed out yet: waits for the child to finish, then
+        computes here, in index order, whatever it did not send."""
+        if self.pid:
+            try:
+                self._read(wait=True)
+            except BaseException:  # interrupted while waiting (Ctrl-C): stop the child rather than wait for it
+                self._stop()
+                raise
+            self._close()
+            yield from self._results()
+        for i in sorted(self.missing):
+            value = self.function(self.items[i])
+            self.missing.discard(i)
+            yield i, value
+
+    def _read(self, wait: bool) -> None:
+        """Read what is in the pipe; with wait, until the child closes it (finished, or died)."""
+        os.set_blocking(self.pipe, wait)
+        while True:
+            try:
+                chunk = os.read(self.pipe, PIPE_BYTES)
+            except BlockingIOError:  # nothing more for now
+                return
+            if not chunk:
+                return
+            self.buffer += chunk
+
+    def _results(self) -> Iterator[tuple[int, T]]:
+        """The results whose bytes are all in the buffer, unpickled."""
+        start = 0
+        try:
+            while len(self.buffer) - start >= _SIZE:
+                size = int.from_bytes(self.buffer[start:start + _SIZE], "big")
+                if len(self.buffer) - start - _SIZE < size:
+                    break
+                data = self.buffer[start + _SIZE:start + _SIZE + size]
+                start += _SIZE + size
+                try:
+                    i, ok, value = pickle.loads(data)
+                except Exception:  # noqa: BLE001 - cannot happen for what the child pickled; rest() redoes it
+                    continue
+                if not ok:
+                    raise value
+                self.missing.discard(i)
+                yield i, value
+        finally:
+            del self.buffer[:start]
+
+    def __enter__(self) -> EachBeside[X, T]:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self.pid and not self.done:  # this process failed first: stop the child
-            self.done = True
+        if self.pid:  # this process failed first, or left results untaken: stop the child
             self._stop()
 
     def _stop(self) -> None:
@@ -126,8 +188,42 @@ class Beside(Generic[T]):
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:  # it finished and was reaped already
             pass
-        self.pipe.close()
+        self._close()
+
+    def _close(self) -> None:
+        os.close(self.pipe)
         _reap(self.pid)
+        self.pid = 0
+
+
+class Beside(Generic[T]):
+    """work() computed beside this process: in a forked child when fork is True, else here, when result() is
+    first called (EachBeside of one item). Use it as a context manager so that a child whose result is never
+    asked for is stopped:
+
+        with Beside(lambda: part_two(), fork=worth_forking(size, THRESHOLD)) as two:
+            one = part_one()
+            both = combine(one, two.result())
+    """
+
+    def __init__(self, work: Callable[[], T], fork: bool):
+        self.each: EachBeside[None, T] = EachBeside(lambda _: work(), [None], fork)
+        self.pid = self.each.pid
+        self.done = False
+
+    def result(self) -> T:
+        """work()'s result, or the exception it raised. Should the child die without a result, the work is done
+        again here, so a lost worker costs time, never correctness."""
+        assert not self.done, "result() is called once"
+        self.done = True
+        ((_, value),) = self.each.rest()
+        return value
+
+    def __enter__(self) -> Beside[T]:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.each.__exit__(*exc_info)
 
 
 def _die_with(parent: int) -> None:

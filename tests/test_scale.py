@@ -185,6 +185,57 @@ def test_the_shape_check_runs_where_each_file_is_loaded(tmp_path, forks):
         "NG011", str(tmp_path / "b.yaml"), 2, 7)
 
 
+def test_each_result_comes_back_once_as_the_child_computes_it():
+    """The child sends each result as it is done: ready() hands out those already sent, without waiting, while
+    this process does its own work; rest() the others. Every item's result comes back once, as computed here."""
+    from netgen.parallel import EachBeside
+
+    items = [0.05 * i for i in range(8)]
+    with EachBeside(lambda delay: (time.sleep(delay), delay * 2)[1], items, fork=True) as child:
+        assert child.pid
+        early = []
+        deadline = time.monotonic() + 30
+        while not early and time.monotonic() < deadline:
+            started = time.monotonic()
+            early += child.ready()
+            assert time.monotonic() - started < 0.2  # ready() never waits for the child
+            time.sleep(0.01)
+        late = list(child.rest())
+    assert early, "nothing arrived while this process went on"
+    assert sorted(early + late) == [(i, delay * 2) for i, delay in enumerate(items)]
+    assert child.pid == 0  # reaped
+
+
+def test_results_a_dying_child_never_sent_are_computed_here():
+    from netgen.parallel import EachBeside
+
+    parent = os.getpid()
+    computed_here = []
+
+    def square(n: int) -> int:
+        if os.getpid() != parent and n == 3:
+            os._exit(3)  # the child dies after sending 0, 1 and 2
+        if os.getpid() == parent:
+            computed_here.append(n)
+        return n * n
+
+    with EachBeside(square, range(6), fork=True) as child:
+        results = dict(child.rest())
+    assert results == {n: n * n for n in range(6)}
+    assert computed_here == [3, 4, 5]
+
+
+def test_an_exception_in_the_child_is_raised_here_in_its_turn():
+    from netgen.parallel import EachBeside
+
+    with EachBeside(lambda n: 10 // n, [5, 2, 0, 1], fork=True) as child:
+        results = []
+        with pytest.raises(ZeroDivisionError):
+            for item in child.rest():
+                results.append(item)
+    assert results == [(0, 2), (1, 5)]
+
+
 def test_child_failures_reach_the_parent():
     from netgen.parallel import Beside
 
