@@ -335,7 +335,7 @@ def _resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
                     problems += (src_broad,)
                 if dst_broad:
                     problems += (dst_broad,)
-                if path.source_vpc != path.destination_vpc:  # peered
+                if path.peered:
                     key = (path.source_vpc, path.destination_vpc)
                     if key not in clashes:
                         clashes[key] = clash(path)
