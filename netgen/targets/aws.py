@@ -43,8 +43,9 @@ MAX_RESOURCES = 500  # per CloudFormation stack
 # Address ranges to cover (see _rule_weights) above which part of the groups' rules are planned on a second core.
 PARALLEL_RULE_ENTRIES = 5_000
 # What planning a group's rules in the child costs against planning them here: below 1, as this process also
-# plans the peerings and builds the network stacks and the deploy plan (a quarter of the rules' work at 100k).
-CHILD_RULES_HANDICAP = 0.8
+# plans the peerings and builds the network stacks (at 100k grants the child, given 1/0.8 of the parent's
+# share, finished half a second after it).
+CHILD_RULES_HANDICAP = 0.9
 
 
 @lru_cache(maxsize=65536)
@@ -403,13 +404,6 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     names = sorted(weights)
     fork = worth_forking(sum(weights.values()), PARALLEL_RULE_ENTRIES) and len(names) > 1
     mine, theirs = deal([weights[name] for name in names], CHILD_RULES_HANDICAP) if fork else (range(len(names)), [])
-    with Beside(lambda: _rule_stacks(estate, flows, [groups[names[i]] for i in theirs]), fork=fork) as later:
-        peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
-        rule_files, found, parts = _rule_stacks(estate, flows, [groups[names[i]] for i in mine])
-        more_files, more_found, more_parts = later.result()
-    rule_files.update(more_files)
-    reporter.diagnostics.extend(found + more_found)
-    reporter.raise_if_errors()  # NG201-NG204: never emit (e.g. two routes to one prefix) from a failed plan
     vpcs = {v.name: v for v in estate.vpcs}
     templates: dict[StackKey, Template] = {}
 
@@ -419,6 +413,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
         return templates[key]
 
     full: set[StackKey] = set()
+    overfull = Reporter()  # NG205 of network stacks, reported with the rule stacks' NG205 and NG206
 
     def add(key: StackKey, owner, resource) -> None:
         t = template(key, owner)
@@ -426,10 +421,10 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             t.add_resource(resource)
         elif key not in full:
             full.add(key)
-            reporter.add(owner.loc, "NG205", f"stack {key.name} would exceed CloudFormation's "
+            overfull.add(owner.loc, "NG205", f"stack {key.name} would exceed CloudFormation's "
                                              f"{MAX_RESOURCES} resources per stack")
 
-    def network_stacks() -> tuple[dict, dict]:
+    def network_stacks(peerings: dict[frozenset, Peering], routes: dict) -> tuple[dict, dict]:
         """Peerings and routes into the network stacks; (cross-stack parameters, peerings to accept)."""
         parameters: dict[StackKey, dict[str, dict[str, str]]] = defaultdict(dict)
         accepts: dict[StackKey, list[dict]] = defaultdict(list)
@@ -472,6 +467,16 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
                                         DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
         return parameters, accepts
 
+    with Beside(lambda: _rule_stacks(estate, flows, [groups[names[i]] for i in theirs]), fork=fork) as later:
+        peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
+        rule_files, found, parts = _rule_stacks(estate, flows, [groups[names[i]] for i in mine])
+        if not reporter.has_errors:  # (a failed plan, e.g. two routes to one prefix, is never built)
+            parameters, accepts = network_stacks(peerings, routes)
+        more_files, more_found, more_parts = later.result()
+    rule_files.update(more_files)
+    reporter.diagnostics.extend(found + more_found)
+    reporter.raise_if_errors()  # NG201-NG204
+    reporter.diagnostics.extend(overfull.diagnostics)
     by_stack: dict[StackKey, list[tuple[str, int]]] = defaultdict(list)  # (group name, rules) in rule order
     for key, name, count in sorted(parts + more_parts, key=lambda part: part[1]):  # (each share is in rule order)
         by_stack[key].append((name, count))
@@ -489,7 +494,6 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
             reporter.add(groups[clash].loc, "NG206", f"rules of security groups '{owners[0][0]}' and "
                                                      f"'{clash}' would share stack {key.name}; rename one of "
                                                      "the groups")
-    parameters, accepts = network_stacks()
     names_seen: dict[str, StackKey] = {}
     for key in sorted(templates):
         other = names_seen.setdefault(key.name, key)
