@@ -90,6 +90,8 @@ class EachBeside(Generic[X, T]):
         if pid == 0:  # pragma: no cover - the child never returns into netgen
             os.close(read)
             self._send_all(parent, write)
+        self.pid = pid
+        self.pipe = read
         os.close(write)
         try:  # room for a few results in the pipe, so the child seldom waits between two calls of ready()
             import fcntl  # (POSIX only: netgen forks on Linux alone)
@@ -97,9 +99,6 @@ class EachBeside(Generic[X, T]):
             fcntl.fcntl(read, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         except (ImportError, AttributeError, OSError):  # no F_SETPIPE_SZ, or over /proc/sys/fs/pipe-max-size
             pass
-        os.set_blocking(read, False)
-        self.pid = pid
-        self.pipe = read
 
     def _send_all(self, parent: int, write: int) -> None:  # pragma: no cover - runs in the child
         code = 0
@@ -156,25 +155,22 @@ class EachBeside(Generic[X, T]):
             self.buffer += chunk
 
     def _results(self) -> Iterator[tuple[int, T]]:
-        """The results whose bytes are all in the buffer, unpickled."""
-        start = 0
-        try:
-            while len(self.buffer) - start >= _SIZE:
-                size = int.from_bytes(self.buffer[start:start + _SIZE], "big")
-                if len(self.buffer) - start - _SIZE < size:
-                    break
-                data = self.buffer[start + _SIZE:start + _SIZE + size]
-                start += _SIZE + size
-                try:
-                    i, ok, value = pickle.loads(data)
-                except Exception:  # noqa: BLE001 - cannot happen for what the child pickled; rest() redoes it
-                    continue
-                if not ok:
-                    raise value
-                self.missing.discard(i)
-                yield i, value
-        finally:
-            del self.buffer[:start]
+        """The results whose bytes are all in the buffer, unpickled; each is taken out of the buffer before it
+        is handed out, so a caller that stops early never gets one twice."""
+        while len(self.buffer) >= _SIZE:
+            size = int.from_bytes(self.buffer[:_SIZE], "big")
+            if len(self.buffer) - _SIZE < size:
+                return
+            data = bytes(self.buffer[_SIZE:_SIZE + size])
+            del self.buffer[:_SIZE + size]
+            try:
+                i, ok, value = pickle.loads(data)
+            except Exception:  # noqa: BLE001 - cannot happen for what the child pickled; rest() redoes it
+                continue
+            if not ok:
+                raise value
+            self.missing.discard(i)
+            yield i, value
 
     def __enter__(self) -> EachBeside[X, T]:
         return self

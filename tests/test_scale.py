@@ -185,25 +185,58 @@ def test_the_shape_check_runs_where_each_file_is_loaded(tmp_path, forks):
         "NG011", str(tmp_path / "b.yaml"), 2, 7)
 
 
-def test_each_result_comes_back_once_as_the_child_computes_it():
-    """The child sends each result as it is done: ready() hands out those already sent, without waiting, while
-    this process does its own work; rest() the others. Every item's result comes back once, as computed here."""
+def test_each_result_comes_back_once_as_the_child_computes_it(tmp_path):
+    """The child sends each result as it is done: ready() hands out those already sent without waiting (here,
+    while the child is still busy with its last item, which waits for this process), rest() the others."""
     from netgen.parallel import EachBeside
 
-    items = [0.05 * i for i in range(8)]
-    with EachBeside(lambda delay: (time.sleep(delay), delay * 2)[1], items, fork=True) as child:
+    go = tmp_path / "go"
+
+    def tenfold(n: int) -> int:
+        if n == 3:  # the last item waits until this process has taken the others
+            deadline = time.monotonic() + 30
+            while not go.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return n * 10
+
+    with EachBeside(tenfold, range(4), fork=True) as child:
         assert child.pid
-        early = []
+        early: list = []
         deadline = time.monotonic() + 30
-        while not early and time.monotonic() < deadline:
-            started = time.monotonic()
-            early += child.ready()
-            assert time.monotonic() - started < 0.2  # ready() never waits for the child
+        while len(early) < 3 and time.monotonic() < deadline:
+            early += child.ready()  # a ready() that waited for the child would also return item 3, 30 s later
             time.sleep(0.01)
+        go.touch()
         late = list(child.rest())
-    assert early, "nothing arrived while this process went on"
-    assert sorted(early + late) == [(i, delay * 2) for i, delay in enumerate(items)]
+    assert early == [(0, 0), (1, 10), (2, 20)]
+    assert late == [(3, 30)]
     assert child.pid == 0  # reaped
+
+
+def test_a_result_is_handed_out_once_even_by_a_ready_left_unfinished(tmp_path):
+    from netgen.parallel import EachBeside
+
+    sent, go = tmp_path / "sent", tmp_path / "go"
+
+    def tenfold(n: int) -> int:
+        if n == 3:  # items 0 to 2 are in the pipe by now
+            sent.touch()
+            deadline = time.monotonic() + 30
+            while not go.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return n * 10
+
+    with EachBeside(tenfold, range(4), fork=True) as child:
+        deadline = time.monotonic() + 30
+        while not sent.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # (the child wrote its results before it touched the file)
+        first = child.ready()
+        taken = [next(first)]  # and the caller keeps the unfinished generator
+        taken += child.ready()
+        go.touch()
+        taken += child.rest()
+    assert sorted(taken) == [(0, 0), (1, 10), (2, 20), (3, 30)]
 
 
 def test_results_a_dying_child_never_sent_are_computed_here():

@@ -49,7 +49,6 @@ CHILD_RULES_HANDICAP = 0.9
 
 
 @lru_cache(maxsize=65536)
-@lru_cache(maxsize=4096)
 def camel(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
 
