@@ -454,7 +454,7 @@ class _Builder:
                         chosen[port] = by_name[port]
                 if unknown:
                     continue
-                service_ports = tuple(chosen[name] for name in sorted(chosen))
+                service_ports = tuple([chosen[port_name] for port_name in sorted(chosen)])
             else:
                 workload = self.namespaced_ref(doc, ("spec", "from", "workload"), "Workload", src["workload"])
                 if "ports" not in dst:
@@ -467,8 +467,8 @@ class _Builder:
                 continue
             grant = Grant(name, s["owner"], s["reason"], expires, tuple(hosts), service, service_ports,
                           workload, host_ports, doc.at(), legacy_ref)
-            key = (grant.legacy_ref, service and service.ref, tuple(p.name for p in service_ports),
-                   workload and workload.ref, host_ports)
+            # Services and workloads are one object per ref (they compare and hash by identity).
+            key = (legacy_ref, service, tuple([p.name for p in service_ports]), workload, host_ports)
             if key in seen_access:
                 self.r.add(doc.at(("metadata", "name")), "NG112",
                            f"grant '{name}' allows the same access as grant '{seen_access[key].name}' "
