@@ -396,8 +396,8 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     """{path: bytes} for every stack template and the deploy plan (aws/deploy-plan.json).
 
     Rule stacks hold nearly all of the output: for large estates a second core plans and renders the rules of
-    part of the security groups (dealt by their number of entries) while this process does the others and the
-    network stacks."""
+    part of the security groups (dealt by the address ranges each must cover) while this process plans the
+    peerings, does the other groups and builds the network stacks."""
     groups = {g.name: g for g in estate.security_groups}
     weights = _rule_weights(estate, flows)
     names = sorted(weights)
