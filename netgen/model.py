@@ -92,7 +92,7 @@ class Cluster:
     def snat_edges(self) -> tuple[tuple[int, int], ...]:
         """The VPC's CIDRs and the SNAT exclusions, as inclusive integer ranges: pod traffic to an address
         within one of them keeps the pod's address."""
-        return tuple(map(interval, (*self.vpc.cidrs, *self.snat_excluded)))
+        return (*self.vpc.spans, *map(interval, self.snat_excluded))
 
     def snat_split(self, destination: IPv4Network) -> list[tuple[IPv4Network, bool]]:
         """destination cut into parts that SNAT treats alike (a collapsed prefix may straddle an excluded

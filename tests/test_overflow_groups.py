@@ -120,8 +120,8 @@ def _plan_apart(monkeypatch, group: str) -> None:
     names: list[str] = []
     real = aws._rule_weights
 
-    def rule_weights(estate, flows):
-        weights = real(estate, flows)
+    def rule_weights(ruled):
+        weights = real(ruled)
         names[:] = sorted(weights)
         return weights
 

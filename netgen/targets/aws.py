@@ -21,7 +21,6 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from ipaddress import IPv4Network
@@ -34,13 +33,13 @@ from netgen.addresses import collapse_intervals, interval, rule_covers
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
 from netgen.parallel import Beside, deal, worth_forking
-from netgen.resolve import Flow
+from netgen.resolve import Endpoint, Flow
 
 _DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
 MANAGED_TAG = {"managed-by": "netgen"}
 MAX_RESOURCES = 500  # per CloudFormation stack
-# Address ranges to cover (see _rule_weights) above which part of the groups' rules are planned on a second core.
+# Address ranges to cover (_rule_weights) above which part of the groups' rules are planned on a second core.
 PARALLEL_RULE_ENTRIES = 5_000
 # What planning a group's rules in the child costs against planning them here: below 1, as this process also
 # plans the peerings and builds the network stacks (at 100k grants the child, given 1/0.8 of the parent's
@@ -218,57 +217,46 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
     return peerings, routes
 
 
-# Per security group, {(direction, protocol): entries}, an entry being (first address, last address, first port,
-# last port, the names of the flow's grants): what the group's rules must allow, before minimisation.
-Wanted = dict[str, dict[tuple[str, str], list[tuple[int, int, int, int, tuple[str, ...]]]]]
+# An entry of what a group's rules must allow, before minimisation: (first address, last address, first port,
+# last port, the names of the flow's grants).
+Entry = tuple[int, int, int, int, tuple[str, ...]]
 
 
-def _ruled_sides(estate: Estate, flows: list[Flow]) -> Iterator[tuple[Flow, str | None, str | None]]:
-    """(flow, the group that takes its ingress rules, the group that takes its egress rules), None for none:
-    ingress on the destination's group, egress on the source's group when that group restricts egress."""
+def ruled_flows(estate: Estate, flows: list[Flow]) -> dict[str, list[tuple[str, Flow]]]:
+    """{group name: [(direction, flow)]}, in flow order: the flows whose rules each group takes, ingress on the
+    destination's group, and egress on the source's group when that group restricts egress."""
     restricting = {g.name for g in estate.security_groups if g.restricts_egress}
+    ruled: dict[str, list[tuple[str, Flow]]] = defaultdict(list)
     for flow in flows:
-        egress = flow.source.security_group
-        yield flow, flow.destination.security_group, egress if egress in restricting else None
+        if flow.destination.security_group:
+            ruled[flow.destination.security_group].append(("ingress", flow))
+        if flow.source.security_group in restricting:
+            ruled[flow.source.security_group].append(("egress", flow))
+    return ruled
 
 
-def wanted_rules(estate: Estate, flows: list[Flow], only: set[str] | None = None) -> Wanted:
-    """What the rules of each group (or of the groups named in only) must allow."""
-    wanted: Wanted = defaultdict(lambda: defaultdict(list))
-    for flow, ingress, egress in _ruled_sides(estate, flows):
-        if only is not None:
-            ingress = ingress if ingress in only else None
-            egress = egress if egress in only else None
-        if not (ingress or egress):
-            continue
-        names = tuple([g.name for g in flow.grants])
-        protocol, first, last = flow.ports.protocol, flow.ports.first, flow.ports.last
-        if ingress:
-            add = wanted[ingress][("ingress", protocol)].append
-            for a, b in flow.source.intervals:
-                add((a, b, first, last, names))
-        if egress:
-            add = wanted[egress][("egress", protocol)].append
-            for a, b in flow.destination.intervals:
-                add((a, b, first, last, names))
-    return wanted
+def _peer(direction: str, flow: Flow) -> Endpoint:
+    """The other end of a flow, as a rule of the given direction names it."""
+    return flow.source if direction == "ingress" else flow.destination
 
 
-def _rule_weights(estate: Estate, flows: list[Flow]) -> dict[str, int]:
+def _rule_weights(ruled: dict[str, list[tuple[str, Flow]]]) -> dict[str, int]:
     """{group name: how many address ranges its rules must cover}, the work of planning them, for sharing it."""
-    weights: dict[str, int] = defaultdict(int)
-    for flow, ingress, egress in _ruled_sides(estate, flows):
-        if ingress:
-            weights[ingress] += len(flow.source.addresses)
-        if egress:
-            weights[egress] += len(flow.destination.addresses)
-    return weights
+    return {name: sum(len(_peer(direction, flow).intervals) for direction, flow in of_group)
+            for name, of_group in ruled.items()}
 
 
-def group_rules(group: SecurityGroup, wanted: dict, reporter: Reporter) -> list[Rule]:
-    """Exact rules of one group (wanted: its entry of wanted_rules()), ingress then egress: for each protocol
+def group_rules(group: SecurityGroup, ruled: list[tuple[str, Flow]], reporter: Reporter) -> list[Rule]:
+    """Exact rules of one group (ruled: its entry of ruled_flows()), ingress then egress: for each protocol
     and port range, the fewest prefixes covering the addresses allowed it, placed over the group and its
     overflow groups. A direction whose rules do not fit is reported (NG201) and left out."""
+    wanted: dict[tuple[str, str], list[Entry]] = defaultdict(list)  # (direction, protocol): entries
+    for direction, flow in ruled:
+        names = tuple([g.name for g in flow.grants])
+        protocol, first, last = flow.ports.protocol, flow.ports.first, flow.ports.last
+        add = wanted[(direction, protocol)].append
+        for a, b in _peer(direction, flow).intervals:
+            add((a, b, first, last, names))
     by_direction: dict[str, list[Rule]] = defaultdict(list)
     for (direction, protocol), entries in sorted(wanted.items()):
         of_direction = by_direction[direction]
@@ -296,8 +284,8 @@ def group_rules(group: SecurityGroup, wanted: dict, reporter: Reporter) -> list[
 def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Rule]:
     """Every group's rules (group_rules), groups in name order."""
     groups = {g.name: g for g in estate.security_groups}
-    return [rule for name, wanted in sorted(wanted_rules(estate, flows).items())
-            for rule in group_rules(groups[name], wanted, reporter)]
+    return [rule for name, ruled in sorted(ruled_flows(estate, flows).items())
+            for rule in group_rules(groups[name], ruled, reporter)]
 
 
 def _tags(**extra: str) -> Tags:
@@ -361,16 +349,15 @@ def _template(key: StackKey, owner) -> Template:
                                 f"{key.region}. Generated; do not edit.")
 
 
-def _rule_stacks(estate: Estate, flows: list[Flow], groups: list[SecurityGroup]):
+def _rule_stacks(groups: list[SecurityGroup], ruled: dict[str, list[tuple[str, Flow]]]):
     """Plan the rules of groups (a share of the estate's) and render their stacks.
 
     Returns (files, diagnostics, parts): parts lists (stack key, group name, number of rules) per (group, part)
     in rule order, for compile_aws to check the stacks of all shares together."""
     reporter = Reporter()
-    wanted = wanted_rules(estate, flows, {group.name for group in groups})
     of_part: dict[tuple[str, int], list[Rule]] = defaultdict(list)  # (group name, part): a stack key per part
     for group in groups:
-        for rule in group_rules(group, wanted[group.name], reporter):
+        for rule in group_rules(group, ruled[group.name], reporter):
             of_part[(group.name, rule.part)].append(rule)
     by_stack: dict[StackKey, list[Rule]] = defaultdict(list)
     parts = []
@@ -399,7 +386,8 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     part of the security groups (dealt by the address ranges each must cover) while this process plans the
     peerings, does the other groups and builds the network stacks."""
     groups = {g.name: g for g in estate.security_groups}
-    weights = _rule_weights(estate, flows)
+    ruled = ruled_flows(estate, flows)
+    weights = _rule_weights(ruled)
     names = sorted(weights)
     fork = worth_forking(sum(weights.values()), PARALLEL_RULE_ENTRIES) and len(names) > 1
     mine, theirs = deal([weights[name] for name in names], CHILD_RULES_HANDICAP) if fork else (range(len(names)), [])
@@ -466,9 +454,9 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
                                         DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
         return parameters, accepts
 
-    with Beside(lambda: _rule_stacks(estate, flows, [groups[names[i]] for i in theirs]), fork=fork) as later:
+    with Beside(lambda: _rule_stacks([groups[names[i]] for i in theirs], ruled), fork=fork) as later:
         peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
-        rule_files, found, parts = _rule_stacks(estate, flows, [groups[names[i]] for i in mine])
+        rule_files, found, parts = _rule_stacks([groups[names[i]] for i in mine], ruled)
         if not reporter.has_errors:  # (a failed plan, e.g. two routes to one prefix, is never built)
             parameters, accepts = network_stacks(peerings, routes)
         more_files, more_found, more_parts = later.result()
