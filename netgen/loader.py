@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -323,6 +323,10 @@ PARALLEL_LOAD_BYTES = 1024 * 1024
 # What a file the child reads costs, against one read here: the child also pickles its documents (~10% of
 # loading them), a little more than what unpickling them costs this process.
 CHILD_LOAD_HANDICAP = 1.05
+# The share of the late files (see load_files) that this process reads itself when the child reads the others:
+# this process also validates and resolves each late file's grants as it comes (netgen.pipeline), which takes
+# longer than taking the child's documents in (at 100k grants neither side waits long from 0.2 to 0.3).
+LATE_SHARE_HERE = 0.25
 
 
 def _load_file(path: Path, check: Check | None) -> tuple[list[Document], Reporter]:
@@ -337,29 +341,68 @@ def _load_file(path: Path, check: Check | None) -> tuple[list[Document], Reporte
 
 def load_tree(root: Path, reporter: Reporter, check: Check | None = None) -> list[Document]:
     """Every document below root, in file order. check, when given, is a per-document check (the schema
-    stage's) run as each document is loaded; its answer is kept in Document.shape_ok.
-
-    Large estates are read on two cores: the files are dealt by size between this process and a forked child,
-    in turn, so that both get their share of each kind of file (hosts cost more per byte than grants). The
-    child sends each file's documents as soon as they are loaded, and this process takes them in between its
-    own files."""
+    stage's) run as each document is loaded; its answer is kept in Document.shape_ok."""
     paths = spec_files(root)
+    loaded = dict(load_files(paths, [False] * len(paths), reporter, check))
+    return [doc for i in range(len(paths)) for doc in loaded[i]]
+
+
+def holds_only_grants(path: Path) -> bool:
+    """Whether a file seems to hold grants and nothing else: every `kind:` in it starts a line that reads
+    `kind: Grant`. A guess, for scheduling only (netgen.pipeline checks what each loaded document really is)."""
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return False
+    grants = text.count(b"\nkind: Grant\n") + text.startswith(b"kind: Grant\n")
+    return grants > 0 and text.count(b"kind:") == grants
+
+
+def load_files(paths: list[Path], late: list[bool], reporter: Reporter,
+               check: Check | None = None) -> Iterator[tuple[int, list[Document]]]:
+    """(index in paths, documents) of every file: first each file not marked late, in no set order, then each
+    late file in path order, as soon as it is loaded, so that the caller can use the others while the late
+    ones load. What loading reports goes to reporter as each file comes. check: as in load_tree.
+
+    Large estates are read on two cores: the early files are dealt by size between this process and a forked
+    child, in turn, so that both get their share of each kind of file (hosts cost more per byte than grants);
+    the late ones too, but the child takes most of them (LATE_SHARE_HERE), for the caller works on each late
+    file as it comes. The child sends each file's documents as soon as they are loaded, and this process takes
+    them in between its own files."""
     sizes = [path.stat().st_size if path.is_file() else 0 for path in paths]
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
-    mine, theirs = deal(sizes, CHILD_LOAD_HANDICAP) if fork else (range(len(paths)), [])
-    loaded: list[tuple[list[Document], Reporter] | None] = [None] * len(paths)  # per file
-    with EachBeside(lambda i: _load_file(paths[i], check), theirs, fork=fork) as child:
-        for i in mine:
-            loaded[i] = _load_file(paths[i], check)
-            for j, result in child.ready():
-                loaded[theirs[j]] = result
-        for j, result in child.rest():
-            loaded[theirs[j]] = result
-    documents = []
-    for result in loaded:  # in file order
-        assert result is not None, "every file was loaded, here or by the child"
-        file_documents, found = result
-        documents.extend(file_documents)
+    early = [i for i in range(len(paths)) if not late[i]]
+    lates = [i for i in range(len(paths)) if late[i]]
+    mine = set(early)
+    if fork:
+        mine = {early[k] for k in deal([sizes[i] for i in early], CHILD_LOAD_HANDICAP)[0]}
+        there = LATE_SHARE_HERE / (1 - LATE_SHARE_HERE)  # the weight of a byte read there, against one read here
+        mine |= {lates[k] for k in deal([sizes[i] for i in lates], there)[0]}
+    theirs = [i for i in early + lates if i not in mine]  # the child's files, its early ones first
+
+    def taken(i: int, result: tuple[list[Document], Reporter]) -> tuple[int, list[Document]]:
+        documents, found = result
         reporter.diagnostics.extend(found.diagnostics)
         reporter.unloaded_names |= found.unloaded_names
-    return documents
+        return i, documents
+
+    sent: dict[int, tuple[list[Document], Reporter]] = {}  # what the child sent, by file, not handed out yet
+    handed: set[int] = set()
+    with EachBeside(lambda i: _load_file(paths[i], check), theirs, fork=fork) as child:
+        for i in early:
+            if i in mine:
+                handed.add(i)
+                yield taken(i, _load_file(paths[i], check))
+                sent.update((theirs[k], result) for k, result in child.ready())
+                for j in [j for j in sent if not late[j]]:
+                    handed.add(j)
+                    yield taken(j, sent.pop(j))
+        arriving = child.rest()  # the child's results not taken yet, in its order
+        for i in [i for i in early if i not in handed] + lates:
+            if i in mine:
+                yield taken(i, _load_file(paths[i], check))
+                continue
+            while i not in sent:
+                k, result = next(arriving)
+                sent[theirs[k]] = result
+            yield taken(i, sent.pop(i))

@@ -55,7 +55,7 @@ class EachBeside(Generic[X, T]):
                 keep(load(file))
                 for i, result in child.ready():  # what the child has sent so far; never waits
                     keep(result)
-            for i, result in child.rest():  # the others, waiting for them
+            for i, result in child.rest():  # the others, in order, each as soon as it is there
                 keep(result)
 
     Calling ready() between pieces of this process's own work drains the pipe, so the child seldom waits on
@@ -123,28 +123,29 @@ class EachBeside(Generic[X, T]):
     def ready(self) -> Iterator[tuple[int, T]]:
         """(index in items, result) for each result the child has sent and that was not handed out yet."""
         if self.pid:
-            self._read(wait=False)
+            self._drain()
             yield from self._results()
 
     def rest(self) -> Iterator[tuple[int, T]]:
-        """(index in items, result) for every result not handed out yet: waits for the child to finish, then
-        computes here, in index order, whatever it did not send."""
-        if self.pid:
-            try:
-                self._read(wait=True)
-            except BaseException:  # interrupted while waiting (Ctrl-C): stop the child rather than wait for it
-                self._stop()
-                raise
-            self._close()
-            yield from self._results()
+        """(index in items, result) for every result not handed out yet, in index order, each as soon as the
+        child has sent it (what it sends meanwhile is drained as the caller goes on, so the child seldom waits
+        on the pipe); once the child is done, computes here whatever it did not send."""
+        while self.pid:
+            progressed = False
+            for result in self._results():
+                progressed = True
+                yield result
+                self._drain()  # what the child sent while the caller used that result
+            if not progressed and not self._read_more():
+                self._close()
         for i in sorted(self.missing):
             value = self.function(self.items[i])
             self.missing.discard(i)
             yield i, value
 
-    def _read(self, wait: bool) -> None:
-        """Read what is in the pipe; with wait, until the child closes it (finished, or died)."""
-        os.set_blocking(self.pipe, wait)
+    def _drain(self) -> None:
+        """Read what is in the pipe now, without waiting."""
+        os.set_blocking(self.pipe, False)
         while True:
             try:
                 chunk = os.read(self.pipe, PIPE_BYTES)
@@ -153,6 +154,17 @@ class EachBeside(Generic[X, T]):
             if not chunk:
                 return
             self.buffer += chunk
+
+    def _read_more(self) -> bool:
+        """Wait for the child to send more; False once it has closed the pipe (finished, or died)."""
+        os.set_blocking(self.pipe, True)
+        try:
+            chunk = os.read(self.pipe, PIPE_BYTES)
+        except BaseException:  # interrupted while waiting (Ctrl-C): stop the child rather than wait for it
+            self._stop()
+            raise
+        self.buffer += chunk
+        return bool(chunk)
 
     def _results(self) -> Iterator[tuple[int, T]]:
         """The results whose bytes are all in the buffer, unpickled; each is taken out of the buffer before it

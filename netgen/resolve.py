@@ -20,14 +20,15 @@ network's facts (see docs in the README):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from ipaddress import IPv4Network
+from operator import attrgetter
 
 from netgen.addresses import collapse, interval
 from netgen.diagnostics import Reporter
-from netgen.model import Cluster, Estate, Grant, Host, PortRange, Service, ServicePort, Vpc, Workload
+from netgen.model import Cluster, Estate, Grant, Host, PortRange, Service, ServicePort, Settings, Vpc, Workload
 
 HEALTH_CHECK = "nlb health check"  # the note of the hop that lets an NLB's health checks reach its targets
 SCTP = ("NG121", ": SCTP cannot be limited to ports in a security group; netgen will not open every SCTP port")
@@ -282,50 +283,63 @@ class _Hop:
     refs: list[GrantRef]
 
 
+_REF_ORDER = attrgetter("name", "owner", "location")  # GrantRef order, compared in C
+
+
 def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     """All flows of the estate, merged across grants and sorted. Problems go to reporter."""
-    try:
-        return _resolve(estate, reporter)
-    finally:
-        # The memos above are keyed by this estate's objects: keeping them would keep the estate alive in a
-        # process that goes on (netgen as a library, `netgen diff` resolving two revisions).
+    with Resolution(estate.settings, estate.vpcs, reporter) as resolution:
+        resolution.add(estate.grants)
+        return resolution.flows()
+
+
+class Resolution:
+    """Flows of grants added in any order, grant by grant (netgen.pipeline adds them as their files load):
+    flows() gives what resolve() gives for an estate of those grants. Use it as a context manager: the memos
+    of this module are keyed by the estate's objects, and keeping them would keep the estate alive in a process
+    that goes on (netgen as a library, `netgen diff` resolving two revisions)."""
+
+    def __init__(self, settings: Settings, vpcs: tuple[Vpc, ...], reporter: Reporter):
+        self.vpcs = {v.name: v for v in vpcs}
+        self.limit = settings.broadest_prefix
+        self.reporter = reporter
+        self.distinct: dict[tuple, _Hop] = {}
+        self.memo: dict = {}  # see _hops
+        # One object per distinct endpoint, with its NG110 problem: what targets cache on an endpoint is then
+        # computed once, and each endpoint is checked once.
+        self.endpoints: dict[Endpoint, tuple[Endpoint, tuple[str, str] | None]] = {}
+        self.clashes: dict[tuple[str, str], tuple[str, str] | None] = {}
+
+    def __enter__(self) -> Resolution:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
         for memo in (_path, _service_pods, _front, _nodes, _relayed, _workload_pods):
             memo.cache_clear()
 
-
-def _resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
-    vpcs = {v.name: v for v in estate.vpcs}
-    limit = estate.settings.broadest_prefix
-    distinct: dict[tuple, _Hop] = {}
-    memo: dict = {}
-
-    def broad(end: Endpoint) -> tuple[str, str] | None:
+    def broad(self, end: Endpoint) -> tuple[str, str] | None:
         """The NG110 problem of an endpoint whose broadest prefix is broader than the settings allow."""
         net = min(end.addresses, key=lambda n: n.prefixlen, default=None)
-        if net is not None and (net.prefixlen < limit or net.prefixlen == 0):
-            return "NG110", f" reaches {end} through {net}, broader than /{limit} (Settings.broadestPrefix)"
+        if net is not None and (net.prefixlen < self.limit or net.prefixlen == 0):
+            return "NG110", f" reaches {end} through {net}, broader than /{self.limit} (Settings.broadestPrefix)"
         return None
 
-    def clash(path: NetworkPath) -> tuple[str, str] | None:
+    def clash(self, path: NetworkPath) -> tuple[str, str] | None:
         """The NG107 problem of a peering between VPCs whose CIDRs overlap."""
-        a, b = vpcs[path.source_vpc], vpcs[path.destination_vpc]
+        a, b = self.vpcs[path.source_vpc], self.vpcs[path.destination_vpc]
         overlaps = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
         if not overlaps:
             return None
         return "NG107", (f" needs a peering between VPC '{a.name}' and '{b.name}', whose CIDRs overlap "
                          f"({', '.join(overlaps)}); peering would fail")
 
-    # One object per distinct endpoint, with its NG110 problem: what targets cache on an endpoint is then
-    # computed once, and each endpoint is checked once.
-    endpoints: dict[Endpoint, tuple[Endpoint, tuple[str, str] | None]] = {}
-    clashes: dict[tuple[str, str], tuple[str, str] | None] = {}
-
-    def hop(flow: tuple) -> _Hop:
-        found = distinct.get(flow)
+    def hop(self, flow: tuple) -> _Hop:
+        found = self.distinct.get(flow)
         if found is None:
             src, dst, ports, path = flow[:4]
-            src, src_broad = endpoints.get(src) or endpoints.setdefault(src, (src, broad(src)))
-            dst, dst_broad = endpoints.get(dst) or endpoints.setdefault(dst, (dst, broad(dst)))
+            endpoints = self.endpoints
+            src, src_broad = endpoints.get(src) or endpoints.setdefault(src, (src, self.broad(src)))
+            dst, dst_broad = endpoints.get(dst) or endpoints.setdefault(dst, (dst, self.broad(dst)))
             flow = (src, dst, *flow[2:])
             if ports.protocol == "SCTP":
                 problems, blocked = (SCTP,), True
@@ -337,30 +351,39 @@ def _resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
                     problems += (dst_broad,)
                 if path.peered:
                     key = (path.source_vpc, path.destination_vpc)
-                    if key not in clashes:
-                        clashes[key] = clash(path)
-                    clashing = clashes[key]
+                    if key not in self.clashes:
+                        self.clashes[key] = self.clash(path)
+                    clashing = self.clashes[key]
                     if clashing:
                         problems += (clashing,)
                         blocked = True
-            found = distinct[flow] = _Hop(flow, problems, blocked, [])
+            found = self.distinct[flow] = _Hop(flow, problems, blocked, [])
         return found
 
-    order = sorted((g.name, g.owner, f"{g.loc.file}:{g.loc.line}", i) for i, g in enumerate(estate.grants))
-    for name, owner, location, i in order:  # in GrantRef order, so that each hop's refs come out sorted
-        grant, ref = estate.grants[i], GrantRef(name, owner, location)
-        problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
-        for needed in _hops(grant, vpcs, memo, hop):
-            if needed.problems:
-                for code, text in needed.problems:
-                    problems.setdefault(f"grant '{grant.name}'{text}", code)
-                if needed.blocked:
-                    continue
-            if not needed.refs or needed.refs[-1] is not ref:  # a grant can need one hop twice (two ports, one target)
-                needed.refs.append(ref)
-        for message, code in problems.items():
-            reporter.add(grant.loc, code, message)
-    return _in_order([h for h in distinct.values() if h.refs], [end for end, _ in endpoints.values()])
+    def add(self, grants: Iterable[Grant]) -> None:
+        vpcs, memo, hop, report = self.vpcs, self.memo, self.hop, self.reporter.add
+        for grant in grants:
+            ref = GrantRef(grant.name, grant.owner, f"{grant.loc.file}:{grant.loc.line}")
+            problems: dict[str, str] = {}  # message -> code; each problem is reported once per grant
+            for needed in _hops(grant, vpcs, memo, hop):
+                if needed.problems:
+                    for code, text in needed.problems:
+                        problems.setdefault(f"grant '{grant.name}'{text}", code)
+                    if needed.blocked:
+                        continue
+                refs = needed.refs
+                if not refs or refs[-1] is not ref:  # a grant can need one hop twice (two ports, one target)
+                    refs.append(ref)
+            for message, code in problems.items():
+                report(grant.loc, code, message)
+
+    def flows(self) -> list[Flow]:
+        """The flows of the grants added so far, sorted, each with its grants in GrantRef order."""
+        hops = [h for h in self.distinct.values() if h.refs]
+        for h in hops:
+            if len(h.refs) > 1:
+                h.refs.sort(key=_REF_ORDER)
+        return _in_order(hops, [end for end, _ in self.endpoints.values()])
 
 
 def _in_order(hops: list[_Hop], endpoints: list[Endpoint]) -> list[Flow]:

@@ -44,15 +44,29 @@ class _Broken:
 BROKEN = _Broken()
 
 
-class _Builder:
+class EstateBuilder:
+    """Builds the estate kind by kind, in reference order: inventory(), then grants(), which takes grant
+    documents in file order (all at once, or file by file as they load: see netgen.pipeline)."""
+
     def __init__(self, docs: list[Document], reporter: Reporter, as_of: date):
         self.r = reporter
         self.as_of = as_of
         self.by_kind: dict[str, list[Document]] = defaultdict(list)
         self.broken: dict[str, set[str]] = defaultdict(set)
+        self.admit(docs)
+        self.tables: dict[str, dict[str, object]] = defaultdict(dict)
+        self.host_docs: dict[str, Document] = {}
+        self.seen: dict[str, dict[str, Document]] = defaultdict(dict)  # per kind: the names so far (see named)
+        self.seen_access: dict[tuple, Grant] = {}  # the access each grant so far allows: its first grant
+        self.ports_of: dict[Service, dict[str, ServicePort]] = {}  # a service's ports by name (hash by id)
+
+    def admit(self, docs: list[Document]) -> list[Document]:
+        """Sort docs by kind; those that failed the schema are remembered by name. Returns the docs admitted."""
+        admitted = []
         for doc in docs:
-            if doc.shape_ok if doc.shape_ok is not None else check_document(doc, reporter):
+            if doc.shape_ok if doc.shape_ok is not None else check_document(doc, self.r):
                 self.by_kind[doc.data["kind"]].append(doc)
+                admitted.append(doc)
             else:
                 meta = doc.data.get("metadata", {}) if isinstance(doc.data.get("metadata"), dict) else {}
                 if isinstance(meta.get("name"), str):
@@ -60,15 +74,15 @@ class _Builder:
                     if isinstance(meta.get("namespace"), str):  # Service and Workload: referenced as ns/name
                         name = f"{meta['namespace']}/{name}"
                     self.broken[str(doc.data.get("kind"))].add(name)
-        self.tables: dict[str, dict[str, object]] = defaultdict(dict)
-        self.host_docs: dict[str, Document] = {}
+        return admitted
 
     # ---- helpers -------------------------------------------------------------------------------------------
-    def named(self, kind: str) -> list[tuple[Document, str]]:
-        """Documents of a kind with unique names; duplicates are reported and dropped."""
-        seen: dict[str, Document] = {}
+    def named(self, kind: str, docs: list[Document] | None = None) -> list[tuple[Document, str]]:
+        """Documents of a kind (docs, or all of them) whose names are unique among all named so far; duplicates
+        are reported and dropped."""
+        seen = self.seen[kind]
         result = []
-        for doc in self.by_kind[kind]:
+        for doc in self.by_kind[kind] if docs is None else docs:
             meta = doc.data["metadata"]
             key = f"{meta['namespace']}/{meta['name']}" if "namespace" in meta else meta["name"]
             scope = doc.data["spec"].get("cluster", "") if kind in ("Service", "Workload") else ""
@@ -390,10 +404,11 @@ class _Builder:
             ranges.append(PortRange((m.group(3) or "tcp").upper(), first, last))
         return tuple(sorted(set(ranges))) if valid else None
 
-    def grants(self) -> None:
-        seen_access: dict[tuple, Grant] = {}
-        ports_of: dict[Service, dict[str, ServicePort]] = {}  # a service's ports by name (Services hash by id)
-        for doc, name in self.named("Grant"):
+    def grants(self, docs: list[Document] | None = None) -> list[Grant]:
+        """The grants of grant documents (docs, admitted, or all of them), after inventory() and in file order:
+        a grant that allows the same access as an earlier one is reported as its duplicate."""
+        built = []
+        for doc, name in self.named("Grant", docs):
             s = doc.data["spec"]
             src, dst = s["from"], s["to"]
             legacy_side = src if ("host" in src or "hostGroup" in src) else dst
@@ -438,9 +453,9 @@ class _Builder:
                 service = self.namespaced_ref(doc, ("spec", "to", "service"), "Service", dst["service"])
                 if service is BROKEN:
                     continue
-                by_name = ports_of.get(service)
+                by_name = self.ports_of.get(service)
                 if by_name is None:
-                    by_name = ports_of[service] = {p.name: p for p in service.ports}
+                    by_name = self.ports_of[service] = {p.name: p for p in service.ports}
                 wanted = dst.get("ports", list(by_name))
                 chosen: dict[str, ServicePort] = {}  # by name
                 unknown = False
@@ -469,12 +484,13 @@ class _Builder:
                           workload, host_ports, doc.at(), legacy_ref)
             # Services and workloads are one object per ref (they compare and hash by identity).
             key = (legacy_ref, service, tuple([p.name for p in service_ports]), workload, host_ports)
-            if key in seen_access:
+            first = self.seen_access.setdefault(key, grant)
+            if first is not grant:
                 self.r.add(doc.at(("metadata", "name")), "NG112",
-                           f"grant '{name}' allows the same access as grant '{seen_access[key].name}' "
-                           f"({seen_access[key].loc})")
-            seen_access.setdefault(key, grant)
+                           f"grant '{name}' allows the same access as grant '{first.name}' ({first.loc})")
             self.tables["Grant"][name] = grant
+            built.append(grant)
+        return built
 
     def hosts_outside_kubernetes(self) -> None:
         """A legacy host may not sit in a cluster's pod, node or load-balancer ranges: rules and ipBlocks
@@ -497,7 +513,8 @@ class _Builder:
                                f"host '{name}' address {host.address} lies in the {what} ({net})")
                     break
 
-    def build(self) -> Estate:
+    def inventory(self) -> None:
+        """Every kind but grants, in reference order."""
         self.settings_ = self.settings()
         self.accounts()
         self.vpcs(self.settings_)
@@ -508,7 +525,8 @@ class _Builder:
         self.services()
         self.hosts_outside_kubernetes()
         self.workloads()
-        self.grants()
+
+    def estate(self) -> Estate:
         t = self.tables
 
         def ordered(kind):
@@ -525,4 +543,7 @@ class _Builder:
 
 def build_estate(documents: list[Document], reporter: Reporter, as_of: date) -> Estate:
     """Check every document and build the estate from those that pass; all problems go to reporter."""
-    return _Builder(documents, reporter, as_of).build()
+    builder = EstateBuilder(documents, reporter, as_of)
+    builder.inventory()
+    builder.grants()
+    return builder.estate()

@@ -77,12 +77,8 @@ def floor(specs: Path, out: Path, sink: Path, clock: _Clock) -> None:
 
 
 def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> None:
-    from netgen.diagnostics import Reporter
-    from netgen.loader import load_tree
-    from netgen.pipeline import settle, tune_gc
-    from netgen.resolve import resolve
-    from netgen.schema import check_document
-    from netgen.validate import build_estate
+    from netgen.diagnostics import Reporter, SpecError
+    from netgen.pipeline import resolve_specs, tune_gc
 
     if mode == "build":  # imported before the clock starts, like the modules above (and yaml for the floor)
         import netgen.render
@@ -93,26 +89,24 @@ def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> N
     if mode == "build":
         _empty(out)
     reporter = Reporter()
-    t = time.perf_counter()
-    documents = load_tree(specs, reporter, check=check_document)  # as resolve_specs does
-    settle()
-    t = clock.lap("load", t)
-    estate = build_estate(documents, reporter, as_of)
-    del documents  # as resolve_specs does
-    settle()
-    t = clock.lap("validate", t)
-    flows = resolve(estate, reporter)
-    t = clock.lap("resolve", t)
-    if reporter.has_errors:
-        raise SystemExit("\n".join(d.text() for d in reporter.sorted()[:10]))
+    t = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        t[0] = clock.lap(stage, t[0])
+
+    try:
+        resolved = resolve_specs(specs, as_of, reporter, lap)  # load, validate, resolve, as netgen does
+    except SpecError as exc:
+        raise SystemExit("\n".join(d.text() for d in exc.diagnostics[:10])) from None
+    t = t[0]
+    estate, flows = resolved.estate, list(resolved.flows)
     stats = {"flows": len(flows)}
     if mode == "build":
-        from netgen.pipeline import Resolved
         from netgen.render import write_tree
         from netgen.targets import compile_outputs
         from netgen.targets.aws import plan_rules
 
-        files = compile_outputs(Resolved(estate, tuple(flows)), reporter)  # AWS beside Kubernetes + report
+        files = compile_outputs(resolved, reporter)  # AWS beside Kubernetes + report
         t = clock.lap("compile", t)
         write_tree(out, files)
         clock.lap("write", t)
