@@ -190,8 +190,8 @@ def _layout(root: Path, docs: list[dict], draw_files: list[int], mixed: list[boo
         files.setdefault(f"inventory/{i % 3}.yaml", []).append(d)
     for d, n in zip(grants, draw_files, strict=False):
         files.setdefault(f"access/{n:02d}.yaml", []).append(d)
-    for n, late_kind in enumerate(mixed):
-        if late_kind and inventory and f"access/{n:02d}.yaml" in files:  # moved there: it now loads early
+    for n, moved in enumerate(mixed):  # an inventory document moved into a grants file: that file loads early
+        if moved and files.get("inventory/0.yaml") and f"access/{n:02d}.yaml" in files:
             files[f"access/{n:02d}.yaml"].append(files["inventory/0.yaml"].pop())
     for relative, bucket in files.items():
         if bucket:
