@@ -329,7 +329,7 @@ CHILD_LOAD_HANDICAP = 1.05
 LATE_SHARE_HERE = 0.25
 
 
-def _load_file(path: Path, check: Check | None) -> tuple[list[Document], Reporter]:
+def load_checked(path: Path, check: Check | None) -> tuple[list[Document], Reporter]:
     """One file's documents, each checked by check (when given), and what was reported about them."""
     reporter = Reporter()
     documents = load_file(path, str(path), reporter)
@@ -388,11 +388,11 @@ def load_files(paths: list[Path], late: list[bool], reporter: Reporter,
 
     sent: dict[int, tuple[list[Document], Reporter]] = {}  # what the child sent, by file, not handed out yet
     handed: set[int] = set()
-    with EachBeside(lambda i: _load_file(paths[i], check), theirs, fork=fork) as child:
+    with EachBeside(lambda i: load_checked(paths[i], check), theirs, fork=fork) as child:
         for i in early:
             if i in mine:
                 handed.add(i)
-                yield taken(i, _load_file(paths[i], check))
+                yield taken(i, load_checked(paths[i], check))
                 sent.update((theirs[k], result) for k, result in child.ready())
                 for j in [j for j in sent if not late[j]]:
                     handed.add(j)
@@ -400,7 +400,7 @@ def load_files(paths: list[Path], late: list[bool], reporter: Reporter,
         arriving = child.rest()  # the child's results not taken yet, in its order
         for i in [i for i in early if i not in handed] + lates:
             if i in mine:
-                yield taken(i, _load_file(paths[i], check))
+                yield taken(i, load_checked(paths[i], check))
                 continue
             while i not in sent:
                 k, result = next(arriving)

@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from netgen.diagnostics import Reporter, Severity
-from netgen.loader import Document, holds_only_grants, load_files, spec_files
+from netgen.loader import Document, holds_only_grants, load_checked, load_files, spec_files
 from netgen.model import Estate
 from netgen.resolve import Flow, Resolution, resolve
 from netgen.schema import check_document
@@ -61,7 +61,8 @@ class _AsFilesLoad:
         self.checked = len(self.reporter.diagnostics)  # diagnostics looked at for errors
 
     def grants(self, documents: list[Document]) -> None:
-        grants = self.builder.grants(self.builder.admit([d for d in documents if d.data.get("kind") == "Grant"]))
+        grants = self.builder.grants(self.builder.admit([d for d in documents if d.data.get("kind") == "Grant"],
+                                                        keep=False))
         if self.resolution is not None and _errors(self.reporter.diagnostics[self.checked:]):
             self.close()
         self.checked = len(self.reporter.diagnostics)
@@ -82,13 +83,14 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
     paths = spec_files(specs)
     late = [holds_only_grants(path) for path in paths]
     waiting = late.count(False)  # early files not loaded yet
-    documents: list[list[Document]] = [[] for _ in paths]  # per file
+    documents: list[list[Document] | None] = [[] for _ in paths]  # per file; None once streamed took it
     loaded: list[bool] = [False] * len(paths)
     reported = (len(reporter.diagnostics), len(reporter.unloaded_names))
     streamed: _AsFilesLoad | None = None
     given_up = False  # streamed was abandoned: everything is validated and resolved at the end instead
     taken = 0  # files whose grants streamed has taken, in file order
     try:
+        file_documents: list[Document] = []
         with closing(load_files(paths, late, reporter, check_document)) as files:
             for i, file_documents in files:
                 documents[i], loaded[i] = file_documents, True
@@ -103,15 +105,21 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
                     continue
                 if streamed is None:  # every early file is loaded
                     settle()
-                    streamed = _AsFilesLoad([d for docs in documents for d in docs], as_of)
+                    streamed = _AsFilesLoad([d for docs in documents if docs for d in docs], as_of)
                 while taken < len(paths) and loaded[taken]:
                     streamed.grants(documents[taken])
+                    if late[taken]:  # (an early file's other documents stay with the estate builder)
+                        documents[taken] = None  # freed: the flows take their memory
                     taken += 1
                 settle()
+            del file_documents
         lap("load")
         if given_up or streamed is None:
-            return _all_at_once([d for docs in documents for d in docs], as_of, reporter, lap)
-        del documents, file_documents
+            for i, docs in enumerate(documents):  # files streamed took and freed, loaded cleanly: again
+                if docs is None:
+                    documents[i], _ = load_checked(paths[i], check_document)
+            return _all_at_once([d for docs in documents if docs for d in docs], as_of, reporter, lap)
+        del documents
         settle()
         reporter.diagnostics.extend(streamed.reporter.diagnostics)
         estate = streamed.builder.estate()

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 
 from netgen.addresses import network
-from netgen.diagnostics import Reporter, did_you_mean
+from netgen.diagnostics import Location, Reporter, did_you_mean
 from netgen.loader import Document
 from netgen.model import (
     Account,
@@ -56,16 +56,18 @@ class EstateBuilder:
         self.admit(docs)
         self.tables: dict[str, dict[str, object]] = defaultdict(dict)
         self.host_docs: dict[str, Document] = {}
-        self.seen: dict[str, dict[str, Document]] = defaultdict(dict)  # per kind: the names so far (see named)
+        self.seen: dict[str, dict[str, Location]] = defaultdict(dict)  # per kind: each name so far, where first
         self.seen_access: dict[tuple, Grant] = {}  # the access each grant so far allows: its first grant
         self.ports_of: dict[Service, dict[str, ServicePort]] = {}  # a service's ports by name (hash by id)
 
-    def admit(self, docs: list[Document]) -> list[Document]:
-        """Sort docs by kind; those that failed the schema are remembered by name. Returns the docs admitted."""
+    def admit(self, docs: list[Document], keep: bool = True) -> list[Document]:
+        """Sort docs by kind (with keep; else the caller gives them to grants() itself); those that failed the
+        schema are remembered by name. Returns the docs admitted."""
         admitted = []
         for doc in docs:
             if doc.shape_ok if doc.shape_ok is not None else check_document(doc, self.r):
-                self.by_kind[doc.data["kind"]].append(doc)
+                if keep:
+                    self.by_kind[doc.data["kind"]].append(doc)
                 admitted.append(doc)
             else:
                 meta = doc.data.get("metadata", {}) if isinstance(doc.data.get("metadata"), dict) else {}
@@ -88,11 +90,9 @@ class EstateBuilder:
             scope = doc.data["spec"].get("cluster", "") if kind in ("Service", "Workload") else ""
             full = f"{scope}/{key}" if scope else key
             if full in seen:
-                first = seen[full].at(("metadata", "name"))
-                self.r.add(doc.at(("metadata", "name")), "NG101",
-                           f"{kind} '{key}' is already defined at {first}")
+                self.r.add(doc.at(("metadata", "name")), "NG101", f"{kind} '{key}' is already defined at {seen[full]}")
                 continue
-            seen[full] = doc
+            seen[full] = doc.at(("metadata", "name"))
             result.append((doc, meta["name"]))
         return result
 

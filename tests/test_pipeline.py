@@ -99,13 +99,13 @@ def test_the_late_files_are_dealt_mostly_to_the_child(tmp_path, forks, monkeypat
     paths = netgen.loader.spec_files(tmp_path / "specs")
     late = [holds_only_grants(p) for p in paths]
     read_here: list[int] = []
-    real = netgen.loader._load_file
+    real = netgen.loader.load_checked
 
     def load_file(path, check):
         read_here.append(paths.index(path))
         return real(path, check)
 
-    monkeypatch.setattr(netgen.loader, "_load_file", load_file)
+    monkeypatch.setattr(netgen.loader, "load_checked", load_file)
     order = [i for i, _ in netgen.loader.load_files(paths, late, Reporter(), check_document)]
     assert sorted(order) == list(range(len(paths)))
     first_late = next(k for k, i in enumerate(order) if late[i])
