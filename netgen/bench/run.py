@@ -84,19 +84,28 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(".bench"))
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = []
+    estates = {}
     for grants in sizes:
         hosts, services, regions = SHAPES.get(grants, (grants // 5, grants // 25, 4))
         specs = args.work / f"estate-{grants}" / "specs"
         if not specs.exists():
             write(specs, generate(hosts, services, grants, regions))
-        out = args.work / f"estate-{grants}" / "generated"
-        # Rounds of (validate, build, floor), so that a slow spell of the machine weighs on both sides of a ratio.
-        validate_runs, build_runs, floor_runs = [], [], []
-        for _ in range(args.runs):
+        estates[grants] = (hosts, services, regions, specs)
+    # Rounds of (validate, build, floor) over every size, so that a slow spell of the machine weighs on both
+    # sides of a ratio: build/floor within a round, and growth between two sizes of one round.
+    runs: dict[int, tuple[list, list, list]] = {grants: ([], [], []) for grants in sizes}
+    for _ in range(args.runs):
+        for grants in sizes:
+            specs = estates[grants][3]
+            out = specs.parent / "generated"
+            validate_runs, build_runs, floor_runs = runs[grants]
             validate_runs.append(_measure("validate", specs, out))
             build_runs.append(_measure("build", specs, out))
-            floor_runs.append(_measure("floor", specs, out, args.work / f"estate-{grants}" / "floor"))
+            floor_runs.append(_measure("floor", specs, out, specs.parent / "floor"))
+    rows = []
+    for grants in sizes:
+        hosts, services, regions, _ = estates[grants]
+        validate_runs, build_runs, floor_runs = runs[grants]
         floor = _median(floor_runs, "total")
         build = _median(build_runs, "total")
         ratio = statistics.median(b["total"] / f["total"] for b, f in zip(build_runs, floor_runs, strict=True))
@@ -125,10 +134,12 @@ def main() -> None:
     for r in rows:
         print(f"  {r['grants']:>7,}: " + "  ".join(f"{k} {v:.2f}" for k, v in r["stages"].items()))
     by_size = {r["grants"]: r for r in rows}
-    if 10000 in by_size and 100000 in by_size:
-        ratio = by_size[100000]["build_s"] / by_size[10000]["build_s"]
+    if 10000 in by_size and 100000 in by_size:  # the median of each round's ratio, as for build/floor
+        growth = statistics.median(big / small for big, small in zip(by_size[100000]["build_runs"],
+                                                                     by_size[10000]["build_runs"], strict=True))
         nlogn = 10 * math.log(100000) / math.log(10000)
-        print(f"\ngrowth 10k -> 100k grants: build time x{ratio:.1f} (n log n would be x{nlogn:.1f})")
+        print(f"\ngrowth 10k -> 100k grants: build time x{growth:.1f}, the median of each round's ratio "
+              f"(n log n would be x{nlogn:.1f})")
     if Path("specs").is_dir() and Path("generated").is_dir():
         print(f"netgen build --check on the example estate: {_check_startup(args.runs):.2f} s median, "
               "interpreter start-up included")
