@@ -28,13 +28,14 @@ def worth_forking(size: int, threshold: int) -> bool:
     return len(os.sched_getaffinity(0)) > 1
 
 
-def deal(weights: list[int], handicap: float = 1.0) -> tuple[list[int], list[int]]:
+def deal(weights: list[int], handicap: float = 1.0, theirs_already: float = 0.0) -> tuple[list[int], list[int]]:
     """Deal the indexes of weighted items between this process and a child so that both finish together: each
     item goes, in order, to whichever side has less so far. The child's items count handicap times their weight,
-    for what sending its results back costs. Returns (this process's indexes, the child's), each ascending."""
+    for what sending its results back costs; theirs_already is other work the child has to do, in the same unit.
+    Returns (this process's indexes, the child's), each ascending."""
     mine: list[int] = []
     theirs: list[int] = []
-    load_mine = load_theirs = 0.0
+    load_mine, load_theirs = 0.0, theirs_already
     for i, weight in enumerate(weights):
         if load_mine <= load_theirs:
             mine.append(i)

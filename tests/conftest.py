@@ -71,12 +71,10 @@ def forks(monkeypatch) -> list[int]:
     import netgen.loader
     import netgen.parallel
     import netgen.render
-    import netgen.targets
     import netgen.targets.aws
 
     monkeypatch.delenv("NETGEN_JOBS", raising=False)
     monkeypatch.setattr(netgen.loader, "PARALLEL_LOAD_BYTES", 0)
-    monkeypatch.setattr(netgen.targets, "PARALLEL_COMPILE_FLOWS", 0)
     monkeypatch.setattr(netgen.targets.aws, "PARALLEL_RULE_ENTRIES", 0)
     monkeypatch.setattr(netgen.render, "PARALLEL_WRITES", 0)
     monkeypatch.setattr(netgen.parallel.os, "sched_getaffinity", lambda pid: {0, 1})

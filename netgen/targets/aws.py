@@ -21,10 +21,12 @@ import hashlib
 import json
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from ipaddress import IPv4Network
 from json.encoder import encode_basestring_ascii
+from typing import TypeVar
 
 from troposphere import Output, Parameter, Ref, Tags, Template
 from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
@@ -34,6 +36,8 @@ from netgen.diagnostics import Reporter
 from netgen.model import Estate, SecurityGroup, Vpc
 from netgen.parallel import Beside, deal, worth_forking
 from netgen.resolve import Endpoint, Flow
+
+T = TypeVar("T")
 
 _DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
@@ -379,18 +383,23 @@ def _rule_id(rule: Rule, cidr: str) -> str:
                       rule.protocol, rule.first, rule.last, cidr)
 
 
-def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[str, bytes]:
-    """{path: bytes} for every stack template and the deploy plan (aws/deploy-plan.json).
+def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: Callable[[], T] = lambda: None,
+                beside_share: float = 0.0) -> tuple[dict[str, bytes], T]:
+    """({path: bytes} for every stack template and the deploy plan (aws/deploy-plan.json), beside()).
 
     Rule stacks hold nearly all of the output: for large estates a second core plans and renders the rules of
     part of the security groups (dealt by the address ranges each must cover) while this process plans the
-    peerings, does the other groups and builds the network stacks."""
+    peerings, does the other groups and builds the network stacks. beside is other work for that core (the
+    other targets), worth beside_share of the work of all the rules: the same child does it, before its rules,
+    so that one fork (and one copy of the pages both processes write) serves both."""
     groups = {g.name: g for g in estate.security_groups}
     ruled = ruled_flows(estate, flows)
     weights = _rule_weights(ruled)
     names = sorted(weights)
-    fork = worth_forking(sum(weights.values()), PARALLEL_RULE_ENTRIES) and len(names) > 1
-    mine, theirs = deal([weights[name] for name in names], CHILD_RULES_HANDICAP) if fork else (range(len(names)), [])
+    total = sum(weights.values())
+    fork = worth_forking(int(total * (1 + beside_share)), PARALLEL_RULE_ENTRIES)
+    mine, theirs = (deal([weights[name] for name in names], CHILD_RULES_HANDICAP, total * beside_share) if fork
+                    else (range(len(names)), []))
     vpcs = {v.name: v for v in estate.vpcs}
     templates: dict[StackKey, Template] = {}
 
@@ -454,12 +463,15 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
                                         DestinationCidrBlock=str(net), VpcPeeringConnectionId=target))
         return parameters, accepts
 
-    with Beside(lambda: _rule_stacks([groups[names[i]] for i in theirs], ruled), fork=fork) as later:
+    def their_share():
+        return beside(), _rule_stacks([groups[names[i]] for i in theirs], ruled)
+
+    with Beside(their_share, fork=fork) as later:
         peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
         rule_files, found, parts = _rule_stacks([groups[names[i]] for i in mine], ruled)
         if not reporter.has_errors:  # (a failed plan, e.g. two routes to one prefix, is never built)
             parameters, accepts = network_stacks(peerings, routes)
-        more_files, more_found, more_parts = later.result()
+        others, (more_files, more_found, more_parts) = later.result()
     rule_files.update(more_files)
     reporter.diagnostics.extend(found + more_found)
     reporter.raise_if_errors()  # NG201-NG204
@@ -492,7 +504,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter) -> dict[s
     files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
     files.update(rule_files)
     files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
-    return files
+    return files, others
 
 
 _SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) builds an encoder per call
