@@ -115,9 +115,11 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
             del file_documents
         lap("load")
         if given_up or streamed is None:
-            for i, docs in enumerate(documents):  # files streamed took and freed, loaded cleanly: again
+            for i, docs in enumerate(documents):  # files streamed took and freed (they loaded cleanly): again
                 if docs is None:
-                    documents[i], _ = load_checked(paths[i], check_document)
+                    documents[i], found = load_checked(paths[i], check_document)
+                    reporter.diagnostics.extend(found.diagnostics)  # (nothing, unless the file just changed)
+                    reporter.unloaded_names |= found.unloaded_names
             return _all_at_once([d for docs in documents if docs for d in docs], as_of, reporter, lap)
         del documents
         settle()
