@@ -2,10 +2,11 @@
 
 Grants are most of a large estate, and nothing but grants refers to them. So the files that seem to hold
 only grants (loader.holds_only_grants) load last, and each one's grants are validated and resolved as soon as
-it is loaded, in file order, while the next ones load on the second core. That is exact only when everything
-grants may refer to, and every name a file that failed to load seems to define, was known before: a late file
-that holds anything but grants, or anything reported while loading, and the documents are validated and
-resolved again at the end from scratch, as one batch (what build_estate and resolve do).
+it is loaded, in file order, while the next ones load on the second core. That gives what validating and
+resolving everything at once gives (build_estate, then resolve) because everything grants may refer to is
+known by then, and because what a name that fails to load later explains is decided at the end
+(EstateBuilder.estate). Should a late file hold anything but grants, the documents are validated and
+resolved again, at the end, as one batch.
 """
 
 from __future__ import annotations
@@ -49,23 +50,29 @@ def _errors(diagnostics: list) -> bool:
 class _AsFilesLoad:
     """Validation and resolution of grants file by file, in file order, after every other kind: see above."""
 
-    def __init__(self, documents: list[Document], as_of: date):
-        self.reporter = Reporter()  # validation's; the caller's reporter gets it only if this run is kept
-        self.resolve_reporter = Reporter()  # kept only when validation found no error, as in _all_at_once
+    def __init__(self, documents: list[Document], as_of: date, reporter: Reporter):
+        self.loading = reporter  # the caller's: what loading reports, and the names that failed to load
+        self.loaded_checked = len(reporter.diagnostics)  # what loading reported and was looked at for errors
+        self.reporter = Reporter()  # validation's, until the run is kept (the caller's gets it then)
+        self.reporter.unloaded_names = reporter.unloaded_names  # the same set, as it grows
+        self.resolve_reporter = Reporter()  # reported only when nothing else was an error, as in _all_at_once
         self.builder = EstateBuilder([d for d in documents if d.data.get("kind") != "Grant"], self.reporter, as_of)
         self.builder.inventory()
-        self.resolution: Resolution | None = None
-        if not self.reporter.has_errors:  # grants are resolved only while validation has found no error
-            vpcs = tuple(self.builder.tables["Vpc"].values())
-            self.resolution = Resolution(self.builder.settings_, vpcs, self.resolve_reporter)
-        self.checked = len(self.reporter.diagnostics)  # diagnostics looked at for errors
+        vpcs = tuple(self.builder.tables["Vpc"].values())
+        self.resolution: Resolution | None = Resolution(self.builder.settings_, vpcs, self.resolve_reporter)
+        self.stop_if_failing()
+
+    def stop_if_failing(self) -> None:
+        """Stop resolving once the run is bound to fail, as _all_at_once never resolves then."""
+        if self.resolution is not None and (self.reporter.has_errors or self.builder.unexplained() or _errors(
+                self.loading.diagnostics[self.loaded_checked:])):
+            self.close()
+        self.loaded_checked = len(self.loading.diagnostics)
 
     def grants(self, documents: list[Document]) -> None:
         grants = self.builder.grants(self.builder.admit([d for d in documents if d.data.get("kind") == "Grant"],
                                                         keep=False))
-        if self.resolution is not None and _errors(self.reporter.diagnostics[self.checked:]):
-            self.close()
-        self.checked = len(self.reporter.diagnostics)
+        self.stop_if_failing()
         if self.resolution is not None:
             self.resolution.add(grants)
 
@@ -85,7 +92,6 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
     waiting = late.count(False)  # early files not loaded yet
     documents: list[list[Document] | None] = [[] for _ in paths]  # per file; None once streamed took it
     loaded: list[bool] = [False] * len(paths)
-    reported = (len(reporter.diagnostics), len(reporter.unloaded_names))
     streamed: _AsFilesLoad | None = None
     given_up = False  # streamed was abandoned: everything is validated and resolved at the end instead
     taken = 0  # files whose grants streamed has taken, in file order
@@ -97,15 +103,14 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
                 waiting -= not late[i]
                 if given_up or waiting:
                     continue
-                if (len(reporter.diagnostics), len(reporter.unloaded_names)) != reported or (
-                        late[i] and any(d.data.get("kind") != "Grant" for d in file_documents)):
-                    given_up = True  # a file failed to load, or something grants refer to came late
+                if late[i] and any(d.data.get("kind") != "Grant" for d in file_documents):
+                    given_up = True  # something grants may refer to came late
                     if streamed is not None:
                         streamed.close()
                     continue
                 if streamed is None:  # every early file is loaded
                     settle()
-                    streamed = _AsFilesLoad([d for docs in documents if docs for d in docs], as_of)
+                    streamed = _AsFilesLoad([d for docs in documents if docs for d in docs], as_of, reporter)
                 while taken < len(paths) and loaded[taken]:
                     streamed.grants(documents[taken])
                     if late[taken]:  # (an early file's other documents stay with the estate builder)
@@ -115,7 +120,7 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
             del file_documents
         lap("load")
         if given_up or streamed is None:
-            for i, docs in enumerate(documents):  # files streamed took and freed (they loaded cleanly): again
+            for i, docs in enumerate(documents):  # files streamed took and freed: read again
                 if docs is None:
                     documents[i], found = load_checked(paths[i], check_document)
                     reporter.diagnostics.extend(found.diagnostics)  # (nothing, unless the file just changed)
@@ -123,13 +128,13 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
             return _all_at_once([d for docs in documents if docs for d in docs], as_of, reporter, lap)
         del documents
         settle()
-        reporter.diagnostics.extend(streamed.reporter.diagnostics)
         estate = streamed.builder.estate()
+        reporter.diagnostics.extend(streamed.reporter.diagnostics)
         reporter.raise_if_errors()
         lap("validate")
         reporter.diagnostics.extend(streamed.resolve_reporter.diagnostics)
         reporter.raise_if_errors()
-        assert streamed.resolution is not None, "resolution stops only at a validation error"
+        assert streamed.resolution is not None, "resolution stops only when the run fails"
         flows = streamed.resolution.flows()
     finally:
         if streamed is not None:

@@ -58,6 +58,9 @@ class EstateBuilder:
         self.host_docs: dict[str, Document] = {}
         self.seen: dict[str, dict[str, Location]] = defaultdict(dict)  # per kind: each name so far, where first
         self.seen_access: dict[tuple, Grant] = {}  # the access each grant so far allows: its first grant
+        # Problems that a name in reporter.unloaded_names explains (None: any name), decided in estate(), when
+        # every file is loaded: grants may be validated before the last file is (see netgen.pipeline).
+        self.unless_unloaded: list[tuple[str | None, Location, str, str]] = []
         self.ports_of: dict[Service, dict[str, ServicePort]] = {}  # a service's ports by name (hash by id)
 
     def admit(self, docs: list[Document], keep: bool = True) -> list[Document]:
@@ -100,8 +103,9 @@ class EstateBuilder:
         table = self.tables[kind]
         if name in table:
             return table[name]
-        if name not in self.broken[kind] and name not in self.r.unloaded_names:
-            self.r.add(doc.at(path), "NG104", f"unknown {kind} '{name}'{did_you_mean(name, table)}")
+        if name not in self.broken[kind]:
+            self.unless_unloaded.append((name, doc.at(path), "NG104",
+                                         f"unknown {kind} '{name}'{did_you_mean(name, table)}"))
         return BROKEN
 
     def cidr(self, doc: Document, path: tuple, text: str) -> IPv4Network | None:
@@ -281,9 +285,14 @@ class EstateBuilder:
                 matched = set.intersection(*(by_label.get(label, set()) for label in wanted.items()))
                 for host_name in matched:
                     members[host_name] = self.tables["LegacyHost"][host_name]
-            # A host that failed validation might have matched the selector: stay quiet rather than cascade.
-            if not members and not broken and not (wanted and (self.broken["LegacyHost"] or self.r.unloaded_names)):
-                self.r.add(doc.at(("spec",)), "NG115", f"host group '{name}' matches no host")
+            # A host that failed validation (or to load) might have matched the selector: stay quiet rather
+            # than cascade.
+            if not members and not broken and not (wanted and self.broken["LegacyHost"]):
+                problem = (doc.at(("spec",)), "NG115", f"host group '{name}' matches no host")
+                if wanted:
+                    self.unless_unloaded.append((None, *problem))
+                else:
+                    self.r.add(*problem)
             if broken or not members:
                 self.broken["HostGroup"].add(name)
                 continue
@@ -372,10 +381,10 @@ class EstateBuilder:
         candidates = self.tables[kind].get(text)
         if candidates is None:
             short = text.split("/", 1)[1] if text.count("/") == 2 else text
-            if (short not in self.broken[kind] and text not in self.broken[kind]
-                    and text.rsplit("/", 1)[-1] not in self.r.unloaded_names):
+            if short not in self.broken[kind] and text not in self.broken[kind]:
                 known = [k for k in self.tables[kind]]
-                self.r.add(doc.at(path), "NG104", f"unknown {kind} '{text}'{did_you_mean(text, known)}")
+                self.unless_unloaded.append((text.rsplit("/", 1)[-1], doc.at(path), "NG104",
+                                             f"unknown {kind} '{text}'{did_you_mean(text, known)}"))
             return BROKEN
         if len(candidates) > 1:
             options = ", ".join(sorted(c.ref for c in candidates))
@@ -526,7 +535,18 @@ class EstateBuilder:
         self.hosts_outside_kubernetes()
         self.workloads()
 
+    def unexplained(self) -> list[tuple[Location, str, str]]:
+        """(location, code, message) of the problems kept for estate() that no name that failed to load, so
+        far, explains."""
+        unloaded = self.r.unloaded_names
+        return [problem for name, *problem in self.unless_unloaded
+                if not (name in unloaded if name is not None else unloaded)]
+
     def estate(self) -> Estate:
+        """The estate of everything validated; reports what no name that failed to load explains."""
+        for problem in self.unexplained():
+            self.r.add(*problem)
+        self.unless_unloaded.clear()
         t = self.tables
 
         def ordered(kind):

@@ -51,22 +51,33 @@ def piped(specs: Path) -> tuple:
 
 @pytest.fixture
 def streams_or_not(monkeypatch) -> list[str]:
-    """Records which way each run went: 'streamed' (grants taken as their files load) or 'at once'."""
+    """Records which way each run went: 'streamed' (the grants of files that load last taken as each loads)
+    or 'at once'."""
     ways: list[str] = []
+    late: set[str] = set()
     real = netgen.pipeline._all_at_once
 
     def all_at_once(*args, **kwargs):
         ways.append("at once")
         return real(*args, **kwargs)
 
+    real_guess = netgen.pipeline.holds_only_grants
+
+    def holds_only_grants(path):
+        if real_guess(path):
+            late.add(str(path))
+            return True
+        return False
+
     real_grants = netgen.pipeline._AsFilesLoad.grants
 
     def grants(self, documents):
-        if not ways or ways[-1] != "streamed":
+        if documents and documents[0].file in late and (not ways or ways[-1] != "streamed"):
             ways.append("streamed")
         return real_grants(self, documents)
 
     monkeypatch.setattr(netgen.pipeline, "_all_at_once", all_at_once)
+    monkeypatch.setattr(netgen.pipeline, "holds_only_grants", holds_only_grants)
     monkeypatch.setattr(netgen.pipeline._AsFilesLoad, "grants", grants)
     return ways
 
@@ -75,7 +86,7 @@ def test_the_example_estate_streams_and_gives_what_the_stages_give(streams_or_no
     expected = at_once(EXAMPLE)
     streams_or_not.clear()
     assert piped(EXAMPLE) == expected
-    assert streams_or_not == ["streamed"]
+    assert streams_or_not == ["streamed"], "the grants files load last, and stream"
     assert forks, "the files were read on two cores"
     assert expected[2] == [], "the example estate is clean"
 
@@ -142,7 +153,7 @@ def test_a_late_file_that_defines_what_earlier_grants_use_falls_back(tmp_path, s
     assert streams_or_not == ["streamed", "at once"]
 
 
-def test_a_late_file_that_fails_to_load_falls_back(tmp_path, streams_or_not, forks):
+def test_a_late_file_that_fails_to_load_explains_what_earlier_grants_miss(tmp_path, streams_or_not, forks):
     specs = shutil.copytree(EXAMPLE, tmp_path / "specs")
     _grants_file(specs, "a-early.yaml", [_grant("uses-broken-group", "broken-group")])
     # a grants file with a YAML error, whose text seems to define the group the earlier grant names
@@ -153,7 +164,42 @@ def test_a_late_file_that_fails_to_load_falls_back(tmp_path, streams_or_not, for
     assert {d.code for d in expected[2]} == {"NG002", "NG112"}, "no unknown-reference error for its names"
     streams_or_not.clear()
     assert piped(specs) == expected
-    assert streams_or_not[-1] == "at once"
+    assert streams_or_not == ["streamed"]
+
+
+def test_a_late_file_that_fails_to_load_explains_a_host_group_that_matches_nothing(tmp_path, streams_or_not):
+    specs = shutil.copytree(EXAMPLE, tmp_path / "specs")
+    groups = specs / "inventory" / "host-groups.yaml"
+    groups.write_text(groups.read_text() + "---\napiVersion: netgen.dev/v1alpha1\nkind: HostGroup\n"
+                      "metadata: {name: nobody}\nspec: {selector: {matchLabels: {role: nobody}}}\n", "utf-8")
+    assert [d.code for d in at_once(specs)[2]] == ["NG115"]
+    (specs / "access" / "z-late.yaml").write_text("kind: Grant\nmetadata: {name: what\n", "utf-8")  # a host?
+    expected = at_once(specs)
+    assert [d.code for d in expected[2]] == ["NG002"]
+    streams_or_not.clear()
+    assert piped(specs) == expected
+    assert streams_or_not == ["streamed"]
+
+
+def test_a_schema_error_in_a_late_grant_keeps_streaming(tmp_path, streams_or_not, forks):
+    specs = shutil.copytree(EXAMPLE, tmp_path / "specs")
+    billing = specs / "access" / "billing.yaml"
+    billing.write_text(billing.read_text().replace("  from: {hostGroup: billing}", "  fro: {hostGroup: billing}", 1))
+    expected = at_once(specs)
+    assert expected[2] and expected[1] is None
+    streams_or_not.clear()
+    assert piped(specs) == expected
+    assert streams_or_not == ["streamed"]
+
+
+def test_names_the_caller_knows_failed_to_load_explain_unknown_references(tmp_path):
+    specs = shutil.copytree(EXAMPLE, tmp_path / "specs")
+    _grants_file(specs, "zz.yaml", [_grant("uses-pending-group", "pending-group")])
+    reporter = Reporter()
+    reporter.unloaded_names.add("pending-group")  # (netgen as a library: what an earlier load left)
+    resolved = resolve_specs(specs, AS_OF, reporter)
+    assert "uses-pending-group" not in [g.name for g in resolved.estate.grants]
+    assert not [d for d in reporter.sorted() if d.code != "NG112"]
 
 
 def test_a_validation_error_stops_resolution_as_it_does_at_once(tmp_path, streams_or_not, monkeypatch):
@@ -211,3 +257,19 @@ def test_streaming_gives_what_the_stages_give_on_random_estates(docs, files, mix
     root = tmp_path_factory.mktemp("layout")
     _layout(root, docs, files + [9] * len(docs), mixed)
     assert piped(root) == at_once(root)
+
+
+@pytest.mark.parametrize(("text", "only_grants"), [
+    ("apiVersion: x\nkind: Grant\nmetadata: {}\n---\napiVersion: x\nkind: Grant\n", True),
+    ("apiVersion: x\r\nkind: Grant\r\nmetadata: {}\r\n---\r\nkind: Grant\r\n", True),  # CRLF line ends
+    ("\ufeffkind: Grant\nmetadata: {}\n", True),
+    ("kind: Grant  # access for billing\nspec: {}\n---\nkind: 'Grant'\n---\nkind : \"Grant\"\n", True),
+    ("kind: Grant\n---\nkind: HostGroup\n", False),
+    ("kind: Grants\n", False),
+    ("kind: Vpc\n", False),
+    ("# no documents\n", False),
+])
+def test_files_that_hold_only_grants_are_told_apart(tmp_path, text, only_grants):
+    path = tmp_path / "file.yaml"
+    path.write_text(text, "utf-8")
+    assert holds_only_grants(path) is only_grants
