@@ -52,7 +52,7 @@ class _AsFilesLoad:
 
     def __init__(self, documents: list[Document], as_of: date, reporter: Reporter):
         self.loading = reporter  # the caller's: what loading reports, and the names that failed to load
-        self.loaded_checked = len(reporter.diagnostics)  # what loading reported and was looked at for errors
+        self.loaded_checked = 0  # what the caller's reporter holds that was looked at for errors
         self.reporter = Reporter()  # validation's, until the run is kept (the caller's gets it then)
         self.reporter.unloaded_names = reporter.unloaded_names  # the same set, as it grows
         self.resolve_reporter = Reporter()  # reported only when nothing else was an error, as in _all_at_once

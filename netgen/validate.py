@@ -103,7 +103,7 @@ class EstateBuilder:
         table = self.tables[kind]
         if name in table:
             return table[name]
-        if name not in self.broken[kind]:
+        if name not in self.broken[kind] and name not in self.r.unloaded_names:  # (that set only grows)
             self.unless_unloaded.append((name, doc.at(path), "NG104",
                                          f"unknown {kind} '{name}'{did_you_mean(name, table)}"))
         return BROKEN
@@ -287,7 +287,7 @@ class EstateBuilder:
                     members[host_name] = self.tables["LegacyHost"][host_name]
             # A host that failed validation (or to load) might have matched the selector: stay quiet rather
             # than cascade.
-            if not members and not broken and not (wanted and self.broken["LegacyHost"]):
+            if not members and not broken and not (wanted and (self.broken["LegacyHost"] or self.r.unloaded_names)):
                 problem = (doc.at(("spec",)), "NG115", f"host group '{name}' matches no host")
                 if wanted:
                     self.unless_unloaded.append((None, *problem))
@@ -381,7 +381,8 @@ class EstateBuilder:
         candidates = self.tables[kind].get(text)
         if candidates is None:
             short = text.split("/", 1)[1] if text.count("/") == 2 else text
-            if short not in self.broken[kind] and text not in self.broken[kind]:
+            if (short not in self.broken[kind] and text not in self.broken[kind]
+                    and text.rsplit("/", 1)[-1] not in self.r.unloaded_names):
                 known = [k for k in self.tables[kind]]
                 self.unless_unloaded.append((text.rsplit("/", 1)[-1], doc.at(path), "NG104",
                                              f"unknown {kind} '{text}'{did_you_mean(text, known)}"))

@@ -16,6 +16,7 @@ from test_properties import SETTINGS, estates
 
 import netgen.loader
 import netgen.pipeline
+import netgen.validate
 from netgen.bench.synth import generate, write
 from netgen.diagnostics import Reporter, SpecError
 from netgen.loader import holds_only_grants, load_tree
@@ -273,3 +274,31 @@ def test_files_that_hold_only_grants_are_told_apart(tmp_path, text, only_grants)
     path = tmp_path / "file.yaml"
     path.write_text(text, "utf-8")
     assert holds_only_grants(path) is only_grants
+
+
+def test_nothing_is_resolved_or_worded_in_vain_once_an_early_file_failed_to_load(tmp_path, monkeypatch):
+    specs = shutil.copytree(EXAMPLE, tmp_path / "specs")
+    (specs / "inventory" / "broken.yaml").write_text("kind: HostGroup\nmetadata: {name: ghost\n", "utf-8")
+    _grants_file(specs, "zz.yaml", [_grant("uses-ghost", "ghost")])
+    resolved: list[str] = []
+    worded: list[str] = []
+    real_add, real_hint = netgen.pipeline.Resolution.add, netgen.validate.did_you_mean
+
+    def add(self, grants):
+        grants = list(grants)
+        resolved.extend(g.name for g in grants)
+        return real_add(self, grants)
+
+    def did_you_mean(word, candidates):
+        worded.append(word)
+        return real_hint(word, candidates)
+
+    monkeypatch.setattr(netgen.pipeline.Resolution, "add", add)
+    monkeypatch.setattr(netgen.validate, "did_you_mean", did_you_mean)
+    expected = at_once(specs)
+    assert [d.code for d in expected[2]] == ["NG002"]
+    resolved.clear()
+    worded.clear()
+    assert piped(specs) == expected
+    assert resolved == [], "the run is bound to fail: no grant is resolved"
+    assert worded == [], "a reference that a name which failed to load explains is not even worded"

@@ -86,6 +86,36 @@ def test_two_core_build_equals_the_serial_build(synthetic, forks, monkeypatch):
     assert {d.location.file for d in parallel[1]} & {str(paths[i]) for i in theirs}
 
 
+@pytest.mark.parametrize("two_cores", [False, True])
+def test_a_build_that_fails_its_rules_says_so_before_anything_else_fails(tmp_path, monkeypatch, request, two_cores):
+    import shutil
+
+    import netgen.targets.kubernetes
+    from netgen.diagnostics import SpecError
+    from netgen.targets import compile_outputs
+
+    if two_cores:
+        request.getfixturevalue("forks")
+    specs = shutil.copytree(REPO / "specs", tmp_path / "specs")
+    security_groups = specs / "inventory" / "security-groups.yaml"
+    security_groups.write_text(security_groups.read_text().replace(
+        "groupId: sg-0c3000000000000c1", "groupId: sg-0c3000000000000c1\n  ruleQuota: 1", 1))
+    called: list[str] = []
+
+    def failing(estate, flows):
+        called.append("kubernetes")  # (seen only when it runs in this process)
+        raise RuntimeError("the other targets fail too")
+
+    monkeypatch.setattr(netgen.targets.kubernetes, "compile_kubernetes", failing)
+    with pytest.raises(SpecError) as failed:
+        compile_outputs(resolve_specs(specs, AS_OF_DATE, Reporter()), Reporter())
+    assert {d.code for d in failed.value.diagnostics} == {"NG201"}
+    assert called == [], "a build that fails its rules never reaches the other targets here"
+    security_groups.write_text(security_groups.read_text().replace("\n  ruleQuota: 1", "", 1))
+    with pytest.raises(RuntimeError, match="the other targets fail too"):  # raised here, from either process
+        compile_outputs(resolve_specs(specs, AS_OF_DATE, Reporter()), Reporter())
+
+
 FILES = {f"aws/acct-{i % 3}/f{i}.json": b"{}\n" * i for i in range(40)}
 
 

@@ -390,7 +390,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
     Rule stacks hold nearly all of the output: for large estates a second core plans and renders the rules of
     part of the security groups (dealt by the address ranges each must cover) while this process plans the
     peerings, does the other groups and builds the network stacks. beside is other work for that core (the
-    other targets), worth beside_share of the work of all the rules: the same child does it, before its rules,
+    other targets), worth beside_share of the work of all the rules: the same child does it, after its rules,
     so that one fork (and one copy of the pages both processes write) serves both."""
     groups = {g.name: g for g in estate.security_groups}
     ruled = ruled_flows(estate, flows)
@@ -464,14 +464,23 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
         return parameters, accepts
 
     def their_share():
-        return beside(), _rule_stacks([groups[names[i]] for i in theirs], ruled)
+        """Their rules; then, in a child, beside()'s result or what it raised: raised below, after the checks of
+        every rule, as a build that fails those never reaches the other targets (which run here, last, without
+        a child)."""
+        share = _rule_stacks([groups[names[i]] for i in theirs], ruled)
+        if not fork:
+            return share, None, None
+        try:
+            return share, beside(), None
+        except Exception as exc:  # noqa: BLE001 - raised in this process, in its turn
+            return share, None, exc
 
     with Beside(their_share, fork=fork) as later:
         peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
         rule_files, found, parts = _rule_stacks([groups[names[i]] for i in mine], ruled)
         if not reporter.has_errors:  # (a failed plan, e.g. two routes to one prefix, is never built)
             parameters, accepts = network_stacks(peerings, routes)
-        others, (more_files, more_found, more_parts) = later.result()
+        (more_files, more_found, more_parts), others, failure = later.result()
     rule_files.update(more_files)
     reporter.diagnostics.extend(found + more_found)
     reporter.raise_if_errors()  # NG201-NG204
@@ -504,7 +513,9 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
     files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
     files.update(rule_files)
     files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
-    return files, others
+    if failure is not None:
+        raise failure
+    return files, others if fork else beside()
 
 
 _SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) builds an encoder per call
