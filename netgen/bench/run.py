@@ -20,8 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-from netgen.bench.synth import generate, write
-
 # grants -> (hosts, services, regions): 100k grants is about 20,000 hosts, 4,000 services, 10 regions, 40 VPCs
 SHAPES = {1000: (200, 40, 2), 10000: (2000, 400, 4), 100000: (20000, 4000, 10)}
 AS_OF = "2026-11-26"
@@ -89,7 +87,11 @@ def main() -> None:
         hosts, services, regions = SHAPES.get(grants, (grants // 5, grants // 25, 4))
         specs = args.work / f"estate-{grants}" / "specs"
         if not specs.exists():
-            write(specs, generate(hosts, services, grants, regions))
+            # in a process of its own: this one stays small, so a measured process's memory, sampled as it
+            # starts (before it replaces the copy of this one that fork gives it), is not this one's estates
+            subprocess.run([sys.executable, "-m", "netgen.bench.synth", "--hosts", str(hosts), "--services",
+                            str(services), "--grants", str(grants), "--regions", str(regions), "--out", str(specs)],
+                           check=True)
         estates[grants] = (hosts, services, regions, specs)
     # Rounds of (validate, build, floor) over every size, so that a slow spell of the machine weighs on both
     # sides of a ratio: build/floor within a round, and growth between two sizes of one round.
