@@ -127,7 +127,11 @@ class Reporter:
 
     @property
     def has_errors(self) -> bool:
-        return any(d.severity is Severity.ERROR for d in self.diagnostics)
+        return self.errors_since(0)
+
+    def errors_since(self, start: int) -> bool:
+        """Whether any diagnostic from the start-th on is an error."""
+        return any(d.severity is Severity.ERROR for d in self.diagnostics[start:])
 
     def sorted(self) -> list[Diagnostic]:
         return sorted(set(self.diagnostics))

@@ -399,18 +399,13 @@ def load_files(paths: list[Path], late: list[bool], reporter: Reporter,
         return i, documents
 
     sent: dict[int, tuple[list[Document], Reporter]] = {}  # what the child sent, by file, not handed out yet
-    handed: set[int] = set()
     with EachBeside(lambda i: load_checked(paths[i], check), theirs, fork=fork) as child:
         for i in early:
             if i in mine:
-                handed.add(i)
                 yield taken(i, load_checked(paths[i], check))
-                sent.update((theirs[k], result) for k, result in child.ready())
-                for j in [j for j in sent if not late[j]]:
-                    handed.add(j)
-                    yield taken(j, sent.pop(j))
+                sent.update((theirs[k], result) for k, result in child.ready())  # (drained between files)
         arriving = child.rest()  # the child's results not taken yet, in its order
-        for i in [i for i in early if i not in handed] + lates:
+        for i in [i for i in early if i not in mine] + lates:
             if i in mine:
                 yield taken(i, load_checked(paths[i], check))
                 continue

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from netgen.diagnostics import Reporter, Severity
+from netgen.diagnostics import Reporter
 from netgen.loader import Document, holds_only_grants, load_checked, load_files, spec_files
 from netgen.model import Estate
 from netgen.resolve import Flow, Resolution, resolve
@@ -43,16 +43,11 @@ def settle() -> None:
     gc.freeze()
 
 
-def _errors(diagnostics: list) -> bool:
-    return any(d.severity is Severity.ERROR for d in diagnostics)
-
-
 class _AsFilesLoad:
     """Validation and resolution of grants file by file, in file order, after every other kind: see above."""
 
     def __init__(self, documents: list[Document], as_of: date, reporter: Reporter):
         self.loading = reporter  # the caller's: what loading reports, and the names that failed to load
-        self.loaded_checked = 0  # what the caller's reporter holds that was looked at for errors
         self.reporter = Reporter()  # validation's, until the run is kept (the caller's gets it then)
         self.reporter.unloaded_names = reporter.unloaded_names  # the same set, as it grows
         self.resolve_reporter = Reporter()  # reported only when nothing else was an error, as in _all_at_once
@@ -60,14 +55,16 @@ class _AsFilesLoad:
         self.builder.inventory()
         vpcs = tuple(self.builder.tables["Vpc"].values())
         self.resolution: Resolution | None = Resolution(self.builder.settings_, vpcs, self.resolve_reporter)
+        self.checked = (0, 0)  # diagnostics of self.loading and self.reporter looked at for errors
         self.stop_if_failing()
 
     def stop_if_failing(self) -> None:
         """Stop resolving once the run is bound to fail, as _all_at_once never resolves then."""
-        if self.resolution is not None and (self.reporter.has_errors or self.builder.unexplained() or _errors(
-                self.loading.diagnostics[self.loaded_checked:])):
+        if self.resolution is not None and (self.loading.errors_since(self.checked[0])
+                                            or self.reporter.errors_since(self.checked[1])
+                                            or self.builder.unexplained()):
             self.close()
-        self.loaded_checked = len(self.loading.diagnostics)
+        self.checked = (len(self.loading.diagnostics), len(self.reporter.diagnostics))
 
     def grants(self, documents: list[Document]) -> None:
         grants = self.builder.grants(self.builder.admit([d for d in documents if d.data.get("kind") == "Grant"],

@@ -110,7 +110,7 @@ def test_an_overflow_stack_and_a_group_of_the_same_name_are_ng206(tmp_path, core
         f"specs/inventory/security-groups.yaml:86:1: error[NG206]: rules of security groups 'prod-use1-nodes' and "
         f"'{twin}' would share stack netgen-acme-legacy-us-east-1-sg-{twin}; rename one of the groups")
     if forks is not None:
-        assert len(forks) == 2, "children: half the files; Kubernetes, the report and the twin's rules"
+        assert len(forks) == 2, "children: files to load; Kubernetes, the report and the twin's rules"
 
 
 def _plan_apart(monkeypatch, group: str) -> None:

@@ -110,7 +110,8 @@ def test_a_build_that_fails_its_rules_says_so_before_anything_else_fails(tmp_pat
     with pytest.raises(SpecError) as failed:
         compile_outputs(resolve_specs(specs, AS_OF_DATE, Reporter()), Reporter())
     assert {d.code for d in failed.value.diagnostics} == {"NG201"}
-    assert called == [], "a build that fails its rules never reaches the other targets here"
+    if not two_cores:  # (in the child, the other targets run in parallel; what fails first above is the point)
+        assert called == [], "a build that fails its rules never reaches the other targets"
     security_groups.write_text(security_groups.read_text().replace("\n  ruleQuota: 1", "", 1))
     with pytest.raises(RuntimeError, match="the other targets fail too"):  # raised here, from either process
         compile_outputs(resolve_specs(specs, AS_OF_DATE, Reporter()), Reporter())
