@@ -65,6 +65,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG204": (Severity.ERROR, "a VPC would route overlapping prefixes to two different peerings"),
     "NG205": (Severity.ERROR, "a stack would exceed CloudFormation's 500 resources"),
     "NG206": (Severity.ERROR, "two stacks would get the same name, or two groups one stack"),
+    "NG207": (Severity.ERROR, "an account and region would hold more netgen stacks than its stack quota"),
 }
 
 

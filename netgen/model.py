@@ -11,6 +11,7 @@ from netgen.addresses import interval, network
 from netgen.diagnostics import Location
 
 API_VERSION = "netgen.dev/v1alpha1"
+DEFAULT_STACK_QUOTA = 2000  # CloudFormation stacks per account and region, unless raised through Service Quotas
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Account:
     accept_role_arn: str
     profile: str | None
     loc: Location
+    stack_quota: int = DEFAULT_STACK_QUOTA  # in each region of the account (Account.spec.stackQuota)
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,6 +16,7 @@ from netgen.addresses import network
 from netgen.diagnostics import Location, Reporter, did_you_mean
 from netgen.loader import Document
 from netgen.model import (
+    DEFAULT_STACK_QUOTA,
     Account,
     Cluster,
     Estate,
@@ -174,7 +175,8 @@ class EstateBuilder:
                            f"peeringAcceptRoleArn is a role in account {role_account}, not in this account "
                            f"({s['accountId']}); peering acceptance would fail to stabilize")
             self.tables["Account"][name] = Account(name, s["accountId"], s["peeringAcceptRoleArn"],
-                                                   s.get("profile"), doc.at())
+                                                   s.get("profile"), doc.at(),
+                                                   s.get("stackQuota", DEFAULT_STACK_QUOTA))
 
     def vpcs(self, settings: Settings) -> None:
         self.unique_ids("Vpc", "vpcId", "VPC id")

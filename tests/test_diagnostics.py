@@ -299,3 +299,46 @@ def test_every_code_has_a_case():
 
 def test_case_ids_are_unique():
     assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("quota", [5, 6])
+def test_ng207_stack_quota_fails_the_build_at_the_account(tmp_path: Path, quota: int):
+    """NG207 is a build-stage code (so not among CASES): acme-legacy gets 6 netgen stacks in us-east-1 (network
+    and 5 groups) and 5 in eu-west-1. With stackQuota 5 us-east-1 is over it, located at the Account document,
+    and nothing is written; with 6 every region fits and the build succeeds."""
+    root = copy_example_specs(tmp_path)
+    edit_spec(root / "inventory/accounts.yaml", "  profile: acme-legacy\n",
+              f"  profile: acme-legacy\n  stackQuota: {quota}\n")
+    assert diagnose_specs(root) == []  # a valid spec: only the build counts stacks
+    out = tmp_path / "out"
+    args = ("build", "--specs", str(root), "--out", str(out), "--as-of", EXAMPLE_AS_OF.isoformat())
+    result = run_cli(*args, "--format", "json")
+    assert result.exception is None, result.exception
+    if quota == 6:
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert len(list((out / "aws/acme-legacy/us-east-1").glob("*.json"))) == 6
+        return
+    assert result.exit_code == 1
+    reported = json.loads(result.stdout)
+    assert [(d["code"], _relative(d["file"], root), d["line"], d["column"], d["severity"]) for d in reported] == [
+        ("NG207", "inventory/accounts.yaml", 2, 1, "error")]
+    assert reported[0]["message"] == (
+        "account 'acme-legacy' (123456789012) would hold 6 netgen stacks in us-east-1, over its stack quota of 5: "
+        "raise CloudFormation's stack quota there through Service Quotas (AWS's default: 2000 per account and "
+        "region), then set spec.stackQuota on the Account")
+    assert not out.exists()
+    text = run_cli(*args)
+    assert text.exit_code == 1
+    assert f"{root / 'inventory/accounts.yaml'}:2:1: error[NG207]: account 'acme-legacy'" in text.stderr
+
+
+def test_stack_quota_defaults_to_cloudformations(tmp_path: Path):
+    """Without stackQuota an account may hold AWS's default of 2,000 stacks per region; with it, what it says."""
+    from netgen.diagnostics import Reporter
+    from netgen.pipeline import resolve_specs
+
+    root = copy_example_specs(tmp_path)
+    edit_spec(root / "inventory/accounts.yaml", "  profile: acme-platform\n",
+              "  profile: acme-platform\n  stackQuota: 4000\n")
+    estate = resolve_specs(root, EXAMPLE_AS_OF, Reporter()).estate
+    assert {a.name: a.stack_quota for a in estate.accounts} == {"acme-legacy": 2000, "acme-platform": 4000}

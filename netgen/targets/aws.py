@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -33,7 +33,7 @@ from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VP
 
 from netgen.addresses import collapse_intervals, interval, rule_covers
 from netgen.diagnostics import Reporter
-from netgen.model import Estate, SecurityGroup, Vpc
+from netgen.model import DEFAULT_STACK_QUOTA, Estate, SecurityGroup, Vpc
 from netgen.parallel import Beside, deal, worth_forking
 from netgen.resolve import Endpoint, Flow
 
@@ -509,13 +509,30 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
             owner = next(a for a in estate.accounts if a.account_id == key.account_id)
             reporter.add(owner.loc, "NG206", f"stacks for {key.path} and {other.path} would both be named "
                                              f"{key.name}; rename the account or the security group")
-    reporter.raise_if_errors()  # NG205, NG206
+    _check_stack_quotas(estate, templates, reporter)
+    reporter.raise_if_errors()  # NG205, NG206, NG207
     files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
     files.update(rule_files)
     files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
     if failure is not None:
         raise failure
     return files, others if fork else beside()
+
+
+def _check_stack_quotas(estate: Estate, stacks, reporter: Reporter) -> None:
+    """NG207: CloudFormation allows an account a number of stacks per region (2,000 unless raised); netgen's
+    stacks of each account and region must fit in the quota its Account document states. Stacks that netgen
+    does not manage count against the same quota: only a deploy can see those (its preflight)."""
+    counts = Counter((key.account_id, key.region) for key in stacks)
+    accounts = {a.account_id: a for a in estate.accounts}
+    for (account_id, region), count in sorted(counts.items()):
+        account = accounts[account_id]
+        if count > account.stack_quota:
+            reporter.add(account.loc, "NG207",
+                         f"account '{account.name}' ({account_id}) would hold {count} netgen stacks in {region}, "
+                         f"over its stack quota of {account.stack_quota}: raise CloudFormation's stack quota "
+                         f"there through Service Quotas (AWS's default: {DEFAULT_STACK_QUOTA} per account and "
+                         "region), then set spec.stackQuota on the Account")
 
 
 _SORTED_JSON = json.JSONEncoder(sort_keys=True).encode  # json.dumps(sort_keys=True) builds an encoder per call
