@@ -263,6 +263,17 @@ def deploy(
     region: Annotated[str | None, typer.Option("--region", help="Only stacks in this region.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Create and describe change sets only; execute "
                                                             "nothing.")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, metavar="N",
+                                             help="Stacks deployed at once per account and region.")]
+    = 4,
+    full: Annotated[bool, typer.Option("--full", help="A change set for every stack, even those whose template "
+                                                      "and parameters are what is deployed.")] = False,
+    skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="Do not check credentials, quotas, "
+                                                                          "buckets and existing peerings and "
+                                                                          "routes before changing anything.")]
+    = False,
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="text, or json: one event per line.")]
+    = ReportFormat.text,
     ec2_peering: Annotated[bool, typer.Option("--ec2-peering", help="Create cross-region and cross-account "
                                                                     "peerings through the EC2 API instead of "
                                                                     "CloudFormation (moto cannot).")] = False,
@@ -275,12 +286,14 @@ def deploy(
     specs: SpecsOpt = Path("specs"),
     as_of: AsOfOpt = None,
 ) -> None:
-    """Deploy generated/aws with CloudFormation change sets, in the deploy plan's order.
+    """Deploy generated/aws with CloudFormation change sets, stacks side by side in the plan's dependency order.
 
-    Shows each change set before executing it, accepts pending peerings, checks every stack against EC2,
-    deletes netgen stacks the plan no longer has. Exit 0 ok, 1 a stack failed (a rerun resumes)."""
+    Checks credentials, quotas and what exists first; skips stacks whose template and parameters are deployed;
+    shows each change set before executing it; accepts pending peerings; checks every deployed stack against
+    EC2; deletes netgen stacks the plan no longer has. Exit 0 ok, 1 a check or a stack failed (a rerun
+    resumes)."""
+    from netgen.aws.deploy import Console, Options, template_bucket_for
     from netgen.aws.deploy import deploy as run
-    from netgen.aws.deploy import template_bucket_for
     from netgen.aws.generated import PlanError
 
     if template_bucket is not None:
@@ -290,20 +303,15 @@ def deploy(
             raise _usage_error(f"--template-bucket: {exc}") from None
     resolved = _resolve(specs, as_of, Format.text)
     clients = _aws_clients(resolved, endpoint_url)
+    console = Console.for_terminal(fmt.value, typer.echo)
+    options = Options(dry_run=dry_run, ec2_peering=ec2_peering, template_bucket=template_bucket,
+                      concurrency=concurrency, full=full, skip_preflight=skip_preflight)
     try:
-        report = run(out, clients, typer.echo, account=account, region=region, dry_run=dry_run,
-                     ec2_peering=ec2_peering, template_bucket=template_bucket)
+        report = run(out, clients, console, options, account=account, region=region)
     except PlanError as exc:
         raise _usage_error(str(exc)) from None
-    counts: dict[str, int] = {}
-    for outcome in report.outcomes.values():
-        counts[outcome] = counts.get(outcome, 0) + 1
-    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "nothing done"
-    repairs = f"; {len(report.repairs)} repair(s) through the EC2 API" if report.repairs else ""
-    typer.echo(f"{'dry run' if dry_run else 'deploy'}: {summary}{repairs}")
+    console.summary(dry_run)
     if not report.ok:
-        for stack, reason in sorted(report.failures.items()):
-            typer.echo(f"failed: {stack}: {reason}", err=True)
         raise typer.Exit(1)
 
 

@@ -152,10 +152,11 @@ def test_end_to_end(cloud: MotoCloud, tmp_path: Path) -> None:
     assert judge(lab).failures == []
     code, found = drift(cloud, specs, out)
     assert (code, found) == (0, {"drift": []})
-    # a rerun changes nothing
+    # a rerun changes nothing, and creates no change set: every stack's digest is what is deployed
     code, output = deploy(cloud, specs, out)
     assert code == 0, output
-    assert "no changes" in output and "repaired" not in output and "+ Add" not in output
+    assert output.splitlines()[-1] == "deploy: 13 unchanged", output
+    assert "change set" not in output and "repaired" not in output
     # 4. update a grant (settlement-to-databases: 5432 -> 5433) and remove one (ledger-exporter-to-erp: the only
     # grant with rules on legacy-erp-euw1)
     payments = specs / "access/payments.yaml"
@@ -170,7 +171,8 @@ def test_end_to_end(cloud: MotoCloud, tmp_path: Path) -> None:
     assert erp_stack in stacks(cloud)
     code, output = deploy(cloud, specs, out)
     assert code == 0, output
-    assert f"== {erp_stack}: no longer in the plan, deleting it" in output
+    assert f"[{erp_stack}] no longer in the plan, deleting it" in output
+    assert output.splitlines()[-1].startswith("deploy: 2 updated, 10 unchanged, 1 deleted"), output
     assert erp_stack not in stacks(cloud)
     code, output = verify(cloud, specs)
     assert code == 0, output
@@ -213,8 +215,11 @@ def test_end_to_end(cloud: MotoCloud, tmp_path: Path) -> None:
     code, found = drift(cloud, specs, out)
     assert code == 1 and {(d["kind"], d["change"], d["where"]) for d in found["drift"]} >= {
         ("rule", "missing", f"legacy-billing-euw1 ({billing})")}
-    # deploy repairs it (the stack itself has no changes) and verify is clean of unreachable flows again
+    # a deploy skips the unchanged stack; --full checks every stack against EC2 and repairs it (the stack itself
+    # has no changes), and verify is clean of unreachable flows again
     code, output = deploy(cloud, specs, out)
+    assert code == 0 and "repaired" not in output, output
+    code, output = deploy(cloud, specs, out, "--full")
     assert code == 0 and f"repaired: authorized {billing} ingress" in output, output
     code, output = verify(cloud, specs)
     assert "0 unreachable" in output, output
@@ -230,6 +235,8 @@ def example_build(cloud: MotoCloud, tmp_path: Path):
 
 
 def test_failed_stack_resumes(cloud: MotoCloud, example_build) -> None:
+    """A stack that fails does not stop the others: they are deployed, the deploy exits 1 with the reason, and
+    a rerun after the fix resumes (the failed create is deleted and created again; the rest is unchanged)."""
     seeded, specs, out = example_build
     bad = "netgen-acme-legacy-us-east-1-sg-legacy-db-use1"
     path = out / "aws/acme-legacy/us-east-1/sg-legacy-db-use1.json"
@@ -239,18 +246,17 @@ def test_failed_stack_resumes(cloud: MotoCloud, example_build) -> None:
     path.write_text(json.dumps(template))
     code, output = deploy(cloud, specs, out)
     assert code == 1
-    assert f"error: stack {bad} failed:" in output and "InvalidGroup.NotFound" in output
-    assert f"stopped: {bad} failed" in output
+    assert f"[{bad}] failed: executing change set" in output and "InvalidGroup.NotFound" in output
+    assert output.splitlines()[-2].startswith("deploy: 12 created, 1 failed;"), output
+    assert output.splitlines()[-1].startswith(f"failed: {bad}: executing change set")
     live = stacks(cloud)
     plan = [s["stack"] for s in json.loads((out / "aws/deploy-plan.json").read_text())["stacks"]]
-    before = plan[:plan.index(bad)]
-    assert all(live.get(s) == "CREATE_COMPLETE" for s in before)
-    assert not set(plan[plan.index(bad) + 1:]) & set(live)  # stopped: nothing after it was touched
+    assert all(live.get(s) == "CREATE_COMPLETE" for s in plan if s != bad)
     build(specs, out)  # the fix
     code, output = deploy(cloud, specs, out)
     assert code == 0, output
     assert f"{bad} is REVIEW_IN_PROGRESS" in output and "deleting it before retrying" in output
-    assert output.splitlines().count("  no changes") == len(before)
+    assert output.splitlines()[-1].startswith("deploy: 1 created, 12 unchanged"), output
     assert all(stacks(cloud).get(s) in ("CREATE_COMPLETE", "UPDATE_COMPLETE") for s in plan)
     code, output = verify(cloud, specs)
     assert code == 0, output
@@ -298,8 +304,13 @@ def test_templates_over_the_inline_limit_go_through_s3(cloud: MotoCloud, tmp_pat
     refuses it with what to do, and with --template-bucket uploads it to S3 and deploys it from there.
 
     AWS's default of 60 rules per group can be raised to 1,000 (the spec says ruleQuota: 300); moto's 60 is
-    fixed, so its check (the server runs in this process) is given the raised quota."""
+    fixed, so its check (the server runs in this process) is given the raised quota, and so is the quota
+    Service Quotas reports, which deploy's preflight reads."""
     from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.servicequotas.models import VPC_DEFAULT_QUOTAS
+
+    rules_quota = next(q for q in VPC_DEFAULT_QUOTAS if q["QuotaCode"] == "L-0EA8095F")
+    monkeypatch.setitem(rules_quota, "Value", 1000.0)
 
     check = SecurityGroupBackend._verify_group_will_respect_rule_count_limit
     monkeypatch.setattr(SecurityGroupBackend, "_verify_group_will_respect_rule_count_limit",
@@ -321,12 +332,13 @@ def test_templates_over_the_inline_limit_go_through_s3(cloud: MotoCloud, tmp_pat
     name = "netgen-acme-legacy-eu-west-1-sg-legacy-erp-euw1"
 
     code, output = deploy(cloud, specs, out, "--region", "eu-west-1")
-    assert code == 1 and f"failed: {name}:" in output and "name an S3 bucket" in output, output
-    assert name not in stacks(cloud)
+    assert code == 1 and f"failed: preflight: {name}:" in output and "name an S3 bucket" in output, output
+    assert "nothing was changed" in output and stacks(cloud) == {}
 
     bucket = f"netgen-templates-{LEGACY}-eu-west-1"
     code, output = deploy(cloud, specs, out, "--region", "eu-west-1", "--template-bucket", "netgen-templates-{region}")
-    assert code == 1 and "NoSuchBucket" in output and "uploading its template to s3://" in output, output
+    assert code == 1 and "template bucket netgen-templates-eu-west-1 (--template-bucket) cannot be used" in output
+    assert "nothing was changed" in output and stacks(cloud) == {}
     cloud.client("s3", LEGACY, "eu-west-1").create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     code, output = deploy(cloud, specs, out, "--region", "eu-west-1",
@@ -342,7 +354,8 @@ def test_templates_over_the_inline_limit_go_through_s3(cloud: MotoCloud, tmp_pat
     assert set(range(2001, 2501, 2)) <= opened
     # One bucket for every region: the template's address names the bucket's region, not the stack's.
     cloud.client("s3", LEGACY, "us-east-1").create_bucket(Bucket="netgen-templates-shared")
-    code, output = deploy(cloud, specs, out, "--region", "eu-west-1", "--template-bucket", "netgen-templates-shared")
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1", "--template-bucket", "netgen-templates-shared",
+                          "--full")
     assert code == 0, output
     assert "read from https://netgen-templates-shared.s3.us-east-1.amazonaws.com/netgen/" in output
 

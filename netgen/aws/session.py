@@ -14,11 +14,13 @@ when the environment variable NETGEN_AWS_ACCOUNT_HEADER names the header (tests 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 RETRIES = {"mode": "adaptive", "max_attempts": 10}
 ACCOUNT_HEADER_ENV = "NETGEN_AWS_ACCOUNT_HEADER"
+MAX_POOL = 64  # connections per client: deploy runs up to that many stacks at once (deploy/scheduler.py)
 
 
 class Clients:
@@ -32,6 +34,7 @@ class Clients:
         self.account_header = account_header
         self._sessions: dict[str | None, Any] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
+        self._lock = threading.Lock()  # deploy asks from several threads; boto3 sessions are not thread-safe
 
     @classmethod
     def from_environment(cls, profiles: Mapping[str, str | None] | None = None, endpoint_url: str | None = None,
@@ -48,21 +51,25 @@ class Clients:
 
     def client(self, service: str, account_id: str, region: str) -> Any:
         key = (service, account_id, region)
-        if key not in self._clients:
-            from botocore.config import Config
+        with self._lock:
+            return self._clients.get(key) or self._new_client(key)
 
-            client = self.session(account_id).client(
-                service, region_name=region, endpoint_url=self.endpoint_url,
-                config=Config(retries=dict(RETRIES), user_agent_extra="netgen"))
-            if self.account_header and account_id:
-                header = self.account_header
+    def _new_client(self, key: tuple[str, str, str]) -> Any:
+        from botocore.config import Config
 
-                def as_account(request: Any, **_: Any) -> None:
-                    request.headers[header] = account_id
+        service, account_id, region = key
+        client = self.session(account_id).client(
+            service, region_name=region, endpoint_url=self.endpoint_url,
+            config=Config(retries=dict(RETRIES), user_agent_extra="netgen", max_pool_connections=MAX_POOL))
+        if self.account_header and account_id:
+            header = self.account_header
 
-                client.meta.events.register("before-sign.*.*", as_account)
-            self._clients[key] = client
-        return self._clients[key]
+            def as_account(request: Any, **_: Any) -> None:
+                request.headers[header] = account_id
+
+            client.meta.events.register("before-sign.*.*", as_account)
+        self._clients[key] = client
+        return client
 
     def ec2(self, account_id: str, region: str) -> Any:
         return self.client("ec2", account_id, region)
@@ -77,4 +84,6 @@ def error_text(exc: BaseException) -> str:
     if isinstance(response, dict) and "Error" in response:
         err = response["Error"]
         return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip()
+    if type(exc).__name__ == "ResponseParserError":  # an HTML error page (moto: an action it does not implement)
+        return "the endpoint's answer is not an AWS API response (does it implement this action?)"
     return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,75 @@
+"""`netgen deploy`: apply generated/aws through CloudFormation change sets, at the speed of the deploy plan's
+dependency graph.
+
+A run, in order:
+
+1. preflight.py: checks before any change (credentials of the right accounts, quotas, template buckets,
+   peerings and routes that already exist and would collide); any problem stops the run before it changes
+   anything. `--skip-preflight` leaves it out.
+2. scheduler.py: every stack of the plan (optionally only one account and/or region) as soon as the stacks it
+   takes parameters from are done, several at once per account and region; a failed stack skips its dependents
+   and nothing else.
+3. stack.py, for each stack: parameters from the outputs of the stacks the plan names; a stack whose digest
+   (state.py: template and parameters, a tag on the stack) is what is deployed is `unchanged`, with no change
+   set (`--full` makes one anyway); adopt.py leaves identical live rules and routes in place; lifecycle.py
+   creates, prints and executes the change set (CREATE, or UPDATE; a stack left ROLLBACK_COMPLETE or
+   REVIEW_IN_PROGRESS by a failed create is deleted first, so a rerun resumes); settle.py then checks the
+   stack against EC2 and repairs what differs, in the open.
+4. cleanup.py, when nothing failed: netgen stacks the plan no longer has, and netgen peerings no template
+   wants, are deleted.
+
+moto.py holds the workarounds for the AWS endpoint of the tests. console.py prints it all (text or JSON
+lines) and keeps the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from netgen.aws.deploy.cleanup import clean_up
+from netgen.aws.deploy.console import Console, DeployReport
+from netgen.aws.deploy.context import DEFAULT_CONCURRENCY, Context, Options, StackFailed
+from netgen.aws.deploy.lifecycle import template_bucket_for
+from netgen.aws.deploy.preflight import preflight
+from netgen.aws.deploy.scheduler import schedule
+from netgen.aws.deploy.state import LiveStacks
+from netgen.aws.generated import load_plan
+
+__all__ = ["DEFAULT_CONCURRENCY", "Console", "DeployReport", "Options", "StackFailed", "deploy",
+           "template_bucket_for"]
+
+
+def deploy(out: Path, clients, console: Console, options: Options, *, account: str | None = None,
+           region: str | None = None) -> DeployReport:
+    stacks = load_plan(out)
+    selected = [s for s in stacks if account in (None, s.account, s.account_name) and region in (None, s.region)]
+    ctx = Context(clients, console, options, LiveStacks(clients))
+    if not selected:
+        console.say("nothing to deploy: no stack of the plan matches --account/--region")
+        return console.report
+    mode = "dry run: change sets only" if options.dry_run else "deploying"
+    console.say(f"{mode}: {len(selected)} of {len(stacks)} stacks, up to {options.concurrency} at once per account "
+                "and region")
+    if not options.skip_preflight and not _preflight(ctx, selected, stacks):
+        return console.report
+    schedule(ctx, selected, stacks)
+    if console.report.failures:
+        console.say("stacks and peerings no longer in the plan are left for a run without failures")
+    else:
+        clean_up(ctx, sorted({s.place for s in selected}), stacks)
+    return console.report
+
+
+def _preflight(ctx: Context, selected, stacks) -> bool:
+    say: Callable[[str], None] = ctx.console.say
+    found = preflight(ctx, selected, stacks)
+    for note in found.notes:
+        say(f"preflight: note: {note}")
+    for where, problem in found.problems:
+        ctx.console.problem(f"preflight: {where}", problem)
+    if found.problems:
+        say(f"preflight found {len(found.problems)} problem(s); nothing was changed")
+        return False
+    say("preflight: ok")
+    return True

@@ -1,0 +1,76 @@
+"""What the plan no longer has, removed after its stacks: netgen stacks (name prefix netgen-, tag
+managed-by=netgen) in the plan's accounts and regions that the plan does not name (a security group whose last
+rule went away), checked gone from EC2 afterwards; then peerings tagged managed-by=netgen that no template
+wants. Peerings netgen did not create (no tag: hand-made, declared as existing) are never touched."""
+
+from __future__ import annotations
+
+from netgen.aws.deploy import lifecycle
+from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
+from netgen.aws.deploy.moto import LIVE_PEERING
+from netgen.aws.deploy.settle import settle_removed
+from netgen.aws.generated import MANAGED_KEY, MANAGED_VALUE, StackPlan, is_managed, peerings_of
+from netgen.aws.session import error_text
+
+
+def remove_stale_stacks(ctx: Context, place: tuple[str, str], wanted: set[str]) -> None:
+    account, region = place
+    cfn = ctx.clients.cloudformation(account, region)
+    for name in ctx.live.netgen_names(account, region):
+        live = ctx.live.get(account, region, name)
+        if name in wanted or live is None or not is_managed(live.raw):
+            continue
+        if ctx.options.dry_run:
+            ctx.say("no longer in the plan; deploy deletes it", name)
+            ctx.console.outcome(name, "would delete")
+            continue
+        ctx.say("no longer in the plan, deleting it", name)
+        try:
+            previous = lifecycle.deployed_template(cfn, name) or {}
+            lifecycle.delete_stack(ctx, cfn, name)
+            ctx.live.update(account, region, name, None)
+            settle_removed(ctx, name, account, region, previous)
+        except StackFailed as failed:
+            ctx.console.outcome(name, "failed", failed.reason, failed.events)
+            continue
+        except botocore_errors() as exc:
+            ctx.console.outcome(name, "failed", error_text(exc))
+            continue
+        ctx.console.outcome(name, "deleted")
+
+
+def remove_stale_peerings(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan]) -> None:
+    wanted = {(str(p.get("VpcId")), str(p.get("PeerVpcId"))) for s in stacks
+              for p in peerings_of(s.template).values()}
+    for account, region in places:
+        ec2 = ctx.clients.ec2(account, region)
+        answer = ec2.describe_vpc_peering_connections(
+            Filters=[{"Name": f"tag:{MANAGED_KEY}", "Values": [MANAGED_VALUE]}])["VpcPeeringConnections"]
+        for pcx in sorted(answer, key=lambda p: p["VpcPeeringConnectionId"]):
+            req, acc = pcx["RequesterVpcInfo"], pcx["AccepterVpcInfo"]
+            if (not is_managed(pcx) or pcx["Status"]["Code"] not in LIVE_PEERING
+                    or req.get("OwnerId", account) != account or req.get("Region", region) != region
+                    or (req["VpcId"], acc["VpcId"]) in wanted):
+                continue
+            pcx_id = pcx["VpcPeeringConnectionId"]
+            where = f"peering {pcx_id} ({req['VpcId']} <-> {acc['VpcId']})"
+            if ctx.options.dry_run:
+                ctx.say(f"{where}: no template has it; deploy deletes it")
+                ctx.console.outcome(pcx_id, "would delete")
+                continue
+            ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx_id)
+            ctx.say(f"{where}: no template has it, deleted")
+            ctx.console.outcome(pcx_id, "deleted")
+
+
+def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan]) -> None:
+    wanted = {s.name for s in stacks}
+    for place in places:
+        try:
+            remove_stale_stacks(ctx, place, wanted)
+        except botocore_errors() as exc:
+            ctx.console.problem(f"{place[0]}/{place[1]}: removing stacks no longer in the plan", error_text(exc))
+    try:
+        remove_stale_peerings(ctx, places, stacks)
+    except botocore_errors() as exc:
+        ctx.console.problem("peerings no longer in the plan", error_text(exc))

@@ -1,0 +1,215 @@
+"""Checks before any change, every problem reported at once (`--skip-preflight` leaves them out).
+
+For each account of the plan: its credentials resolve (the account's profile, or the default chain) and
+sts:GetCallerIdentity names the account the specs name. For each account and region, where AWS lets netgen
+read them:
+- CloudFormation's stack limit (DescribeAccountLimits) holds the live stacks plus the plan's new ones;
+- Service Quotas: inbound or outbound rules per security group (L-0EA8095F) holds each group's rules in the
+  templates; routes per route table (L-93826ACB) holds each table's routes in the templates plus its other live
+  routes; active VPC peering connections per VPC (L-7E9ECCDB) holds each VPC's peerings in the plan;
+- the --template-bucket exists where a template needs it (s3:ListBucket through HeadBucket);
+- no pair of VPCs the plan peers is already peered by a connection netgen did not create (AWS refuses a second
+  one: declare it as a VpcPeering instead);
+- no route table the templates write to already routes one of their destinations to another target.
+A quota that cannot be read (no permission, a partition without Service Quotas) is reported as a note, and
+the deploy goes on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from netgen.aws.deploy import lifecycle
+from netgen.aws.deploy.adopt import describe_target, literal_target, route_conflict
+from netgen.aws.deploy.context import Context, botocore_errors
+from netgen.aws.deploy.moto import LIVE_PEERING
+from netgen.aws.deploy.settle import live_routes, route_target
+from netgen.aws.generated import StackPlan, is_managed, peerings_of, rules_of
+from netgen.aws.session import error_text
+
+# (service code, quota code, what it limits) read from Service Quotas
+RULES_QUOTA = ("vpc", "L-0EA8095F", "inbound or outbound rules per security group")
+ROUTES_QUOTA = ("vpc", "L-93826ACB", "routes per route table")
+PEERINGS_QUOTA = ("vpc", "L-7E9ECCDB", "active VPC peering connections per VPC")
+
+
+@dataclass
+class Findings:
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (where, what is wrong)
+    notes: list[str] = field(default_factory=list)  # what could not be checked, and why
+
+
+def preflight(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan]) -> Findings:
+    found = Findings()
+    places: dict[tuple[str, str], list[StackPlan]] = defaultdict(list)
+    for stack in selected:
+        places[stack.place].append(stack)
+    good_accounts = check_credentials(ctx, selected, found)
+    for (account, region), here in sorted(places.items()):
+        if account not in good_accounts:
+            continue
+        where = f"{here[0].account_name} ({account}) {region}"
+        try:
+            check_stack_limit(ctx, account, region, here, where, found)
+            check_quotas(ctx, account, region, here, stacks, where, found)
+            check_buckets(ctx, here, where, found)
+            check_existing(ctx, account, region, here, where, found)
+        except botocore_errors() as exc:
+            found.problems.append((where, f"cannot read what preflight needs: {error_text(exc)}"))
+    return found
+
+
+def check_credentials(ctx: Context, selected: list[StackPlan], found: Findings) -> set[str]:
+    good = set()
+    for account, name, region in sorted({(s.account, s.account_name, s.region) for s in selected}):
+        if account in good or any(w == f"account {name} ({account})" for w, _ in found.problems):
+            continue
+        where = f"account {name} ({account})"
+        try:
+            identity = ctx.clients.client("sts", account, region).get_caller_identity()
+        except botocore_errors() as exc:
+            found.problems.append((where, f"credentials do not resolve: {error_text(exc)}"))
+            continue
+        if identity.get("Account") != account:
+            found.problems.append((where, f"the credentials are for account {identity.get('Account')} "
+                                          f"({identity.get('Arn')}), not {account}: check the account's profile "
+                                          "in the inventory, or the environment's credentials"))
+            continue
+        good.add(account)
+    return good
+
+
+def check_stack_limit(ctx: Context, account: str, region: str, here: list[StackPlan], where: str,
+                      found: Findings) -> None:
+    live = ctx.live.place(account, region)  # the one DescribeStacks of this place, kept for the deploy
+    try:
+        limits = ctx.clients.cloudformation(account, region).describe_account_limits().get("AccountLimits", [])
+    except botocore_errors() as exc:
+        found.notes.append(f"{where}: CloudFormation's stack limit is not readable ({error_text(exc)})")
+        return
+    limit = next((int(x["Value"]) for x in limits if x.get("Name") == "StackLimit"), None)
+    if limit is None:
+        found.notes.append(f"{where}: DescribeAccountLimits reports no StackLimit")
+        return
+    new = [s for s in here if s.name not in live]
+    if len(live) + len(new) > limit:
+        found.problems.append((where, f"{len(live)} stacks exist and the plan adds {len(new)}: over CloudFormation's "
+                                      f"limit of {limit} stacks (raise the quota, or split the estate)"))
+
+
+def quota(ctx: Context, account: str, region: str, which: tuple[str, str, str], where: str,
+          found: Findings) -> float | None:
+    service, code, what = which
+    client = ctx.clients.client("service-quotas", account, region)
+    try:
+        return float(client.get_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]["Value"])
+    except botocore_errors() as exc:
+        if "NoSuchResource" not in str(exc):
+            found.notes.append(f"{where}: quota {code} ({what}) is not readable ({error_text(exc)})")
+            return None
+    try:  # never raised from its default: Service Quotas knows only the default
+        return float(client.get_aws_default_service_quota(ServiceCode=service, QuotaCode=code)["Quota"]["Value"])
+    except botocore_errors() as exc:
+        found.notes.append(f"{where}: quota {code} ({what}) is not readable ({error_text(exc)})")
+        return None
+
+
+def check_quotas(ctx: Context, account: str, region: str, here: list[StackPlan], stacks: list[StackPlan],
+                 where: str, found: Findings) -> None:
+    rules = Counter((r.group_id, r.direction) for s in here for r in rules_of(s.template))
+    if rules:
+        (group, direction), most = rules.most_common(1)[0]
+        limit = quota(ctx, account, region, RULES_QUOTA, where, found)
+        if limit is not None and most > limit:
+            found.problems.append((where, f"security group {group} needs {most} {direction} rules, over the "
+                                          f"account's quota of {int(limit)} ({RULES_QUOTA[1]}): request an increase, "
+                                          "or lower the group's ruleQuota so that netgen uses overflow groups"))
+    tables = route_needs(ctx, account, region, here)
+    if tables:
+        table, most = max(tables.items(), key=lambda kv: (kv[1], kv[0]))
+        limit = quota(ctx, account, region, ROUTES_QUOTA, where, found)
+        if limit is not None and most > limit:
+            found.problems.append((where, f"route table {table} would hold {most} routes, over the account's quota "
+                                          f"of {int(limit)} ({ROUTES_QUOTA[1]})"))
+    vpcs = {v for s in here for p in peerings_of(s.template).values() for v in (p.get("VpcId"),)}
+    per_vpc = Counter(v for s in stacks for p in peerings_of(s.template).values()
+                      for v in (p.get("VpcId"), p.get("PeerVpcId")) if v in vpcs)
+    if per_vpc:
+        vpc, most = max(per_vpc.items(), key=lambda kv: (kv[1], kv[0]))
+        limit = quota(ctx, account, region, PEERINGS_QUOTA, where, found)
+        if limit is not None and most > limit:
+            found.problems.append((where, f"VPC {vpc} would have {most} peerings from netgen alone, over the "
+                                          f"account's quota of {int(limit)} ({PEERINGS_QUOTA[1]})"))
+
+
+def route_needs(ctx: Context, account: str, region: str, here: list[StackPlan]) -> dict[str, int]:
+    """Routes per route table: the templates' plus the other live routes of that table."""
+    wanted = {(r["Properties"]["RouteTableId"], r["Properties"]["DestinationCidrBlock"])
+              for s in here for r in s.template.get("Resources", {}).values() if r.get("Type") == "AWS::EC2::Route"}
+    if not wanted:
+        return {}
+    live = live_routes(ctx.clients.ec2(account, region), sorted({t for t, _ in wanted}))
+    return dict(Counter(t for t, _ in wanted | set(live)))
+
+
+def check_buckets(ctx: Context, here: list[StackPlan], where: str, found: Findings) -> None:
+    from netgen.aws.deploy.context import StackFailed
+
+    checked = set()
+    for stack in here:
+        try:
+            bucket = lifecycle.bucket_for(ctx, stack, len(lifecycle.template_bytes(stack.template)))
+        except StackFailed as failed:
+            found.problems.append((stack.name, failed.reason))
+            continue
+        if bucket is None or bucket in checked:
+            continue
+        checked.add(bucket)
+        try:
+            ctx.clients.client("s3", stack.account, stack.region).head_bucket(Bucket=bucket)
+        except botocore_errors() as exc:
+            found.problems.append((where, f"template bucket {bucket} (--template-bucket) cannot be used: "
+                                          f"{error_text(exc)}"))
+
+
+def check_existing(ctx: Context, account: str, region: str, here: list[StackPlan], where: str,
+                   found: Findings) -> None:
+    """Peerings and routes that exist already and would collide with the templates'."""
+    ec2 = ctx.clients.ec2(account, region)
+    pairs = {frozenset((str(p.get("VpcId")), str(p.get("PeerVpcId")))): (s.name, logical)
+             for s in here for logical, p in peerings_of(s.template).items()}
+    vpcs = sorted({v for pair in pairs for v in pair})
+    peerings: dict[str, dict] = {}
+    for side in ("requester-vpc-info.vpc-id", "accepter-vpc-info.vpc-id") if vpcs else ():
+        for pcx in ec2.describe_vpc_peering_connections(
+                Filters=[{"Name": side, "Values": vpcs}])["VpcPeeringConnections"]:
+            peerings[pcx["VpcPeeringConnectionId"]] = pcx
+    for pcx_id, pcx in sorted(peerings.items()):
+        pair = frozenset((pcx["RequesterVpcInfo"]["VpcId"], pcx["AccepterVpcInfo"]["VpcId"]))
+        if pair in pairs and pcx["Status"]["Code"] in LIVE_PEERING and not is_managed(pcx):
+            stack, logical = pairs[pair]
+            a, b = sorted(pair)
+            found.problems.append((stack, f"VPCs {a} and {b} are already peered by {pcx_id} (not created by "
+                                          f"netgen), and the template would request another ({logical}): declare "
+                                          "the existing one as a VpcPeering (netgen discover writes it)"))
+    routes = [(s, r["Properties"]) for s in here for r in s.template.get("Resources", {}).values()
+              if r.get("Type") == "AWS::EC2::Route"]
+    if not routes:
+        return
+    live = live_routes(ec2, sorted({p["RouteTableId"] for _, p in routes}))
+    targets = {p["VpcPeeringConnectionId"] for p in live.values() if p.get("VpcPeeringConnectionId")}
+    unknown = sorted(targets - set(peerings))
+    if unknown:
+        for pcx in ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=unknown)["VpcPeeringConnections"]:
+            peerings[pcx["VpcPeeringConnectionId"]] = pcx
+    for stack, props in routes:
+        have = live.get((props["RouteTableId"], props["DestinationCidrBlock"]))
+        if have is None:
+            continue
+        target = literal_target(props.get("VpcPeeringConnectionId"), {})
+        existing = have.get("VpcPeeringConnectionId")
+        if existing and (existing == target or (target is None and is_managed(peerings.get(existing, {})))):
+            continue  # the same target (adopted), or netgen's own peering (the stack already holds the route)
+        found.problems.append((stack.name, route_conflict(props["RouteTableId"], props["DestinationCidrBlock"],
+                                                          route_target(have), target or describe_target(props))))
