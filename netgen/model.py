@@ -56,6 +56,22 @@ class Vpc:
 
 
 @dataclass(frozen=True, eq=False)
+class ExistingPeering:
+    """A VPC peering that exists outside netgen (VpcPeering): routes use it, netgen never creates, changes or
+    deletes it. requester and accepter are as AWS has them, maybe the other way round from netgen's choice."""
+
+    name: str
+    requester: Vpc
+    accepter: Vpc
+    connection_id: str
+    loc: Location
+
+    @property
+    def pair(self) -> frozenset[str]:
+        return frozenset((self.requester.name, self.accepter.name))
+
+
+@dataclass(frozen=True, eq=False)
 class SecurityGroup:
     name: str
     vpc: Vpc
@@ -221,3 +237,4 @@ class Estate:
     services: tuple[Service, ...] = ()
     workloads: tuple[Workload, ...] = ()
     grants: tuple[Grant, ...] = ()
+    peerings: tuple[ExistingPeering, ...] = ()  # VpcPeering: peerings that exist outside netgen

@@ -54,7 +54,9 @@ class _AsFilesLoad:
         self.builder = EstateBuilder([d for d in documents if d.data.get("kind") != "Grant"], self.reporter, as_of)
         self.builder.inventory()
         vpcs = tuple(self.builder.tables["Vpc"].values())
-        self.resolution: Resolution | None = Resolution(self.builder.settings_, vpcs, self.resolve_reporter)
+        peerings = tuple(self.builder.tables["VpcPeering"].values())
+        self.resolution: Resolution | None = Resolution(self.builder.settings_, vpcs, self.resolve_reporter,
+                                                        peerings)
         self.checked = (0, 0)  # diagnostics of self.loading and self.reporter looked at for errors
         self.stop_if_failing()
 

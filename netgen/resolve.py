@@ -28,7 +28,19 @@ from operator import attrgetter
 
 from netgen.addresses import collapse, interval
 from netgen.diagnostics import Reporter
-from netgen.model import Cluster, Estate, Grant, Host, PortRange, Service, ServicePort, Settings, Vpc, Workload
+from netgen.model import (
+    Cluster,
+    Estate,
+    ExistingPeering,
+    Grant,
+    Host,
+    PortRange,
+    Service,
+    ServicePort,
+    Settings,
+    Vpc,
+    Workload,
+)
 
 HEALTH_CHECK = "nlb health check"  # the note of the hop that lets an NLB's health checks reach its targets
 SCTP = ("NG121", ": SCTP cannot be limited to ports in a security group; netgen will not open every SCTP port")
@@ -90,6 +102,7 @@ class NetworkPath:
     destination_vpc: str
     cross_region: bool
     cross_account: bool
+    connection: str = ""  # the id of the existing peering the path takes (VpcPeering); "" for netgen's own
 
     @property
     def peered(self) -> bool:
@@ -106,6 +119,8 @@ class NetworkPath:
         scope = "cross-region" if self.cross_region else "same-region"
         if self.cross_account:
             scope += ", cross-account"
+        if self.connection:
+            return f"{self.source_vpc} -> {self.destination_vpc} (peering {self.connection}, existing, {scope})"
         return f"{self.source_vpc} -> {self.destination_vpc} (peering, {scope})"
 
 
@@ -288,7 +303,7 @@ _REF_ORDER = attrgetter("name", "owner", "location")  # GrantRef order, compared
 
 def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     """All flows of the estate, merged across grants and sorted. Problems go to reporter."""
-    with Resolution(estate.settings, estate.vpcs, reporter) as resolution:
+    with Resolution(estate.settings, estate.vpcs, reporter, estate.peerings) as resolution:
         resolution.add(estate.grants)
         return resolution.flows()
 
@@ -299,8 +314,13 @@ class Resolution:
     of this module are keyed by the estate's objects, and keeping them would keep the estate alive in a process
     that goes on (netgen as a library, `netgen diff` resolving two revisions)."""
 
-    def __init__(self, settings: Settings, vpcs: tuple[Vpc, ...], reporter: Reporter):
+    def __init__(self, settings: Settings, vpcs: tuple[Vpc, ...], reporter: Reporter,
+                 peerings: tuple[ExistingPeering, ...] = ()):
         self.vpcs = {v.name: v for v in vpcs}
+        # The existing peering of a pair of VPCs, by (source VPC, destination VPC) both ways: its paths name it.
+        self.existing = {(a.name, b.name): p.connection_id for p in peerings
+                         for a, b in ((p.requester, p.accepter), (p.accepter, p.requester))}
+        self.via: dict[NetworkPath, NetworkPath] = {}  # a path -> the same path over its existing peering
         self.limit = settings.broadest_prefix
         self.reporter = reporter
         self.distinct: dict[tuple, _Hop] = {}
@@ -340,7 +360,13 @@ class Resolution:
             endpoints = self.endpoints
             src, src_broad = endpoints.get(src) or endpoints.setdefault(src, (src, self.broad(src)))
             dst, dst_broad = endpoints.get(dst) or endpoints.setdefault(dst, (dst, self.broad(dst)))
-            flow = (src, dst, *flow[2:])
+            key = flow = (src, dst, *flow[2:])
+            if self.existing and path.peered:
+                via = self.via.get(path)
+                if via is None:
+                    connection = self.existing.get((path.source_vpc, path.destination_vpc), "")
+                    via = self.via[path] = replace(path, connection=connection) if connection else path
+                flow = (src, dst, ports, via, flow[4])
             if ports.protocol == "SCTP":
                 problems, blocked = (SCTP,), True
             else:
@@ -350,14 +376,15 @@ class Resolution:
                 if dst_broad:
                     problems += (dst_broad,)
                 if path.peered:
-                    key = (path.source_vpc, path.destination_vpc)
-                    if key not in self.clashes:
-                        self.clashes[key] = self.clash(path)
-                    clashing = self.clashes[key]
+                    pair = (path.source_vpc, path.destination_vpc)
+                    if pair not in self.clashes:
+                        # (an existing peering's VPCs were checked when it was validated)
+                        self.clashes[pair] = None if pair in self.existing else self.clash(path)
+                    clashing = self.clashes[pair]
                     if clashing:
                         problems += (clashing,)
                         blocked = True
-            found = self.distinct[flow] = _Hop(flow, problems, blocked, [])
+            found = self.distinct[key] = _Hop(flow, problems, blocked, [])
         return found
 
     def add(self, grants: Iterable[Grant]) -> None:

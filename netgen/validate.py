@@ -20,6 +20,7 @@ from netgen.model import (
     Account,
     Cluster,
     Estate,
+    ExistingPeering,
     Exposure,
     Grant,
     Host,
@@ -201,6 +202,41 @@ class EstateBuilder:
                 name, account, s["region"], s["vpcId"], cidrs, tuple(s["routeTables"]),
                 s.get("routeQuota", settings.default_route_quota), s.get("peeringQuota", 50),
                 s.get("routeScope", "exact"), doc.at())
+
+    def vpc_peerings(self) -> None:
+        """VpcPeering: peerings that exist outside netgen, one per pair of VPCs, between VPCs that can peer."""
+        ids: dict[str, Document] = {}
+        pairs: dict[frozenset[str], Document] = {}
+        for doc, name in self.named("VpcPeering"):
+            s = doc.data["spec"]
+            connection = s["connectionId"]
+            if connection in ids:
+                self.r.add(doc.at(("spec", "connectionId")), "NG101", f"peering connection {connection} is "
+                           f"already declared at {ids[connection].at(('spec', 'connectionId'))}")
+                continue
+            ids[connection] = doc
+            requester = self.ref(doc, ("spec", "requesterVpc"), "Vpc", s["requesterVpc"])
+            accepter = self.ref(doc, ("spec", "accepterVpc"), "Vpc", s["accepterVpc"])
+            if s["requesterVpc"] == s["accepterVpc"]:
+                self.r.add(doc.at(("spec", "accepterVpc")), "NG101", f"requesterVpc and accepterVpc both name "
+                           f"'{s['accepterVpc']}': a peering joins two different VPCs")
+                continue
+            if BROKEN in (requester, accepter):
+                continue
+            pair = frozenset((requester.name, accepter.name))
+            if pair in pairs:
+                self.r.add(doc.at(("spec", "requesterVpc")), "NG101",
+                           f"VPCs '{requester.name}' and '{accepter.name}' already have a peering declared at "
+                           f"{pairs[pair].at(('metadata', 'name'))}; AWS allows one active peering per pair")
+                continue
+            pairs[pair] = doc
+            overlaps = [f"{x} ~ {y}" for x in requester.cidrs for y in accepter.cidrs if x.overlaps(y)]
+            if overlaps:
+                self.r.add(doc.at(("spec", "accepterVpc")), "NG107",
+                           f"VPCs '{requester.name}' and '{accepter.name}' have overlapping CIDRs "
+                           f"({', '.join(overlaps)}): AWS cannot peer them, so {connection} cannot join them")
+                continue
+            self.tables["VpcPeering"][name] = ExistingPeering(name, requester, accepter, connection, doc.at())
 
     def security_groups(self, settings: Settings) -> None:
         self.unique_ids("SecurityGroup", "groupId", "security group id")
@@ -530,6 +566,7 @@ class EstateBuilder:
         self.settings_ = self.settings()
         self.accounts()
         self.vpcs(self.settings_)
+        self.vpc_peerings()
         self.security_groups(self.settings_)
         self.clusters()
         self.hosts()
@@ -561,7 +598,7 @@ class EstateBuilder:
                            key=lambda w: w.ref)
         return Estate(self.settings_, ordered("Account"), ordered("Vpc"), ordered("SecurityGroup"),
                       ordered("Cluster"), ordered("LegacyHost"), ordered("HostGroup"), tuple(services),
-                      tuple(workloads), ordered("Grant"))
+                      tuple(workloads), ordered("Grant"), ordered("VpcPeering"))
 
 
 def build_estate(documents: list[Document], reporter: Reporter, as_of: date) -> Estate:

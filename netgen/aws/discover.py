@@ -1,10 +1,15 @@
 """`netgen discover`: inventory spec files from what exists in an account, so a platform team can start specs/.
 
-Reads VPCs (all their CIDRs), route tables, subnets, security groups and running instances (names and tags) in
-one account and the given regions, and writes:
+Reads VPCs (all their CIDRs), route tables, subnets, security groups, running instances (names and tags) and VPC
+peerings in one account and the given regions, and writes:
 
-- <out>/<account>.yaml: the Account, and one HostGroup per value of an instance tag `Role`/`role`
-  (selector role=<value>), unless a HostGroup of that name is already in another file under <out>;
+- <out>/<account>.yaml: the Account, one HostGroup per value of an instance tag `Role`/`role`
+  (selector role=<value>), unless a HostGroup of that name is already in another file under <out>, and one
+  VpcPeering per active peering that netgen does not own (no tag managed-by=netgen) between two discovered
+  VPCs, or between a discovered VPC and a VPC that another file under <out> holds (an account discovered
+  before): same region, across regions when both are read, across accounts. Requester and accepter are as AWS
+  has them. A peering already declared in another file under <out> is left to it; one whose other VPC is in
+  no inventory is listed in a comment;
 - <out>/<account>-<region>.yaml: Vpc (name from its Name tag), SecurityGroup (restrictsEgress when the group
   has no allow-all egress rule), LegacyHost (name from the Name tag, labels from the other tags).
 
@@ -94,18 +99,52 @@ def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict]:
     return items
 
 
-def _existing_host_groups(out: Path, skip: set[Path]) -> set[str]:
-    names = set()
+def _existing_docs(out: Path, skip: set[Path]) -> list[dict]:
+    """The documents of the other spec files directly under out (those that parse)."""
+    docs = []
     for path in sorted(out.glob("*.y*ml")) if out.is_dir() else []:
         if path in skip:
             continue
         try:
-            for doc in yaml.safe_load_all(path.read_text("utf-8")):
-                if isinstance(doc, dict) and doc.get("kind") == "HostGroup":
-                    names.add(str((doc.get("metadata") or {}).get("name")))
+            docs.extend(d for d in yaml.safe_load_all(path.read_text("utf-8")) if isinstance(d, dict))
         except (OSError, yaml.YAMLError):
             continue
-    return names
+    return docs
+
+
+def _named(docs: list[dict], kind: str) -> list[tuple[str, dict]]:
+    """(metadata.name, spec) of the documents of a kind."""
+    return [(str((d.get("metadata") or {}).get("name")), d.get("spec") if isinstance(d.get("spec"), dict) else {})
+            for d in docs if d.get("kind") == kind]
+
+
+def _peering_docs(peerings: dict[str, dict], discovered: dict[str, str], others: list[dict]
+                  ) -> tuple[list[dict], list[str]]:
+    """VpcPeering documents for the active peerings netgen does not own (no tag managed-by=netgen) that join a
+    discovered VPC (discovered: VPC id -> name) to another VPC of the inventory, and a comment line for each one
+    whose other VPC is in no inventory file. others are the documents of the other files under out."""
+    known = {str(spec.get("vpcId")): name for name, spec in _named(others, "Vpc")}
+    known.update(discovered)
+    declared = {str(spec.get("connectionId")) for _, spec in _named(others, "VpcPeering")}
+    names = Names(name for name, _ in _named(others, "VpcPeering"))
+    docs, notes = [], []
+    for pcx_id, pcx in sorted(peerings.items()):
+        if pcx.get("Status", {}).get("Code") != "active" or _tags(pcx).get("managed-by") == "netgen":
+            continue
+        requester, accepter = pcx["RequesterVpcInfo"], pcx["AccepterVpcInfo"]
+        ends = (requester["VpcId"], accepter["VpcId"])
+        if pcx_id in declared or not any(end in discovered for end in ends):
+            continue
+        if all(end in known for end in ends):
+            name = names.take(_tags(pcx).get("Name") or f"{known[ends[0]]}-{known[ends[1]]}", pcx_id)
+            docs.append(_doc("VpcPeering", name, {"requesterVpc": known[ends[0]], "accepterVpc": known[ends[1]],
+                                                  "connectionId": pcx_id}))
+        else:
+            where = [f"{info['VpcId']} (account {info.get('OwnerId', '?')}, {info.get('Region', '?')})"
+                     for info in (requester, accepter)]
+            notes.append(f"# {pcx_id}: {where[0]} -> {where[1]} is active, but one of its VPCs is in no inventory "
+                         "file here: declare it as a VpcPeering once both are.\n")
+    return docs, notes
 
 
 def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: Path,
@@ -124,6 +163,8 @@ def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: P
     roles: set[str] = set()
     per_region: dict[str, list[dict]] = {}
     wanted = set(vpc_ids)
+    discovered: dict[str, str] = {}  # VPC id -> name, in every region read
+    peerings: dict[str, dict] = {}  # by id: a cross-region peering is reported in both regions
     for region in regions:
         ec2 = clients.ec2(account_id, region)
         docs: list[dict] = []
@@ -136,6 +177,7 @@ def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: P
         for vpc in vpcs:
             name = vpc_names.take(_tags(vpc).get("Name", vpc["VpcId"]), vpc["VpcId"])
             vpc_name_of[vpc["VpcId"]] = name
+            discovered[vpc["VpcId"]] = name
             cidrs = [a["CidrBlock"] for a in vpc.get("CidrBlockAssociationSet", [])
                      if a.get("CidrBlockState", {}).get("State", "associated") == "associated"] or [vpc["CidrBlock"]]
             own_tables = sorted(t["RouteTableId"] for t in tables if t["VpcId"] == vpc["VpcId"])
@@ -176,11 +218,14 @@ def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: P
                                                   "address": instance["PrivateIpAddress"],
                                                   "securityGroup": group_name_of[groups_here[0]]}, labels))
         per_region[region] = docs
+        for pcx in _pages(ec2, "describe_vpc_peering_connections", "VpcPeeringConnections"):
+            peerings.setdefault(pcx["VpcPeeringConnectionId"], pcx)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     account_file = out / f"{account}.yaml"
     region_files = {region: out / f"{account}-{region}.yaml" for region in regions}
-    taken = _existing_host_groups(out, {account_file, *region_files.values()})
+    others = _existing_docs(out, {account_file, *region_files.values()})
+    taken = {name for name, _ in _named(others, "HostGroup")}
     account_spec: dict[str, Any] = {"accountId": account_id,
                                     "peeringAcceptRoleArn": f"arn:aws:iam::{account_id}:role/netgen-peering-accepter"}
     if profile:
@@ -190,8 +235,12 @@ def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: P
         name = sanitize(role)
         if name not in taken:
             docs.append(_doc("HostGroup", name, {"selector": {"matchLabels": {"role": role}}}))
+    peering_docs, notes = _peering_docs(peerings, discovered, others)
+    docs += peering_docs
     header = (f"# Discovered by `netgen discover` in account {account_id}. Check peeringAcceptRoleArn: it is the "
-              "conventional\n# role name, not read from AWS. Host groups: one per instance tag Role.\n")
+              "conventional\n# role name, not read from AWS. Host groups: one per instance tag Role. VPC "
+              "peerings: the active ones\n# netgen does not own (made by hand or another tool); netgen routes over "
+              "them and never changes them.\n" + "".join(notes))
     account_file.write_text(_dump(docs, header), "utf-8")
     written.append(account_file)
     for region, docs in per_region.items():

@@ -11,6 +11,11 @@ Two checks, both from EC2 answers only (netgen/aws/reachability.py decides reach
   protocol, ports and CIDR must be covered by the flows that put rules on that group in that direction (what
   netgen build compiles rules from). A rule someone widened, or a rule of a removed grant left behind, is a
   finding. Rules without a netgen description are `netgen drift`'s business.
+
+A peering declared to exist outside netgen (VpcPeering) is the one expected between its two VPCs: the flows'
+routes must point at it (the probes accept only an active peering joining exactly those VPCs, and AWS allows
+one per pair), and it must exist, be active, and join the VPCs the declaration names, requester and accepter
+as declared, even when no flow uses it yet.
 """
 
 from __future__ import annotations
@@ -51,13 +56,15 @@ class Probe:
 class VerifyResult:
     unreachable: list[dict] = field(default_factory=list)  # {flow, probe, reason}
     over_grants: list[dict] = field(default_factory=list)  # {group, rule, description, reason}
+    peerings: list[dict] = field(default_factory=list)  # {peering, connectionId, reason}: declared, not as declared
     flows: int = 0
     probes: int = 0
     rules: int = 0
+    existing: int = 0  # existing peerings (VpcPeering) checked
 
     @property
     def findings(self) -> int:
-        return len(self.unreachable) + len(self.over_grants)
+        return len(self.unreachable) + len(self.over_grants) + len(self.peerings)
 
 
 def representative(net: IPv4Network) -> IPv4Address:
@@ -146,6 +153,18 @@ def excess(protocol: str, first: int, last: int, cidr: str,
     return None
 
 
+def existing_peering_problem(view, connection_id: str, requester_vpc_id: str, accepter_vpc_id: str) -> str:
+    """Why the live peering connection_id is not the declared one (active, from requester to accepter), or ''."""
+    pcx, why = view.peering_between(connection_id, requester_vpc_id, accepter_vpc_id)
+    if pcx is None:
+        return why
+    actual = pcx["RequesterVpcInfo"]["VpcId"]
+    if actual != requester_vpc_id:
+        return (f"AWS has {actual} as its requester and {pcx['AccepterVpcInfo']['VpcId']} as its accepter: swap "
+                "requesterVpc and accepterVpc")
+    return ""
+
+
 def verify(resolved: Resolved, clients: Clients) -> VerifyResult:
     estate = resolved.estate
     places = sorted({(v.account.account_id, v.region) for v in estate.vpcs})
@@ -174,6 +193,12 @@ def verify(resolved: Resolved, clients: Clients) -> VerifyResult:
             result.over_grants.append({"group": f"{names.get(rule.group_id, '?')} ({rule.group_id})",
                                        "rule": str(rule), "ruleId": rule.rule_id,
                                        "description": rule.description, "reason": why})
+    for known in estate.peerings:
+        result.existing += 1
+        why = existing_peering_problem(view, known.connection_id, known.requester.vpc_id, known.accepter.vpc_id)
+        if why:
+            result.peerings.append({"peering": f"{known.name} ({known.requester.name} <-> {known.accepter.name})",
+                                    "connectionId": known.connection_id, "reason": why})
     result.unreachable.sort(key=lambda f: (f["flow"], f["probe"]))
     result.over_grants.sort(key=lambda f: (f["group"], f["rule"]))
     return result
@@ -189,8 +214,12 @@ def render_verify(result: VerifyResult, fmt: str) -> str:
         lines.append(f"unreachable: {f['probe']}: {f['reason']}\n  flow: {f['flow']}")
     for f in result.over_grants:
         lines.append(f"grants more than intended: {f['rule']} ('{f['description']}'): {f['reason']}")
+    for f in result.peerings:
+        lines.append(f"existing peering not as declared: {f['peering']} {f['connectionId']}: {f['reason']}")
     status = "ok" if not result.findings else f"{result.findings} finding(s)"
+    existing = (f", {result.existing} existing peering(s) checked ({len(result.peerings)} not as declared)"
+                if result.existing else "")
     lines.append(f"verify: {status}: {result.flows} flows ({result.probes} probes), {result.rules} netgen rules "
                  f"checked; {len(result.unreachable)} unreachable, {len(result.over_grants)} granting more than "
-                 "intended")
+                 f"intended{existing}")
     return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ import subprocess
 import tarfile
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -163,7 +163,10 @@ AccessKey = tuple  # (source, destination, ports, path, note): a flow without it
 
 
 def _key(flow: Flow) -> AccessKey:
-    return (flow.source, flow.destination, flow.ports, flow.path, flow.note)
+    """Which peering a path takes is infrastructure, not access: a pair whose peering turns from netgen's own
+    into an existing one (VpcPeering) or back changes no access, and shows under the VPC peerings."""
+    path = replace(flow.path, connection="") if flow.path.connection else flow.path
+    return (flow.source, flow.destination, flow.ports, path, flow.note)
 
 
 def flow_text(flow: Flow) -> str:
@@ -289,8 +292,19 @@ def compare(base_side: Side, head_side: Side, base: Base, specs: str, base_missi
     route_grants.update(head_route_grants)
     return DiffReport(base, specs, base_missing, added, removed, reattributed,
                       sorted(groups.values(), key=lambda g: (g.owner, g.name)),
-                      _set_diff(bi.peerings, hi.peerings), _set_diff(bi.routes, hi.routes), rules, policies,
+                      _peering_changes(bi.peerings, hi.peerings), _set_diff(bi.routes, hi.routes), rules, policies,
                       peering_grants, route_grants)
+
+
+def _peering_changes(base: tuple[PeeringFact, ...], head: tuple[PeeringFact, ...]) -> Changes:
+    """Peerings added and removed; a pair of VPCs with a peering on both sides that is another one (netgen's own
+    turned existing, or back, or another connection id) is changed."""
+    changes = _set_diff(base, head)
+    before = {p.pair: p for p in changes.removed}
+    after = {p.pair: p for p in changes.added}
+    both = before.keys() & after.keys()
+    return Changes([p for p in changes.added if p.pair not in both], [p for p in changes.removed if p.pair not in both],
+                   sorted((before[pair], after[pair]) for pair in both))
 
 
 def run(specs: Path, rev: str | None, as_of: date) -> DiffReport:
@@ -338,6 +352,8 @@ def infrastructure_sections(report: DiffReport) -> list[tuple[str, list[str]]]:
     sections = []
     lines = [f"+ {p}{_via(report.peering_grants.get(p))}" for p in report.peerings.added]
     lines += [f"- {p}{_via(report.peering_grants.get(p))}" for p in report.peerings.removed]
+    lines += [f"~ {a.requester} <-> {a.accepter}: {_peering_kind(b)} -> {_peering_kind(a)}"
+              f"{_via(report.peering_grants.get(a))}" for b, a in report.peerings.changed]
     sections.append(("VPC peerings", lines))
     lines = [f"+ {r}{_via(report.route_grants.get(r))}" for r in report.routes.added]
     lines += [f"- {r}{_via(report.route_grants.get(r))}" for r in report.routes.removed]
@@ -353,6 +369,12 @@ def infrastructure_sections(report: DiffReport) -> list[tuple[str, list[str]]]:
         lines += [f"    {line}" for line in _policy_lines(before, after)]
     sections.append(("NetworkPolicies", lines))
     return sections
+
+
+def _peering_kind(peering: PeeringFact) -> str:
+    if peering.connection:
+        return f"existing {peering.connection} (VpcPeering; netgen neither creates nor deletes it)"
+    return f"netgen's own {peering.logical_id}"
 
 
 def _grant_heading(change: GrantChange) -> str:
@@ -434,7 +456,8 @@ def render_json(report: DiffReport) -> str:
     def peering(p: PeeringFact) -> dict:
         return {"requester": p.requester, "accepter": p.accepter, "requesterVpcId": p.requester_vpc_id,
                 "accepterVpcId": p.accepter_vpc_id, "logicalId": p.logical_id, "crossRegion": p.cross_region,
-                "crossAccount": p.cross_account, "grants": sorted(report.peering_grants.get(p, ()))}
+                "crossAccount": p.cross_account, "existingConnectionId": p.connection or None,
+                "grants": sorted(report.peering_grants.get(p, ()))}
 
     def route(r: RouteFact) -> dict:
         return {"vpc": r.vpc, "routeTable": r.route_table, "prefix": str(r.prefix), "peer": r.peer,
@@ -459,7 +482,8 @@ def render_json(report: DiffReport) -> str:
                     "added": [flow_text(f) for f in c.added], "removed": [flow_text(f) for f in c.removed]}
                    for c in report.grants],
         "peerings": {"added": [peering(p) for p in report.peerings.added],
-                     "removed": [peering(p) for p in report.peerings.removed]},
+                     "removed": [peering(p) for p in report.peerings.removed],
+                     "changed": [{"before": peering(b), "after": peering(a)} for b, a in report.peerings.changed]},
         "routes": {"added": [route(r) for r in report.routes.added],
                    "removed": [route(r) for r in report.routes.removed]},
         "securityGroupRules": {"added": [rule(r) for r in report.rules.added],

@@ -392,7 +392,10 @@ class Explainer:
     def _carrier_lines(self, flow: Flow, found: Carriers) -> list[str]:
         lines = []
         if flow.path.peered:
-            if found.peering:
+            if found.peering and found.peering.connection:
+                lines.append(f"    peering: {found.peering}, declared at {found.peering.declared} (VpcPeering): "
+                             "it exists outside netgen, which routes over it and never changes it")
+            elif found.peering:
                 lines.append(f"    peering: {found.peering} in {self._stack_file(found.peering.requester)}")
             for label, routes, vpc in (("routes there", found.routes_there, flow.path.source_vpc),
                                        ("routes back", found.routes_back, flow.path.destination_vpc)):
@@ -436,7 +439,10 @@ class Explainer:
     def _in_place(self, flow: Flow, found: Carriers) -> list[str]:
         lines = []
         if flow.path.peered:
-            if found.peering:
+            if found.peering and found.peering.connection:
+                lines.append(f"    peering: in place ({found.peering}, declared at {found.peering.declared}; "
+                             "it exists outside netgen)")
+            elif found.peering:
                 lines.append(f"    peering: in place for other grants ({found.peering})")
             else:
                 lines.append(f"    peering: missing between {flow.path.source_vpc} and {flow.path.destination_vpc}")

@@ -53,6 +53,7 @@ class PeeringEdge:
     a: str
     b: str
     label: str
+    existing: bool = False  # a peering that exists outside netgen (VpcPeering), drawn apart
 
 
 @dataclass
@@ -151,7 +152,11 @@ def build_graph(resolved: Resolved) -> EstateGraph:
         scope = "same-region" if a.region == b.region else "cross-region"
         if a.account.account_id != b.account.account_id:
             scope += ", cross-account"
-        peering_edges.append(PeeringEdge(_id("vpc", a.name), _id("vpc", b.name), f"peering ({scope})"))
+        if pair.existing:
+            peering_edges.append(PeeringEdge(_id("vpc", a.name), _id("vpc", b.name),
+                                             f"existing peering {pair.connection_id} ({scope})", True))
+        else:
+            peering_edges.append(PeeringEdge(_id("vpc", a.name), _id("vpc", b.name), f"peering ({scope})"))
 
     clusters = {c.vpc.name: c.name for c in estate.clusters}
     columns = []
@@ -192,8 +197,8 @@ def to_mermaid(graph: EstateGraph) -> str:
                 out.append("      end")
             out.append("    end")
         out.append("  end")
-    for p in graph.peerings:
-        out.append(f"  {p.a} -.-|{_mq(p.label)}| {p.b}")
+    for p in graph.peerings:  # netgen's own dotted, existing ones (VpcPeering) thick
+        out.append(f"  {p.a} {'===' if p.existing else '-.-'}|{_mq(p.label)}| {p.b}")
     for e in graph.edges:
         out.append(f"  {e.source} -->|{_mq(e.label)}| {e.target}")
     out += ["  classDef hosts fill:#fff4d6,stroke:#b08900", "  classDef service fill:#dbeafe,stroke:#1d4ed8",
@@ -206,6 +211,10 @@ def to_mermaid(graph: EstateGraph) -> str:
 
 
 # --- Graphviz dot --------------------------------------------------------------------------------------------
+
+PEERING_COLOR = "#7c3aed"  # netgen's own peerings
+EXISTING_COLOR = "#0f766e"  # peerings that exist outside netgen (VpcPeering)
+EXISTING_DASH = "2,4"
 
 def _dq(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -243,7 +252,8 @@ def to_dot(graph: EstateGraph) -> str:
             out.append("    }")
         out.append("  }")
     for p in graph.peerings:
-        out.append(f'  {p.a} -> {p.b} [dir=both, style=dashed, penwidth=2, color="#7c3aed", '
+        style, color = ("dotted", EXISTING_COLOR) if p.existing else ("dashed", PEERING_COLOR)
+        out.append(f'  {p.a} -> {p.b} [dir=both, style={style}, penwidth=2, color="{color}", '
                    f"label={_dq(p.label)}];")
     for e in graph.edges:
         out.append(f"  {e.source} -> {e.target} [label={_dq(e.label)}, "
@@ -364,10 +374,12 @@ def to_svg(graph: EstateGraph) -> str:
         bx = b.cx - 30 + 12 * (index % 6)
         depth = 40 + abs(bx - ax) * 0.12 + 14 * (index % 4)
         arcs_depth = max(arcs_depth, depth)
+        color, dash, ink = ((EXISTING_COLOR, EXISTING_DASH, EXISTING_COLOR) if p.existing
+                            else (PEERING_COLOR, "8,5", "#5b21b6"))
         lines.append(f'<path d="M{ax:.1f},{bottom - 8:.1f} C{ax:.1f},{bottom + depth:.1f} {bx:.1f},'
-                     f'{bottom + depth:.1f} {bx:.1f},{bottom - 8:.1f}" fill="none" stroke="#7c3aed" '
-                     f'stroke-width="2.5" stroke-dasharray="8,5"><title>{escape(p.label)}</title></path>')
-        lines.append(_text((ax + bx) / 2, bottom + depth * 0.75 + 14, p.label, size=9, fill="#5b21b6"))
+                     f'{bottom + depth:.1f} {bx:.1f},{bottom - 8:.1f}" fill="none" stroke="{color}" '
+                     f'stroke-width="2.5" stroke-dasharray="{dash}"><title>{escape(p.label)}</title></path>')
+        lines.append(_text((ax + bx) / 2, bottom + depth * 0.75 + 14, p.label, size=9, fill=ink))
     # flow edges: curves between columns
     for edge in graph.edges:
         s, t = boxes[edge.source], boxes[edge.target]
@@ -407,6 +419,11 @@ def to_svg(graph: EstateGraph) -> str:
                   'stroke-dasharray="8,5"/>')
     legend.append(_text(x + 36, legend_y + 11, "VPC peering", size=10, anchor="start"))
     x += 120
+    if any(p.existing for p in graph.peerings):
+        legend.append(f'<path d="M{x:.1f},{legend_y + 7:.1f} h30" stroke="{EXISTING_COLOR}" stroke-width="2.5" '
+                      f'stroke-dasharray="{EXISTING_DASH}"/>')
+        legend.append(_text(x + 36, legend_y + 11, "existing VPC peering (not netgen's)", size=10, anchor="start"))
+        x += 230
     legend.append(f'<path d="M{x:.1f},{legend_y + 7:.1f} h30" stroke="#334155" stroke-width="1.3" '
                   'marker-end="url(#arrow)"/>')
     legend.append(_text(x + 36, legend_y + 11, "flows (who opens the connection -> who accepts it; ports)",

@@ -10,7 +10,7 @@ mirror route back). `netgen explain` and `netgen diff` both read it.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
 import yaml
@@ -31,15 +31,26 @@ class PeeringFact:
     accepter: str
     requester_vpc_id: str
     accepter_vpc_id: str
-    logical_id: str
+    logical_id: str  # "" for an existing peering
     cross_region: bool
     cross_account: bool
+    connection: str = ""  # the id of a peering that exists outside netgen (VpcPeering); "" for netgen's own
+    declared: str = field(default="", compare=False)  # where the VpcPeering is, file:line
 
     def __str__(self) -> str:
         scope = ["cross-region"] if self.cross_region else ["same-region"]
         if self.cross_account:
             scope.append("cross-account")
-        return f"{self.requester} <-> {self.accepter} ({', '.join(scope)}; {self.logical_id})"
+        return f"{self.requester} <-> {self.accepter} ({', '.join(scope)}; {self.what})"
+
+    @property
+    def what(self) -> str:
+        """Which peering it is: netgen's own by logical id, or an existing one by connection id."""
+        return f"existing {self.connection}" if self.connection else self.logical_id
+
+    @property
+    def pair(self) -> frozenset[str]:
+        return frozenset((self.requester, self.accepter))
 
     def joins(self, a: str, b: str) -> bool:
         return {self.requester, self.accepter} == {a, b}
@@ -51,8 +62,11 @@ class RouteFact:
     route_table: str
     prefix: IPv4Network
     peer: str  # the VPC at the other end of the peering the route points at
+    via: str = ""  # the id of the existing peering (VpcPeering) it points at; "" for netgen's own
 
     def __str__(self) -> str:
+        if self.via:
+            return f"{self.vpc} {self.route_table} {self.prefix} -> existing peering {self.via} to {self.peer}"
         return f"{self.vpc} {self.route_table} {self.prefix} -> peering to {self.peer}"
 
 
@@ -135,12 +149,14 @@ def infrastructure(resolved: Resolved, reporter: Reporter) -> Infrastructure:
     vpcs = {v.name: v for v in estate.vpcs}
     peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
     rules = plan_rules(estate, flows, reporter)
+    declared = {p.connection_id: f"{p.loc.file}:{p.loc.line}" for p in estate.peerings}
     peering_facts = tuple(sorted(
-        PeeringFact(p.requester.name, p.accepter.name, p.requester.vpc_id, p.accepter.vpc_id, p.logical_id,
-                    p.requester.region != p.accepter.region,
-                    p.requester.account.account_id != p.accepter.account.account_id)
+        PeeringFact(p.requester.name, p.accepter.name, p.requester.vpc_id, p.accepter.vpc_id,
+                    "" if p.existing else p.logical_id, p.requester.region != p.accepter.region,
+                    p.requester.account.account_id != p.accepter.account.account_id, p.connection_id,
+                    declared.get(p.connection_id, ""))
         for p in peerings.values()))
-    route_facts = tuple(sorted(RouteFact(vpc, table, net, peer)
+    route_facts = tuple(sorted(RouteFact(vpc, table, net, peer, peerings[frozenset((vpc, peer))].connection_id)
                                for (vpc, peer), nets in routes.items()
                                for table in vpcs[vpc].route_tables for net in nets))
     rule_facts = tuple(sorted(RuleFact(r.group.name, r.group_id, r.direction, r.protocol, r.first, r.last,

@@ -7,6 +7,8 @@ that, never moves a rule between stacks when grants change, and limits a rule ch
 Rules the output follows (see the README's "The generated/ folder"):
 - One VPC peering per pair of VPCs that exchange traffic. The requester is the VPC whose stack sorts first by
   (account id, region), then by VPC name, so stack dependencies only point forward and never form a cycle.
+- A pair with a peering that exists outside netgen (a VpcPeering document) gets none: its routes name that
+  connection's id, so no template, output or parameter has it, and deploy-plan.json lists it apart.
 - Routes over the peering in every listed route table of both VPCs, to the minimal prefixes covering the
   peer addresses that flows use (never whole VPC CIDRs unless the flows need them).
 - Standalone AWS::EC2::SecurityGroupIngress on the destination's group, and SecurityGroupEgress on the
@@ -112,6 +114,11 @@ def rules_stack_of(group: SecurityGroup, part: int = 0) -> StackKey:
 class Peering:
     requester: Vpc
     accepter: Vpc
+    connection_id: str = ""  # set for a peering that exists outside netgen (VpcPeering): never in a template
+
+    @property
+    def existing(self) -> bool:
+        return bool(self.connection_id)
 
     @property
     def logical_id(self) -> str:
@@ -176,8 +183,10 @@ def _peering(a: Vpc, b: Vpc) -> Peering:
 
 
 def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Reporter):
-    """Peerings by VPC pair, and {(vpc, peering): minimal destination prefixes}."""
+    """Peerings by VPC pair, and {(vpc, peering): minimal destination prefixes}. A pair with a peering that
+    exists outside netgen (VpcPeering) gets that one, as AWS has it; every other pair one netgen requests."""
     vpcs = {v.name: v for v in estate.vpcs}
+    existing = {p.pair: p for p in estate.peerings}
     wanted: dict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)  # address intervals
     peerings: dict[frozenset, Peering] = {}
     for flow in flows:
@@ -189,7 +198,9 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
     for a, b in wanted:
         pair = frozenset((a, b))
         if pair not in peerings:
-            peerings[pair] = _peering(vpcs[a], vpcs[b])
+            known = existing.get(pair)
+            peerings[pair] = (Peering(known.requester, known.accepter, known.connection_id) if known
+                              else _peering(vpcs[a], vpcs[b]))
     routes = {}
     for (vpc, peer), intervals in sorted(wanted.items()):
         exact = collapse_intervals(intervals)
@@ -197,10 +208,13 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
             exact = tuple(c for c in vpcs[peer].cidrs if any(n.overlaps(c) for n in exact))
         routes[(vpc, peer)] = exact
     per_vpc: dict[str, list[tuple[IPv4Network, str]]] = defaultdict(list)
-    peers_of: dict[str, int] = defaultdict(int)
+    peers_of: dict[str, set[str]] = defaultdict(set)  # existing peerings count whether flows use them or not
     for (vpc, peer), nets in routes.items():
-        peers_of[vpc] += 1
+        peers_of[vpc].add(peer)
         per_vpc[vpc].extend((net, peer) for net in nets)
+    for known in estate.peerings:
+        peers_of[known.requester.name].add(known.accepter.name)
+        peers_of[known.accepter.name].add(known.requester.name)
     for name, entries in sorted(per_vpc.items()):
         vpc = vpcs[name]
         if len(entries) > vpc.route_quota:
@@ -215,8 +229,12 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
                                                f"to '{peer}': peer addresses overlap")
             if reach is None or last > reach[0]:
                 reach = (last, net, peer)
-        if peers_of[name] > vpc.peering_quota:
-            reporter.add(vpc.loc, "NG203", f"VPC '{name}' would need {peers_of[name]} peerings, over its "
+    for name, peers in sorted(peers_of.items()):
+        vpc = vpcs[name]
+        if len(peers) > vpc.peering_quota:
+            held = sum(1 for known in estate.peerings if name in known.pair)
+            of_which = f" ({held} of them existing)" if held else ""
+            reporter.add(vpc.loc, "NG203", f"VPC '{name}' would need {len(peers)} peerings{of_which}, over its "
                                            f"quota of {vpc.peering_quota}")
     return peerings, routes
 
@@ -409,6 +427,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
         return templates[key]
 
     full: set[StackKey] = set()
+    routed_by: dict[str, set[str]] = defaultdict(set)  # an existing peering's id: the stacks routing over it
     overfull = Reporter()  # NG205 of network stacks, reported with the rule stacks' NG205 and NG206
 
     def add(key: StackKey, owner, resource) -> None:
@@ -425,6 +444,8 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
         parameters: dict[StackKey, dict[str, dict[str, str]]] = defaultdict(dict)
         accepts: dict[StackKey, list[dict]] = defaultdict(list)
         for pair in sorted(peerings.values(), key=lambda p: p.logical_id):
+            if pair.existing:  # (routes use its id; nothing else of it is deployed)
+                continue
             req, acc = pair.requester, pair.accepter
             props: dict = {"VpcId": req.vpc_id, "PeerVpcId": acc.vpc_id,
                            "Tags": _tags(Name=f"netgen-{req.name}-{acc.name}")}
@@ -448,7 +469,10 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
             pair = peerings[frozenset((vpc_name, peer_name))]
             key = stack_of(vpc)
             t = template(key, vpc)
-            if pair.crosses_stacks and vpc is pair.accepter:
+            if pair.existing:
+                target = pair.connection_id
+                routed_by[pair.connection_id].add(key.name)
+            elif pair.crosses_stacks and vpc is pair.accepter:
                 if pair.parameter not in t.parameters:
                     t.add_parameter(Parameter(pair.parameter, Type="String", AllowedPattern="^pcx-[0-9a-f]+$",
                                               Description=f"Id of peering {pair.requester.name} <-> "
@@ -513,7 +537,7 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
     reporter.raise_if_errors()  # NG205, NG206, NG207
     files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
     files.update(rule_files)
-    files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts)
+    files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts, _existing(estate, routed_by))
     if failure is not None:
         raise failure
     return files, others if fork else beside()
@@ -561,8 +585,20 @@ def template_json(template: dict) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _deploy_plan(templates, parameters, accepts) -> bytes:
-    """The order to deploy stacks in, with the cross-stack parameters each one takes."""
+def _existing(estate: Estate, routed_by: dict[str, set[str]]) -> list[dict]:
+    """The deploy plan's entries of the peerings that exist outside netgen (VpcPeering), by connection id."""
+    return [{"connectionId": p.connection_id, "name": p.name,
+             "requesterVpc": p.requester.vpc_id, "requesterAccount": p.requester.account.account_id,
+             "requesterRegion": p.requester.region,
+             "accepterVpc": p.accepter.vpc_id, "accepterAccount": p.accepter.account.account_id,
+             "accepterRegion": p.accepter.region,
+             "routedBy": sorted(routed_by.get(p.connection_id, ()))}
+            for p in sorted(estate.peerings, key=lambda p: p.connection_id)]
+
+
+def _deploy_plan(templates, parameters, accepts, existing: list[dict] | None = None) -> bytes:
+    """The order to deploy stacks in, with the cross-stack parameters each one takes; and, when the estate
+    declares any, the peerings that exist outside netgen, which deploy must leave as they are."""
     # A peering's requester stack sorts before its accepter's, so this order meets every dependency.
     order = sorted(templates)
     done: set[str] = set()
@@ -585,4 +621,9 @@ def _deploy_plan(templates, parameters, accepts) -> bytes:
             "peerings": sorted(accepts[key], key=lambda a: a["peering"]),
         } for key in order],
     }
+    if existing:  # (only then: the plan of an estate without them stays as it was)
+        plan["description"] += (" 'existingPeerings' lists the peerings that exist outside netgen (VpcPeering "
+                                "documents): the routes of the stacks in 'routedBy' use them by id; deploy never "
+                                "creates, changes or deletes them, and each must be active before those stacks.")
+        plan["existingPeerings"] = existing
     return (json.dumps(plan, indent=2, sort_keys=True) + "\n").encode()
