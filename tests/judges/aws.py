@@ -7,10 +7,11 @@ Three parts, in the order a reader needs them:
    judge and the command are one code. It reads nothing but boto3 EC2 API answers and imports nothing from
    netgen's model, so it judges what AWS would enforce rather than what netgen meant. What it models and what
    it does not is written there.
-3. The moto harness, used by the tests only: `MotoCloud` (one moto server, many accounts), `seed_estate`
-   (create the inventory's VPCs, subnets, route tables, groups and hosts), `rewrite_spec_ids` (point a copy of
-   the specs at moto's ids), `deploy` (run the deploy plan through CloudFormation) and `build_lab` (all of it,
-   with `netgen build` in between, for any spec folder).
+3. The moto harness: `MotoCloud` (one moto server, many accounts), `seed_estate` (create the inventory's
+   VPCs, subnets, route tables, groups and hosts) and `rewrite_spec_ids` (point a copy of the specs at moto's
+   ids) live in netgen/bench/moto.py, which `make bench-deploy` uses too; here, for the tests only,
+   `moto_server` (an in-process server), `deploy` (run the deploy plan through CloudFormation) and
+   `build_lab` (all of it, with `netgen build` in between, for any spec folder).
 4. Probes, used by the tests only: concrete packets derived from a resolved estate's flow list (`flow_probes`,
    `unintended_probes`), asked of the evaluator (`judge`). Shared by tests/test_judge_aws.py (the example
    estate) and tests/test_judge_aws_generated.py (hypothesis estates). The flow list (netgen.resolve) is where
@@ -43,10 +44,8 @@ import json
 import logging
 import os
 import random
-import shutil
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -62,9 +61,17 @@ from netgen.aws.reachability import (  # noqa: F401  (re-exported: the judge's t
     groups_at,
     reachable,
 )
+from netgen.bench.moto import (  # noqa: F401  (re-exported: the tests import the harness from here)
+    MotoCloud,
+    Seeded,
+    SeededVpc,
+    rewrite_spec_ids,
+    seed_estate,
+    subnet_cidrs,
+)
 
 # ---------------------------------------------------------------------------------------------------------------
-# 3. The moto harness (tests only).
+# 3. The moto harness (tests only; MotoCloud, seed_estate and rewrite_spec_ids are in netgen/bench/moto.py).
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -93,158 +100,6 @@ def moto_server() -> Iterator[str]:
             yield f"http://{host}:{port}"
         finally:
             server.stop()
-
-
-class MotoCloud:
-    """boto3 clients for one moto server, in any account.
-
-    Multi-account in server mode: moto takes the account of a request from the `x-moto-account-id` header (when
-    the MOTO_ACCOUNT_ID environment variable is unset), so each client sends its account's id. The accounts are
-    therefore really separate: a VPC of one account is invisible to describe calls of the other.
-    """
-
-    def __init__(self, endpoint_url: str):
-        self.endpoint_url = endpoint_url
-        self._clients: dict[tuple[str, str, str], Any] = {}
-
-    def reset(self) -> None:
-        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST", data=b"")
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            assert answer.status == 200, answer.status
-        self._clients.clear()
-
-    def client(self, service: str, account: str, region: str) -> Any:
-        key = (service, account, region)
-        if key not in self._clients:
-            import boto3
-
-            client = boto3.session.Session().client(
-                service, region_name=region, endpoint_url=self.endpoint_url, aws_access_key_id="testing",
-                aws_secret_access_key="testing", aws_session_token="testing")
-
-            def as_account(request: Any, **_: Any) -> None:
-                request.headers["x-moto-account-id"] = account
-
-            client.meta.events.register("before-sign.*.*", as_account)
-            self._clients[key] = client
-        return self._clients[key]
-
-    def ec2(self, account: str, region: str) -> Any:
-        return self.client("ec2", account, region)
-
-    def view(self, places: Iterable[tuple[str, str]]) -> Ec2View:
-        """An Ec2View of the given (account, region) places."""
-        return describe_estate(self.ec2(a, r) for a, r in sorted(set(places)))
-
-
-@dataclass
-class SeededVpc:
-    name: str
-    account: str
-    region: str
-    vpc_id: str
-    route_tables: dict[str, str]  # inventory id -> moto id, in the inventory's order
-    subnets: dict[IPv4Network, tuple[str, str]]  # CIDR -> (subnet id, moto route table id)
-
-
-@dataclass
-class Seeded:
-    """What seed_estate created, by inventory name, and the inventory-id -> moto-id substitutions."""
-
-    vpcs: dict[str, SeededVpc]
-    groups: dict[str, str]  # group name -> moto id
-    hosts: dict[str, str]  # host name -> instance id
-    substitutions: dict[str, str]  # inventory id -> moto id (VPCs, groups, route tables)
-
-    @property
-    def places(self) -> list[tuple[str, str]]:
-        return sorted({(v.account, v.region) for v in self.vpcs.values()})
-
-    def route_table_for(self, vpc_name: str, ip: IPv4Address) -> str:
-        """The moto route table the seeded subnet holding ip is associated with."""
-        for cidr, (_, table) in self.vpcs[vpc_name].subnets.items():
-            if ip in cidr:
-                return table
-        raise KeyError(f"{ip} is in no seeded subnet of {vpc_name}")
-
-
-def subnet_cidrs(estate: Any, vpc: Any) -> list[IPv4Network]:
-    """Subnets the estate implies for a VPC: node, pod and load-balancer subnets, and a /24 around each host."""
-    explicit: set[IPv4Network] = set()
-    for cluster in estate.clusters:
-        if cluster.vpc.name == vpc.name:
-            explicit.update(cluster.node_cidrs)
-            explicit.update(cluster.pod_cidrs)
-    for service in estate.services:
-        if service.cluster.vpc.name == vpc.name:
-            explicit.update(service.exposure.subnet_cidrs)
-    chosen = sorted(explicit)
-    for host in sorted(estate.hosts, key=lambda h: h.address):
-        if host.vpc.name != vpc.name or any(host.address in net for net in chosen):
-            continue
-        around = IPv4Network(f"{host.address}/24", strict=False)
-        if any(around.overlaps(net) for net in chosen):
-            around = IPv4Network(f"{host.address}/28", strict=False)
-        chosen.append(around)
-    return sorted(chosen)
-
-
-def seed_estate(cloud: MotoCloud, estate: Any) -> Seeded:
-    """Create the estate's inventory in moto: VPCs with all their CIDRs, the listed route tables, subnets (each
-    explicitly associated with one listed table, round-robin, so that every table governs some subnet),
-    security groups (restrictsEgress ones lose the default allow-all egress rule) and one instance per legacy
-    host at its address, in its group. `estate` is netgen's validated Estate (inventory facts only)."""
-    seeded = Seeded({}, {}, {}, {})
-    for vpc in estate.vpcs:
-        ec2 = cloud.ec2(vpc.account.account_id, vpc.region)
-        cidrs = [str(c) for c in vpc.cidrs]
-        vpc_id = ec2.create_vpc(CidrBlock=cidrs[0])["Vpc"]["VpcId"]
-        for extra in cidrs[1:]:
-            ec2.associate_vpc_cidr_block(VpcId=vpc_id, CidrBlock=extra)
-        ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": vpc.name}])
-        tables = {old: ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
-                  for old in vpc.route_tables}
-        subnets: dict[IPv4Network, tuple[str, str]] = {}
-        table_ids = list(tables.values())
-        for i, cidr in enumerate(subnet_cidrs(estate, vpc)):
-            subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock=str(cidr))["Subnet"]["SubnetId"]
-            table = table_ids[i % len(table_ids)]
-            ec2.associate_route_table(RouteTableId=table, SubnetId=subnet_id)
-            subnets[cidr] = (subnet_id, table)
-        seeded.vpcs[vpc.name] = SeededVpc(vpc.name, vpc.account.account_id, vpc.region, vpc_id, tables, subnets)
-        seeded.substitutions[vpc.vpc_id] = vpc_id
-        seeded.substitutions.update(tables)
-    for group in estate.security_groups:
-        vpc = seeded.vpcs[group.vpc.name]
-        ec2 = cloud.ec2(vpc.account, vpc.region)
-        group_id = ec2.create_security_group(GroupName=group.name, Description=f"inventory group {group.name}",
-                                             VpcId=vpc.vpc_id)["GroupId"]
-        if group.restricts_egress:
-            ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=[
-                {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-        seeded.groups[group.name] = group_id
-        seeded.substitutions[group.group_id] = group_id
-    for host in estate.hosts:
-        vpc = seeded.vpcs[host.vpc.name]
-        subnet_id = next(s for cidr, (s, _) in vpc.subnets.items() if host.address in cidr)
-        answer = cloud.ec2(vpc.account, vpc.region).run_instances(
-            ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=subnet_id,
-            PrivateIpAddress=str(host.address), SecurityGroupIds=[seeded.groups[host.security_group.name]],
-            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": host.name}] + [
-                {"Key": key, "Value": value} for key, value in host.labels]}])
-        seeded.hosts[host.name] = answer["Instances"][0]["InstanceId"]
-    return seeded
-
-
-def rewrite_spec_ids(source: Path, target: Path, substitutions: Mapping[str, str]) -> Path:
-    """Copy a spec folder, replacing every inventory id (vpcId, groupId, routeTables) by moto's id."""
-    shutil.copytree(source, target)
-    for path in sorted(target.rglob("*.y*ml")):
-        text = path.read_text("utf-8")
-        for old, new in substitutions.items():
-            text = text.replace(old, new)
-        path.write_text(text, "utf-8")
-    return target
 
 
 def _replace_refs(node: Any, ids: Mapping[str, str]) -> Any:

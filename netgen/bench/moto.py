@@ -1,0 +1,325 @@
+"""moto as a stand-in AWS for `make bench-deploy` and the tests: a server in a process of its own, clients in any
+account, and an estate's inventory seeded into it.
+
+- `moto_process`: a threaded moto server on 127.0.0.1 (a free port) in a child process, so that a client that
+  deploys into it and the server do not share one GIL. The child is `python -m netgen.bench.moto`.
+- `MotoCloud`: boto3 clients of one moto server, in any account (moto's `x-moto-account-id` header), plus
+  moto's reset and its request recorder (/moto-api/recorder/...).
+- `seed_estate`: create an estate's VPCs, route tables, subnets, security groups (and, optionally, one instance
+  per legacy host) in moto; `rewrite_spec_ids`: a copy of the specs with the inventory's ids replaced by moto's.
+
+tests/judges/aws.py (the AWS judge) and tests/test_aws_deploy.py use these too; the judge keeps its own
+in-process server fixture (`moto_server`), which needs pytest.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_SESSION_TOKEN": "testing", "AWS_SECURITY_TOKEN": "testing"}
+
+
+def moto_environment(config_file: str = os.devnull) -> dict[str, str]:
+    """This process's environment with dummy credentials and no real AWS configuration: what a client of moto
+    (netgen deploy, the seeding clients) and the server run with. Multi-account needs the `x-moto-account-id`
+    header, so MOTO_ACCOUNT_ID (which overrides it) and AWS_PROFILE are dropped."""
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "MOTO_ACCOUNT_ID")}
+    env.update(DUMMY_CREDENTIALS, AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=config_file,
+               AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    return env
+
+
+# AWS's default of 60 rules per security group and direction can be raised to 1,000 (with rules x groups per
+# network interface <= 1,000). moto hard-codes the 60, while estates that set a group's `ruleQuota` above it
+# (the synthetic ones say 480) assume the raised quota: the bench's server is given it.
+RAISED_RULE_QUOTA = 1000
+
+
+@contextmanager
+def moto_process(recording: Path | None = None, log: Path | None = None,
+                 rule_quota: int = RAISED_RULE_QUOTA) -> Iterator[str]:
+    """A threaded moto server on 127.0.0.1 in a child process; yields its URL and stops it afterwards.
+
+    With `recording`, moto's request recorder is available and writes there (MOTO_RECORDER_FILEPATH); it starts
+    switched off (MOTO_ENABLE_RECORDING unset): MotoCloud.start_recording switches it on. The server's own log
+    (errors only) goes to `log`, else nowhere. `rule_quota` replaces moto's fixed 60 rules per group and
+    direction (see RAISED_RULE_QUOTA)."""
+    env = moto_environment()
+    env["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"  # instances use a made-up image id; loading AMIs takes seconds
+    env.pop("MOTO_ENABLE_RECORDING", None)
+    if recording is not None:
+        env["MOTO_RECORDER_FILEPATH"] = str(recording)
+    sink = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115  (closed below)
+    proc = subprocess.Popen([sys.executable, "-m", "netgen.bench.moto", str(rule_quota)], env=env,
+                            stdout=subprocess.PIPE, stderr=sink, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("http://"):
+            proc.wait(timeout=10)
+            raise RuntimeError(f"the moto server did not start (exit {proc.returncode}); see {log or 'its log'}")
+        yield line.strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        if log:
+            sink.close()  # type: ignore[union-attr]
+
+
+def _serve(rule_quota: int) -> None:
+    """The child of moto_process: what moto's ThreadedMotoServer runs, in this process's main thread, on a free
+    port that it prints (its URL) once it listens; with `rule_quota` rules per group and direction."""
+    import logging
+
+    from moto.ec2.exceptions import RulesPerSecurityGroupLimitExceededError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    def within_quota(self: Any, group: Any, current: int, ip_ranges: list[str],
+                     source_groups: list[dict[str, str]] | None = None, egress: bool = False) -> None:
+        if current + len(ip_ranges or ()) + len(source_groups or ()) > rule_quota:
+            raise RulesPerSecurityGroupLimitExceededError
+
+    SecurityGroupBackend._verify_group_will_respect_rule_count_limit = within_quota  # type: ignore[method-assign]
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True,
+                         request_handler=MotoRequestHandler)
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+class MotoCloud:
+    """boto3 clients for one moto server, in any account.
+
+    Multi-account in server mode: moto takes the account of a request from the `x-moto-account-id` header (when
+    the MOTO_ACCOUNT_ID environment variable is unset), so each client sends its account's id. The accounts are
+    therefore really separate: a VPC of one account is invisible to describe calls of the other.
+    """
+
+    def __init__(self, endpoint_url: str):
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str, str], Any] = {}
+
+    def _post(self, path: str, timeout: float = 60) -> bytes:
+        request = urllib.request.Request(f"{self.endpoint_url}{path}", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            assert answer.status == 200, (path, answer.status)
+            return answer.read()
+
+    def reset(self) -> None:
+        """Forget every resource of every account (the recording is kept: see reset_recording)."""
+        self._post("/moto-api/reset")
+        self._clients.clear()
+
+    # moto's request recorder: every request the server answers while recording is one JSON object
+    # (headers, method, url, body) in its recording file.
+    def reset_recording(self) -> None:
+        self._post("/moto-api/recorder/reset-recording")
+
+    def start_recording(self) -> None:
+        self._post("/moto-api/recorder/start-recording")
+
+    def stop_recording(self) -> None:
+        self._post("/moto-api/recorder/stop-recording")
+
+    def recording(self) -> list[dict]:
+        """The recorded requests. moto appends each one with two writes (the object, then a newline), and its
+        server threads append concurrently, so objects are read one after another rather than line by line."""
+        with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/recorder/download-recording", timeout=300) as a:
+            text = a.read().decode("utf-8")
+        decoder, entries, at = json.JSONDecoder(), [], 0
+        while True:
+            while at < len(text) and text[at].isspace():
+                at += 1
+            if at == len(text):
+                return entries
+            entry, at = decoder.raw_decode(text, at)
+            entries.append(entry)
+
+    def client(self, service: str, account: str, region: str) -> Any:
+        key = (service, account, region)
+        if key not in self._clients:
+            import boto3
+
+            client = boto3.session.Session().client(
+                service, region_name=region, endpoint_url=self.endpoint_url, aws_access_key_id="testing",
+                aws_secret_access_key="testing", aws_session_token="testing")
+
+            def as_account(request: Any, **_: Any) -> None:
+                request.headers["x-moto-account-id"] = account
+
+            client.meta.events.register("before-sign.*.*", as_account)
+            self._clients[key] = client
+        return self._clients[key]
+
+    def ec2(self, account: str, region: str) -> Any:
+        return self.client("ec2", account, region)
+
+    def view(self, places: Iterable[tuple[str, str]]) -> Any:
+        """An Ec2View (netgen/aws/reachability.py) of the given (account, region) places."""
+        from netgen.aws.reachability import describe_estate
+
+        return describe_estate(self.ec2(a, r) for a, r in sorted(set(places)))
+
+
+_SCOPE = re.compile(r"Credential=[^/]*/[^/]*/([^/]*)/([^/]*)/")
+
+
+def request_facts(entry: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """(service, action, account, region) of one recorded request. The service and region come from the SigV4
+    credential scope of its Authorization header, the account from moto's x-moto-account-id header (empty when
+    the client sent none), the action from X-Amz-Target (JSON protocols) or the Action parameter (query
+    protocol: form body or URL; REST calls such as S3's have none: their method and path are returned)."""
+    headers = {k.lower(): v for k, v in entry.get("headers", {}).items()}
+    scope = _SCOPE.search(headers.get("authorization", ""))
+    region, service = scope.groups() if scope else ("", "")
+    account = headers.get("x-moto-account-id", "")
+    action = headers.get("x-amz-target", "").rpartition(".")[2]
+    if not action:
+        body = entry.get("body") or ""
+        if entry.get("body_encoded"):
+            body = base64.b64decode(body).decode("utf-8", "replace")
+        found = re.search(r"(?:^|&)Action=([A-Za-z0-9]+)", body) or re.search(r"[?&]Action=([A-Za-z0-9]+)",
+                                                                               entry.get("url", ""))
+        action = found.group(1) if found else f"{entry.get('method', '')} {entry.get('url', '').split('?')[0]}"
+    return service, action, account, region
+
+
+@dataclass
+class SeededVpc:
+    name: str
+    account: str
+    region: str
+    vpc_id: str
+    route_tables: dict[str, str]  # inventory id -> moto id, in the inventory's order
+    subnets: dict[IPv4Network, tuple[str, str]]  # CIDR -> (subnet id, moto route table id)
+
+
+@dataclass
+class Seeded:
+    """What seed_estate created, by inventory name, and the inventory-id -> moto-id substitutions."""
+
+    vpcs: dict[str, SeededVpc]
+    groups: dict[str, str]  # group name -> moto id
+    hosts: dict[str, str]  # host name -> instance id
+    substitutions: dict[str, str]  # inventory id -> moto id (VPCs, groups, route tables)
+
+    @property
+    def places(self) -> list[tuple[str, str]]:
+        return sorted({(v.account, v.region) for v in self.vpcs.values()})
+
+    def route_table_for(self, vpc_name: str, ip: IPv4Address) -> str:
+        """The moto route table the seeded subnet holding ip is associated with."""
+        for cidr, (_, table) in self.vpcs[vpc_name].subnets.items():
+            if ip in cidr:
+                return table
+        raise KeyError(f"{ip} is in no seeded subnet of {vpc_name}")
+
+
+def subnet_cidrs(estate: Any, vpc: Any) -> list[IPv4Network]:
+    """Subnets the estate implies for a VPC: node, pod and load-balancer subnets, and a /24 around each host."""
+    explicit: set[IPv4Network] = set()
+    for cluster in estate.clusters:
+        if cluster.vpc.name == vpc.name:
+            explicit.update(cluster.node_cidrs)
+            explicit.update(cluster.pod_cidrs)
+    for service in estate.services:
+        if service.cluster.vpc.name == vpc.name:
+            explicit.update(service.exposure.subnet_cidrs)
+    chosen = sorted(explicit)
+    for host in sorted(estate.hosts, key=lambda h: h.address):
+        if host.vpc.name != vpc.name or any(host.address in net for net in chosen):
+            continue
+        around = IPv4Network(f"{host.address}/24", strict=False)
+        if any(around.overlaps(net) for net in chosen):
+            around = IPv4Network(f"{host.address}/28", strict=False)
+        chosen.append(around)
+    return sorted(chosen)
+
+
+def seed_estate(cloud: MotoCloud, estate: Any, hosts: bool = True) -> Seeded:
+    """Create the estate's inventory in moto: VPCs with all their CIDRs, the listed route tables, subnets (each
+    explicitly associated with one listed table, round-robin, so that every table governs some subnet),
+    security groups (restrictsEgress ones lose the default allow-all egress rule) and, with `hosts`, one
+    instance per legacy host at its address, in its group. `estate` is netgen's validated Estate (inventory
+    facts only)."""
+    seeded = Seeded({}, {}, {}, {})
+    for vpc in estate.vpcs:
+        ec2 = cloud.ec2(vpc.account.account_id, vpc.region)
+        cidrs = [str(c) for c in vpc.cidrs]
+        vpc_id = ec2.create_vpc(CidrBlock=cidrs[0])["Vpc"]["VpcId"]
+        for extra in cidrs[1:]:
+            ec2.associate_vpc_cidr_block(VpcId=vpc_id, CidrBlock=extra)
+        ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": vpc.name}])
+        tables = {old: ec2.create_route_table(VpcId=vpc_id)["RouteTable"]["RouteTableId"]
+                  for old in vpc.route_tables}
+        subnets: dict[IPv4Network, tuple[str, str]] = {}
+        table_ids = list(tables.values())
+        for i, cidr in enumerate(subnet_cidrs(estate, vpc)):
+            subnet_id = ec2.create_subnet(VpcId=vpc_id, CidrBlock=str(cidr))["Subnet"]["SubnetId"]
+            table = table_ids[i % len(table_ids)]
+            ec2.associate_route_table(RouteTableId=table, SubnetId=subnet_id)
+            subnets[cidr] = (subnet_id, table)
+        seeded.vpcs[vpc.name] = SeededVpc(vpc.name, vpc.account.account_id, vpc.region, vpc_id, tables, subnets)
+        seeded.substitutions[vpc.vpc_id] = vpc_id
+        seeded.substitutions.update(tables)
+    for group in estate.security_groups:
+        vpc = seeded.vpcs[group.vpc.name]
+        ec2 = cloud.ec2(vpc.account, vpc.region)
+        group_id = ec2.create_security_group(GroupName=group.name, Description=f"inventory group {group.name}",
+                                             VpcId=vpc.vpc_id)["GroupId"]
+        if group.restricts_egress:
+            ec2.revoke_security_group_egress(GroupId=group_id, IpPermissions=[
+                {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        seeded.groups[group.name] = group_id
+        seeded.substitutions[group.group_id] = group_id
+    for host in estate.hosts if hosts else ():
+        vpc = seeded.vpcs[host.vpc.name]
+        subnet_id = next(s for cidr, (s, _) in vpc.subnets.items() if host.address in cidr)
+        answer = cloud.ec2(vpc.account, vpc.region).run_instances(
+            ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", SubnetId=subnet_id,
+            PrivateIpAddress=str(host.address), SecurityGroupIds=[seeded.groups[host.security_group.name]],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": host.name}] + [
+                {"Key": key, "Value": value} for key, value in host.labels]}])
+        seeded.hosts[host.name] = answer["Instances"][0]["InstanceId"]
+    return seeded
+
+
+def rewrite_spec_ids(source: Path, target: Path, substitutions: Mapping[str, str]) -> Path:
+    """Copy a spec folder, replacing every inventory id (vpcId, groupId, routeTables) by moto's id, in one pass
+    per file (a replacement is never replaced again)."""
+    shutil.copytree(source, target)
+    if not substitutions:
+        return target
+    pattern = re.compile("|".join(re.escape(old) for old in sorted(substitutions, key=len, reverse=True)))
+    for path in sorted(target.rglob("*.y*ml")):
+        text = path.read_text("utf-8")
+        path.write_text(pattern.sub(lambda m: substitutions[m.group(0)], text), "utf-8")
+    return target
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else RAISED_RULE_QUOTA)
