@@ -34,12 +34,22 @@ class StackPlan:
         return self.account, self.region
 
 
-def load_plan(out: Path) -> list[StackPlan]:
+def _read_plan(out: Path) -> dict:
     path = out / "aws" / "deploy-plan.json"
     try:
-        plan = json.loads(path.read_text("utf-8"))
+        return json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as exc:
         raise PlanError(f"cannot read {path}: {exc} (run 'netgen build' first)") from None
+
+
+def existing_peerings(out: Path) -> list[dict]:
+    """The plan's peerings that exist outside netgen (VpcPeering documents): connectionId, requesterVpc,
+    requesterAccount, requesterRegion, accepterVpc, accepterAccount, accepterRegion, routedBy (stack names)."""
+    return list(_read_plan(out).get("existingPeerings", []))
+
+
+def load_plan(out: Path) -> list[StackPlan]:
+    plan = _read_plan(out)
     stacks = []
     for entry in plan.get("stacks", []):
         template_file = out / entry["template"]

@@ -34,7 +34,7 @@ from netgen.aws.deploy.lifecycle import template_bucket_for
 from netgen.aws.deploy.preflight import preflight
 from netgen.aws.deploy.scheduler import schedule
 from netgen.aws.deploy.state import LiveStacks
-from netgen.aws.generated import load_plan
+from netgen.aws.generated import existing_peerings, load_plan
 
 __all__ = ["DEFAULT_CONCURRENCY", "Console", "DeployReport", "Options", "StackFailed", "deploy",
            "template_bucket_for"]
@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_CONCURRENCY", "Console", "DeployReport", "Options", "StackFa
 
 def deploy(out: Path, clients, console: Console, options: Options, *, account: str | None = None,
            region: str | None = None) -> DeployReport:
-    stacks = load_plan(out)
+    stacks, existing = load_plan(out), existing_peerings(out)
     selected = [s for s in stacks if account in (None, s.account, s.account_name) and region in (None, s.region)]
     ctx = Context(clients, console, options, LiveStacks(clients))
     if not selected:
@@ -51,19 +51,19 @@ def deploy(out: Path, clients, console: Console, options: Options, *, account: s
     mode = "dry run: change sets only" if options.dry_run else "deploying"
     console.say(f"{mode}: {len(selected)} of {len(stacks)} stacks, up to {options.concurrency} at once per account "
                 "and region")
-    if not options.skip_preflight and not _preflight(ctx, selected, stacks):
+    if not options.skip_preflight and not _preflight(ctx, selected, stacks, existing):
         return console.report
     schedule(ctx, selected, stacks)
     if console.report.failures:
         console.say("stacks and peerings no longer in the plan are left for a run without failures")
     else:
-        clean_up(ctx, sorted({s.place for s in selected}), stacks)
+        clean_up(ctx, sorted({s.place for s in selected}), stacks, existing)
     return console.report
 
 
-def _preflight(ctx: Context, selected, stacks) -> bool:
+def _preflight(ctx: Context, selected, stacks, existing) -> bool:
     say: Callable[[str], None] = ctx.console.say
-    found = preflight(ctx, selected, stacks)
+    found = preflight(ctx, selected, stacks, existing)
     for note in found.notes:
         say(f"preflight: note: {note}")
     for where, problem in found.problems:

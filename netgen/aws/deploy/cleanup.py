@@ -1,7 +1,7 @@
 """What the plan no longer has, removed after its stacks: netgen stacks (name prefix netgen-, tag
 managed-by=netgen) in the plan's accounts and regions that the plan does not name (a security group whose last
 rule went away), checked gone from EC2 afterwards; then peerings tagged managed-by=netgen that no template
-wants. Peerings netgen did not create (no tag: hand-made, declared as existing) are never touched."""
+wants. Peerings netgen did not create (no tag) or that the specs declare as existing are never touched."""
 
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ def remove_stale_stacks(ctx: Context, place: tuple[str, str], wanted: set[str]) 
         ctx.console.outcome(name, "deleted")
 
 
-def remove_stale_peerings(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan]) -> None:
+def remove_stale_peerings(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan],
+                          existing: list[dict]) -> None:
     wanted = {(str(p.get("VpcId")), str(p.get("PeerVpcId"))) for s in stacks
               for p in peerings_of(s.template).values()}
+    declared = {e["connectionId"] for e in existing}  # a netgen peering now declared as existing stays
     for account, region in places:
         ec2 = ctx.clients.ec2(account, region)
         answer = ec2.describe_vpc_peering_connections(
@@ -50,7 +52,7 @@ def remove_stale_peerings(ctx: Context, places: list[tuple[str, str]], stacks: l
             req, acc = pcx["RequesterVpcInfo"], pcx["AccepterVpcInfo"]
             if (not is_managed(pcx) or pcx["Status"]["Code"] not in LIVE_PEERING
                     or req.get("OwnerId", account) != account or req.get("Region", region) != region
-                    or (req["VpcId"], acc["VpcId"]) in wanted):
+                    or (req["VpcId"], acc["VpcId"]) in wanted or pcx["VpcPeeringConnectionId"] in declared):
                 continue
             pcx_id = pcx["VpcPeeringConnectionId"]
             where = f"peering {pcx_id} ({req['VpcId']} <-> {acc['VpcId']})"
@@ -63,7 +65,7 @@ def remove_stale_peerings(ctx: Context, places: list[tuple[str, str]], stacks: l
             ctx.console.outcome(pcx_id, "deleted")
 
 
-def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan]) -> None:
+def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan], existing: list[dict]) -> None:
     wanted = {s.name for s in stacks}
     for place in places:
         try:
@@ -71,6 +73,6 @@ def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan
         except botocore_errors() as exc:
             ctx.console.problem(f"{place[0]}/{place[1]}: removing stacks no longer in the plan", error_text(exc))
     try:
-        remove_stale_peerings(ctx, places, stacks)
+        remove_stale_peerings(ctx, places, stacks, existing)
     except botocore_errors() as exc:
         ctx.console.problem("peerings no longer in the plan", error_text(exc))

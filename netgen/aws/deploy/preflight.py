@@ -10,7 +10,10 @@ read them:
 - the --template-bucket exists where a template needs it (s3:ListBucket through HeadBucket);
 - no pair of VPCs the plan peers is already peered by a connection netgen did not create (AWS refuses a second
   one: declare it as a VpcPeering instead);
-- no route table the templates write to already routes one of their destinations to another target.
+- no route table the templates write to already routes one of their destinations to another target;
+- each peering declared as existing (VpcPeering, the plan's existingPeerings) that a stack of the run routes
+  over is active and joins the VPCs it is declared for, and is no resource of a netgen stack (CloudFormation
+  would delete it with that stack's next update).
 A quota that cannot be read (no permission, a partition without Service Quotas) is reported as a note, and
 the deploy goes on.
 """
@@ -25,7 +28,7 @@ from netgen.aws.deploy.adopt import describe_target, literal_target, route_confl
 from netgen.aws.deploy.context import Context, botocore_errors
 from netgen.aws.deploy.moto import LIVE_PEERING
 from netgen.aws.deploy.settle import live_routes, route_target
-from netgen.aws.generated import StackPlan, is_managed, peerings_of, rules_of
+from netgen.aws.generated import STACK_PREFIX, StackPlan, is_managed, peerings_of, rules_of, tag_value
 from netgen.aws.session import error_text
 
 # (service code, quota code, what it limits) read from Service Quotas
@@ -40,7 +43,7 @@ class Findings:
     notes: list[str] = field(default_factory=list)  # what could not be checked, and why
 
 
-def preflight(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan]) -> Findings:
+def preflight(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan], existing: list[dict]) -> Findings:
     found = Findings()
     places: dict[tuple[str, str], list[StackPlan]] = defaultdict(list)
     for stack in selected:
@@ -57,7 +60,43 @@ def preflight(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan]) 
             check_existing(ctx, account, region, here, where, found)
         except botocore_errors() as exc:
             found.problems.append((where, f"cannot read what preflight needs: {error_text(exc)}"))
+    names = {s.name for s in selected}
+    for declared in existing:
+        if declared["requesterAccount"] in good_accounts and names & set(declared.get("routedBy", [])):
+            try:
+                check_declared_peering(ctx, declared, found)
+            except botocore_errors() as exc:
+                found.problems.append((f"peering {declared['connectionId']}", f"cannot be read: {error_text(exc)}"))
     return found
+
+
+def check_declared_peering(ctx: Context, declared: dict, found: Findings) -> None:
+    pcx_id = declared["connectionId"]
+    where = f"peering {pcx_id} (VpcPeering {declared.get('name', '')})"
+    ec2 = ctx.clients.ec2(declared["requesterAccount"], declared["requesterRegion"])
+    try:
+        answer = ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pcx_id])["VpcPeeringConnections"]
+    except botocore_errors() as exc:
+        if "NotFound" not in str(exc):
+            raise
+        answer = []
+    if not answer:
+        found.problems.append((where, f"does not exist in {declared['requesterAccount']} "
+                                      f"{declared['requesterRegion']}: the routes of {', '.join(declared['routedBy'])} "
+                                      "would point nowhere"))
+        return
+    pcx = answer[0]
+    joins = (pcx["RequesterVpcInfo"]["VpcId"], pcx["AccepterVpcInfo"]["VpcId"])
+    if joins != (declared["requesterVpc"], declared["accepterVpc"]):
+        found.problems.append((where, f"joins {joins[0]} (requester) to {joins[1]} (accepter), not "
+                                      f"{declared['requesterVpc']} to {declared['accepterVpc']} as declared"))
+    elif pcx["Status"]["Code"] != "active":
+        found.problems.append((where, f"is {pcx['Status']['Code']}, not active"))
+    owner = tag_value(pcx, "aws:cloudformation:stack-name")
+    if owner and owner.startswith(STACK_PREFIX):
+        found.problems.append((where, f"is a resource of netgen's stack {owner}: declared as existing, it leaves "
+                                      "that stack's template and CloudFormation would delete it; keep it netgen's "
+                                      "(remove the VpcPeering) or take it out of the stack first"))
 
 
 def check_credentials(ctx: Context, selected: list[StackPlan], found: Findings) -> set[str]:
