@@ -339,13 +339,17 @@ def verify(
 def drift(
     endpoint_url: EndpointOpt = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="text or json.")] = ReportFormat.text,
+    strict: Annotated[bool, typer.Option("--strict", help="Also exit 1 when a hand-made rule or route is covered "
+                                                          "by no grant.")] = False,
     out: OutOpt = Path("generated"),
     specs: SpecsOpt = Path("specs"),
     as_of: AsOfOpt = None,
 ) -> None:
-    """Compare the live rules, routes and peerings netgen owns with generated/: missing, extra, changed.
+    """Name every live rule and peering route of the inventory (managed, adopted, hand-made and covered by the
+    grants, hand-made and covered by none) and compare netgen's own with generated/: missing, extra, changed.
 
-    Exit 0 no drift, 1 drift."""
+    Exit 0 no drift of netgen's rules, routes and peerings (hand-made ones are a report), 1 drift (with
+    --strict, also any hand rule or route covered by no grant), 2 no generated/ to compare with."""
     from netgen.aws.drift import drift as run
     from netgen.aws.drift import render_drift
     from netgen.aws.generated import PlanError
@@ -356,8 +360,61 @@ def drift(
     except PlanError as exc:
         raise _usage_error(str(exc)) from None
     sys.stdout.write(render_drift(result, fmt.value))
-    if result:
+    if result.drift or (strict and result.uncovered):
         raise typer.Exit(1)
+
+
+@app.command("import-grants")
+def import_grants(
+    out: Annotated[Path, typer.Option("--out", help="Grants file to write.")] = Path("specs/access/imported.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists; its grants are then imported "
+                                                        "again, not counted as existing.")] = False,
+    flow_logs: Annotated[list[Path] | None, typer.Option(
+        "--flow-logs", metavar="FILE", help="VPC Flow Logs records in the default format (version 2); "
+                                            "repeatable.")] = None,
+    rules: Annotated[bool, typer.Option("--rules/--no-rules", help="Read the live rules of the inventory's "
+                                                                   "security groups (--no-rules: flow logs "
+                                                                   "only, no AWS call).")] = True,
+    endpoint_url: EndpointOpt = None,
+    specs: SpecsOpt = Path("specs"),
+    as_of: AsOfOpt = None,
+) -> None:
+    """Write Grant documents that reproduce the hand-made rules (and flow-log records) between known endpoints.
+
+    Rules netgen manages or the grants already cover are skipped; what matches no endpoint, or whose endpoint
+    cannot be told from an address (a workload), is listed at the end of the file and here, never guessed.
+    Exit 0 written (whatever was left unmatched), 1 spec or AWS errors, 2 usage errors."""
+    from netgen.aws.adopt import FlowLogError
+    from netgen.aws.adopt import import_grants as run
+    from netgen.aws.generated import inventory_rules
+
+    logs = flow_logs or []
+    if not rules and not logs:
+        raise _usage_error("nothing to import from: give --flow-logs FILE, or leave out --no-rules")
+    if out.exists() and not force:
+        raise _usage_error(f"{out} exists: pass --force to replace it (edits made to it are lost), or another --out")
+    resolved = _resolve(specs, as_of, Format.text)
+    live = _aws_call(lambda: inventory_rules(resolved.estate, _aws_clients(resolved, endpoint_url))) if rules else None
+    try:
+        result = run(_specs_dir(specs), out, _as_of(as_of), live, logs)
+    except FlowLogError as exc:
+        raise _usage_error(str(exc)) from None
+    except SpecError as exc:
+        typer.echo(render(exc.diagnostics, "text"), err=True)
+        raise typer.Exit(1) from None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(result.text, "utf-8")
+    except OSError as exc:
+        raise _usage_error(f"cannot write {out}: {exc.strerror}") from None
+    for item in result.unmatched:
+        typer.echo(f"not imported: {item.what}: {item.why}")
+        if item.hint:
+            typer.echo(f"  grant to write: {item.hint}")
+    skipped = ", ".join(f"{n} {c}" for c, n in sorted(result.skipped.items())) or "none"
+    flows = f", {result.flow_records} flow-log record(s) between known endpoints" if logs else ""
+    typer.echo(f"import-grants: wrote {out}: {len(result.grants)} grant(s) covering {result.imported_rules} hand "
+               f"rule(s){flows}; {len(result.unmatched)} not imported; skipped rules: {skipped}")
 
 
 @app.command()

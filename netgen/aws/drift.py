@@ -1,46 +1,85 @@
-"""`netgen drift`: the live security-group rules, routes and peerings netgen owns, compared with generated/.
+"""`netgen drift`: the live rules, routes and peerings of the inventory, named, and compared with generated/.
 
-- Rules: every rule of every inventory security group (describe_security_group_rules) against the rules of
-  the templates. `missing`: in generated/, not in AWS. `extra`: in AWS, not in generated/: a rule someone
-  added by hand in the console, or a netgen rule left behind; the AWS default egress rule (all traffic to
-  0.0.0.0/0) of a group that does not restrict egress is expected, not extra. `changed`: the same group,
-  direction, protocol and CIDR with other ports, or the same rule with another description.
-- Routes: the inventory's route tables. Expected: the routes of the network templates. Live: the routes whose
-  target is a peering netgen owns (tag managed-by=netgen), and any route at an expected (table, prefix).
-  `changed`: the prefix goes elsewhere (another peering, a gateway, a blackhole).
-- Peerings: those tagged managed-by=netgen in the inventory's accounts and regions, by the pair of VPCs they
-  connect, against the peerings of the templates. `changed`: not active.
+Every live rule of the inventory's security groups, and every peering route in its route tables, falls in one
+category (netgen/aws/adopt.py decides coverage):
+
+- `managed`: netgen's own. A rule with a `netgen:` description; a route that a deployed netgen stack holds.
+- `adopted`: made by hand (or by another tool) and identical to what netgen generates: a rule with the same
+  group, direction, protocol, ports and CIDR as a generated rule but not netgen's description; a route at a
+  generated (table, destination) through the same peering (one netgen requests between the same two VPCs, or
+  the existing peering the template names) that no netgen stack holds. Deploy leaves such a rule or route in
+  place rather than create a duplicate, so it is not drift.
+- `covered`: made by hand, and every (address, port) pair it allows is allowed by the flows of the specs for
+  that group and direction (a rule narrower than a generated one lands here); for a route, its destination lies
+  within the generated routes of that table to the same VPC.
+- `uncovered`: made by hand, and it allows something no flow does. What a team must grant or remove: its
+  count measures how far the migration to netgen has gone.
+
+Drift is about netgen's own things, as before: rules (`missing`: in generated/, not in AWS, and not adopted;
+`extra`: a rule with a `netgen:` description that generated/ does not have; `changed`: the same group,
+direction, protocol and CIDR with other ports, or a netgen rule with another description), routes (`missing`;
+`changed`: the destination goes through another target, a gateway or a blackhole; `extra`: a route through a
+netgen peering that generated/ does not have) and peerings (netgen's, tagged managed-by=netgen, by the pair of
+VPCs they connect, and the existing ones the deploy plan names by id: `missing`, `changed` when not active,
+`extra`). The AWS default egress rule (all traffic to 0.0.0.0/0) of a group that does not restrict egress is
+expected and in no category.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 
+from netgen.addresses import interval
+from netgen.aws.adopt import ADOPTED, COVERED, MANAGED, UNCOVERED, classify_rules, ipv4, uncovered_pieces
 from netgen.aws.generated import (
-    MANAGED_KEY,
-    MANAGED_VALUE,
     RuleSpec,
+    StackPlan,
     inventory_rules,
     is_managed,
     load_plan,
     route_peer_pairs,
+    routes_of,
     rules_of,
 )
 from netgen.aws.session import Clients
 from netgen.pipeline import Resolved
 
 _GONE = {"deleted", "deleting", "rejected", "failed", "expired"}
+DRIFT = ("missing", "extra", "changed")  # the changes that are drift; "adopted" and "hand" are not
+CATEGORIES = (MANAGED, ADOPTED, COVERED, UNCOVERED)
 
 
 @dataclass(frozen=True, order=True)
 class Drift:
     kind: str  # rule | route | peering
-    change: str  # missing | extra | changed
+    change: str  # missing | extra | changed (drift) | adopted | hand (not drift)
     where: str
     detail: str
+    category: str = MANAGED  # managed | adopted | covered | uncovered
+
+    @property
+    def is_drift(self) -> bool:
+        return self.change in DRIFT
+
+
+@dataclass
+class DriftReport:
+    entries: list[Drift] = field(default_factory=list)
+    # {"rules" | "routes": {category: live count}}: managed ones matching generated/ are counted, not listed
+    counts: dict[str, dict[str, int]] = field(default_factory=lambda: {
+        "rules": dict.fromkeys(CATEGORIES, 0), "routes": dict.fromkeys(CATEGORIES, 0)})
+
+    @property
+    def drift(self) -> list[Drift]:
+        return [e for e in self.entries if e.is_drift]
+
+    @property
+    def uncovered(self) -> list[Drift]:
+        return [e for e in self.entries if e.category == UNCOVERED]
 
 
 def _rule_text(rule: RuleSpec) -> str:
@@ -48,28 +87,37 @@ def _rule_text(rule: RuleSpec) -> str:
     return f"{rule}{described}"
 
 
-def drift(resolved: Resolved, out: Path, clients: Clients) -> list[Drift]:
+def drift(resolved: Resolved, out: Path, clients: Clients) -> DriftReport:
     estate = resolved.estate
     stacks = load_plan(out)
-    found: list[Drift] = []
+    report = DriftReport()
+    found = report.entries
     names = {gid: g.name for g in estate.security_groups for gid in g.group_ids}
 
     # -- rules -----------------------------------------------------------------------------------------------
-    expected = {r.key: r for s in stacks for r in rules_of(s.template)}
-    restricts = {gid: g.restricts_egress for g in estate.security_groups for gid in g.group_ids}
-    live: dict[tuple, RuleSpec] = {}
-    for rule in inventory_rules(estate, clients):
-        default_egress = (rule.direction == "egress" and rule.protocol == "-1" and rule.cidr == "0.0.0.0/0"
-                          and not restricts.get(rule.group_id, False))
-        if not default_egress:
-            live[rule.key] = rule
+    generated = [r for s in stacks for r in rules_of(s.template)]
+    expected = {r.key: r for r in generated}
+    classified = classify_rules(estate, resolved.flows, inventory_rules(estate, clients), generated)
+    live = {c.rule.key: c.rule for c in classified}
+    extra: list[RuleSpec] = []
+    for c in classified:
+        rule, where = c.rule, _where(names, c.rule.group_id)
+        report.counts["rules"][c.category] += 1
+        if c.category == MANAGED:
+            want = expected.get(rule.key)
+            if want is None:
+                extra.append(rule)
+            elif want.description != rule.description:
+                found.append(Drift("rule", "changed", where, f"{want}: description '{rule.description}', "
+                                                              f"generated '{want.description}'"))
+        elif c.category == ADOPTED:
+            found.append(Drift("rule", "adopted", where, f"{_rule_text(rule)}: identical to a generated rule "
+                                                          f"('{expected[rule.key].description}')", ADOPTED))
+        elif c.category == COVERED:
+            found.append(Drift("rule", "hand", where, _rule_text(rule), COVERED))
+        else:
+            found.append(Drift("rule", "hand", where, f"{_rule_text(rule)}: {c.why}", UNCOVERED))
     missing = [r for k, r in expected.items() if k not in live]
-    extra = [r for k, r in live.items() if k not in expected]
-    for key in sorted(set(expected) & set(live)):
-        if expected[key].description != live[key].description:
-            found.append(Drift("rule", "changed", _where(names, key[0]),
-                               f"{expected[key]}: description '{live[key].description}', generated "
-                               f"'{expected[key].description}'"))
 
     def loose(rule: RuleSpec) -> tuple:
         return rule.group_id, rule.direction, rule.protocol, rule.cidr
@@ -97,14 +145,16 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> list[Drift]:
             if resource.get("Type") == "AWS::EC2::VPCPeeringConnection":
                 props = resource.get("Properties", {})
                 wanted_pairs[(str(props.get("VpcId")), str(props.get("PeerVpcId")))] = logical
+    existing = _existing_peerings(out)
     places = sorted({(v.account.account_id, v.region) for v in estate.vpcs})
-    peerings: dict[str, dict] = {}
+    every: dict[str, dict] = {}  # every live peering of the inventory's places, netgen's or not
     for account, region in places:
-        answer = clients.ec2(account, region).describe_vpc_peering_connections(
-            Filters=[{"Name": f"tag:{MANAGED_KEY}", "Values": [MANAGED_VALUE]}])["VpcPeeringConnections"]
-        for pcx in answer:
-            if is_managed(pcx) and pcx["Status"]["Code"] not in _GONE:
-                peerings.setdefault(pcx["VpcPeeringConnectionId"], pcx)
+        pages = clients.ec2(account, region).get_paginator("describe_vpc_peering_connections").paginate()
+        for page in pages:
+            for pcx in page.get("VpcPeeringConnections", []):
+                if pcx["Status"]["Code"] not in _GONE:
+                    every.setdefault(pcx["VpcPeeringConnectionId"], pcx)
+    peerings = {pid: pcx for pid, pcx in every.items() if is_managed(pcx)}  # netgen's
     vpc_names = {v.vpc_id: v.name for v in estate.vpcs}
     live_pairs: dict[tuple[str, str], dict] = {}
     for pcx in peerings.values():
@@ -121,10 +171,24 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> list[Drift]:
         if pair not in wanted_pairs:
             found.append(Drift("peering", "extra", f"{_vpc(vpc_names, pair[0])} <-> {_vpc(vpc_names, pair[1])}",
                                f"{pcx['VpcPeeringConnectionId']} ({pcx['Status']['Code']})"))
+    for pid, entry in sorted(existing.items()):
+        text = (f"{_vpc(vpc_names, entry.get('requesterVpc', '?'))} <-> "
+                f"{_vpc(vpc_names, entry.get('accepterVpc', '?'))}")
+        pcx = every.get(pid)
+        if pcx is None:
+            found.append(Drift("peering", "missing", text, f"{pid} (existing peering '{entry.get('name', '?')}': "
+                                                           "not found)", ADOPTED))
+        elif pcx["Status"]["Code"] != "active":
+            found.append(Drift("peering", "changed", text, f"{pid} (existing peering) is {pcx['Status']['Code']}, "
+                                                           "not active", ADOPTED))
 
     # -- routes ----------------------------------------------------------------------------------------------
-    expected_routes = route_peer_pairs(stacks)
-    pairs_of = {pid: (p["RequesterVpcInfo"]["VpcId"], p["AccepterVpcInfo"]["VpcId"]) for pid, p in peerings.items()}
+    pairs_of = {pid: frozenset((p["RequesterVpcInfo"]["VpcId"], p["AccepterVpcInfo"]["VpcId"]))
+                for pid, p in every.items()}
+    for pid, entry in existing.items():
+        pairs_of.setdefault(pid, frozenset((entry.get("requesterVpc"), entry.get("accepterVpc"))))
+    targets = _expected_routes(stacks, pairs_of)
+    held = _stack_routes(stacks, clients)
     for vpc in estate.vpcs:
         if not vpc.route_tables:
             continue
@@ -136,27 +200,97 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> list[Drift]:
                 if route.get("DestinationCidrBlock"):
                     live_routes[(table["RouteTableId"], route["DestinationCidrBlock"])] = route
         for table_id in vpc.route_tables:
-            for (table, cidr), pair in sorted(expected_routes.items()):
-                if table != table_id:
-                    continue
-                where = f"{vpc.name} {table}"
-                route = live_routes.get((table, cidr))
-                peer = _vpc(vpc_names, pair[1] if pair[0] == vpc.vpc_id else pair[0])
+            where = f"{vpc.name} {table_id}"
+            mine = {cidr: target for (table, cidr), target in targets.items() if table == table_id}
+            for cidr, target in sorted(mine.items()):
+                pair, literal, logical, stack = target
+                route = live_routes.get((table_id, cidr))
+                peer = _vpc(vpc_names, next((v for v in pair if v != vpc.vpc_id), "?"))
+                via = f"peering {literal}" if literal else f"peering with {peer}"
                 if route is None:
-                    found.append(Drift("route", "missing", where, f"{cidr} -> peering with {peer}"))
+                    found.append(Drift("route", "missing", where, f"{cidr} -> {via}"))
                     continue
                 pcx = route.get("VpcPeeringConnectionId")
-                if pcx not in pairs_of or set(pairs_of[pcx]) != set(pair) or route.get("State") == "blackhole":
-                    target = pcx or route.get("GatewayId") or route.get("NatGatewayId") or "?"
-                    found.append(Drift("route", "changed", where, f"{cidr} -> {target} ({route.get('State', '?')}), "
-                                                                  f"generated: peering with {peer}"))
+                same = pcx == literal if literal else pairs_of.get(pcx or "") == pair
+                if not same or route.get("State") == "blackhole":
+                    target_id = (pcx or route.get("GatewayId") or route.get("NatGatewayId")
+                                 or route.get("TransitGatewayId") or route.get("NetworkInterfaceId") or "?")
+                    found.append(Drift("route", "changed", where, f"{cidr} -> {target_id} "
+                                                                  f"({route.get('State', '?')}), generated: {via}"))
+                elif logical in held.get(stack, set()):
+                    report.counts["routes"][MANAGED] += 1
+                else:
+                    report.counts["routes"][ADOPTED] += 1
+                    found.append(Drift("route", "adopted", where, f"{cidr} -> {pcx}: identical to a generated "
+                                                                  "route, held by no netgen stack", ADOPTED))
+            by_pair: dict[frozenset, list[IPv4Network]] = defaultdict(list)
+            for cidr, (pair, *_) in mine.items():
+                by_pair[pair].append(IPv4Network(cidr))
             for (table, cidr), route in sorted(live_routes.items()):
-                if table != table_id or (table, cidr) in expected_routes:
+                pcx = route.get("VpcPeeringConnectionId")
+                if table != table_id or cidr in mine or not pcx:
                     continue
-                if route.get("VpcPeeringConnectionId") in pairs_of:
-                    found.append(Drift("route", "extra", f"{vpc.name} {table}",
-                                       f"{cidr} -> {route['VpcPeeringConnectionId']}"))
-    return sorted(found)
+                if pcx in peerings:
+                    report.counts["routes"][MANAGED] += 1
+                    found.append(Drift("route", "extra", where, f"{cidr} -> {pcx}"))
+                    continue
+                net = ipv4(cidr)
+                within = by_pair.get(pairs_of.get(pcx, frozenset()), [])
+                covered = net is not None and not uncovered_pieces(
+                    interval(net), 0, 0, [(*interval(n), 0, 0) for n in within])
+                category = COVERED if covered else UNCOVERED
+                report.counts["routes"][category] += 1
+                detail = ("within the generated routes to that VPC" if covered
+                          else "no generated route of this table goes there through that peering")
+                found.append(Drift("route", "hand", where, f"{cidr} -> {pcx}: {detail}", category))
+    found.sort(key=lambda d: (CATEGORIES.index(d.category) if not d.is_drift else -1, d))
+    return report
+
+
+def _existing_peerings(out: Path) -> dict[str, dict]:
+    """The deploy plan's `existingPeerings` (peerings that exist outside netgen, VpcPeering), by id."""
+    try:
+        plan = json.loads((out / "aws" / "deploy-plan.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {e["connectionId"]: e for e in plan.get("existingPeerings", []) if e.get("connectionId")}
+
+
+def _expected_routes(stacks: list[StackPlan], pairs_of: dict[str, frozenset]
+                     ) -> dict[tuple[str, str], tuple[frozenset, str, str, str]]:
+    """{(route table, destination): (the pair of VPC ids it connects, the existing peering's id when the template
+    names one, the route's logical id, its stack)}."""
+    through = route_peer_pairs(stacks)
+    found = {}
+    for stack in stacks:
+        for route in routes_of(stack.template):
+            key = (route.table, route.cidr)
+            if isinstance(route.target, str):  # an existing peering, by id
+                found[key] = (pairs_of.get(route.target, frozenset()), route.target, route.logical, stack.name)
+            elif key in through:
+                found[key] = (frozenset(through[key]), "", route.logical, stack.name)
+    return found
+
+
+def _stack_routes(stacks: list[StackPlan], clients: Clients) -> dict[str, set[str]]:
+    """{stack name: logical ids of the routes the deployed stack holds}. A stack that does not exist, or whose
+    resources cannot be read, holds none."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    held: dict[str, set[str]] = {}
+    for stack in stacks:
+        if not routes_of(stack.template):
+            continue
+        try:
+            answer = clients.cloudformation(*stack.place).describe_stack_resources(StackName=stack.name)
+        except (ClientError, BotoCoreError):
+            held[stack.name] = set()
+            continue
+        held[stack.name] = {r["LogicalResourceId"] for r in answer.get("StackResources", [])
+                            if r.get("ResourceType") == "AWS::EC2::Route"
+                            and not r.get("ResourceStatus", "").startswith("DELETE")
+                            and not r.get("ResourceStatus", "").endswith("FAILED")}
+    return held
 
 
 def _where(names: dict[str, str], group_id: str) -> str:
@@ -167,9 +301,29 @@ def _vpc(names: dict[str, str], vpc_id: str) -> str:
     return f"{names[vpc_id]} ({vpc_id})" if vpc_id in names else vpc_id
 
 
-def render_drift(found: list[Drift], fmt: str) -> str:
+_LABELS = {ADOPTED: "adopted {}", COVERED: "hand {} (covered by the grants)",
+           UNCOVERED: "hand {} (covered by no grant)"}
+
+
+def migration_line(report: DriftReport) -> str:
+    rules, routes = report.counts["rules"], report.counts["routes"]
+    line = (f"migration: {rules[UNCOVERED]} hand rule(s) covered by no grant, {rules[COVERED]} covered, "
+            f"{rules[ADOPTED]} adopted, {rules[MANAGED]} managed")
+    if any(routes.values()):
+        line += (f"; routes: {routes[UNCOVERED]} hand route(s) to no generated destination, {routes[COVERED]} "
+                 f"covered, {routes[ADOPTED]} adopted, {routes[MANAGED]} managed")
+    return line
+
+
+def render_drift(report: DriftReport, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({"drift": [asdict(d) for d in found]}, indent=2, sort_keys=True) + "\n"
-    lines = [f"{d.change} {d.kind}: {d.where}: {d.detail}" for d in found]
-    lines.append(f"drift: {len(found)} difference(s)" if found else "drift: none (AWS matches generated/)")
+        return json.dumps({"drift": [asdict(d) for d in report.entries], "migration": report.counts},
+                          indent=2, sort_keys=True) + "\n"
+    lines = []
+    for d in report.entries:
+        label = f"{d.change} {d.kind}" if d.is_drift else _LABELS[d.category].format(d.kind)
+        lines.append(f"{label}: {d.where}: {d.detail}")
+    drifted = report.drift
+    lines.append(f"drift: {len(drifted)} difference(s)" if drifted else "drift: none (AWS matches generated/)")
+    lines.append(migration_line(report))
     return "\n".join(lines) + "\n"

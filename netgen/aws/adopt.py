@@ -1,0 +1,834 @@
+"""Adopting an estate that exists: what the live rules are to netgen, and grants imported from them.
+
+Two parts, shared by `netgen drift` (netgen/aws/drift.py) and `netgen import-grants`:
+
+- **Coverage** (`Coverage`): what the specs' flows allow each security group, per direction and protocol, as
+  (address range, port range) pairs, exactly as `netgen build` compiles rules from them (ingress on the
+  destination's group, egress on the source's group; a group's overflow groups beside it). A rule is
+  *covered* when every (address, port) pair it allows is one of those, whatever its ports or prefixes look like
+  (a rule narrower than a generated one is covered). Egress is reckoned for every group, also those that do not
+  restrict egress (netgen writes no egress rules there, but a hand rule is still judged by what flows need).
+- **Import** (`import_grants`): Grant documents that reproduce hand-made rules (and, optionally, VPC Flow Logs
+  records) where their addresses are the inventory's legacy hosts and the ports are how a service's clients
+  reach it. Only one shape can be told from an address: a legacy host (or every host of a legacy group, for an
+  egress rule on it) calling a service. Where the packets land tells the service:
+
+  - pod-ip: cluster group ingress on the target port from the host;
+  - load-balancer: NLB group ingress on the service port from the host, and with client IP preserved (always
+    for UDP) cluster group ingress on the target port from the host: either rule tells it;
+  - node-port: cluster group ingress on the node port from the host;
+  - any exposure: egress of a legacy host's group to where its clients dial (pod CIDRs, NLB subnets, node
+    subnets) on that port: every host of the group then calls the service.
+
+  A port that lands on two services of one group is ambiguous and not imported. A workload calling a legacy
+  host shows up as the cluster's node subnets (SNAT) or pod CIDRs, which every workload of the cluster shares,
+  so no workload is ever named from an address: such rules are listed with a grant to write by hand. What
+  matches nothing is listed, never guessed. An imported grant yields every hop of its path (the NLB's own hop
+  and its health checks included), so after `netgen build` and deploy it may add rules beside the hand rules;
+  netgen never revokes a rule it did not write, so no traffic the hand rules allowed is cut.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from pathlib import Path
+
+import yaml
+
+from netgen.addresses import collapse_intervals, interval
+from netgen.aws.generated import RuleSpec, is_owned
+from netgen.model import Cluster, Estate, Host, SecurityGroup, Service, ServicePort
+from netgen.resolve import Flow
+
+PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "132": "sctp", "1": "icmp", "58": "icmpv6"}
+OWNER_PLACEHOLDER = "TODO-owner"  # matches the schema's owner pattern, so the imported file validates as is
+REASON_LIMIT = 500  # the schema's maxLength of Grant.spec.reason
+EPHEMERAL_FIRST = 32768  # Linux's default ephemeral port range starts here (node ports end at 32767)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+# Categories of live rules and routes (netgen drift, netgen import-grants).
+MANAGED, ADOPTED, COVERED, UNCOVERED = "managed", "adopted", "covered", "uncovered"
+
+
+def protocol_name(protocol: str) -> str:
+    """EC2's protocol as netgen names it: '6' -> 'tcp'; '-1' stays (all protocols)."""
+    return PROTOCOL_NAMES.get(protocol, protocol.lower())
+
+
+def is_default_egress(rule: RuleSpec, restricts_egress: bool) -> bool:
+    """The AWS default egress rule (all traffic to 0.0.0.0/0, and to ::/0 in a VPC with IPv6) of a group that
+    does not restrict egress."""
+    return (rule.direction == "egress" and rule.protocol == "-1" and rule.cidr in ("0.0.0.0/0", "::/0")
+            and not restricts_egress)
+
+
+def _ports_text(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def rule_text(rule: RuleSpec) -> str:
+    """`<group id> <direction> <proto>/<ports> <cidr> ('<description>')`: how reasons and reports name a rule."""
+    protocol = protocol_name(rule.protocol)
+    ports = "all" if protocol == "-1" or rule.first < 0 else _ports_text(rule.first, rule.last)
+    described = f" ('{rule.description}')" if rule.description else ""
+    return f"{rule.group_id} {rule.direction} {'all' if protocol == '-1' else protocol}/{ports} {rule.cidr}{described}"
+
+
+# -- coverage ---------------------------------------------------------------------------------------------------
+
+Piece = tuple[int, int, int, int]  # (first address, last address, first port, last port), inclusive
+
+
+class Coverage:
+    """What the flows allow each group: {(group id, direction, protocol): [Piece]}."""
+
+    def __init__(self, estate: Estate, flows: Iterable[Flow]):
+        groups = {g.name: g for g in estate.security_groups}
+        self.allowed: dict[tuple[str, str, str], list[Piece]] = defaultdict(list)
+        for flow in flows:
+            p = flow.ports
+            protocol = p.protocol.lower()
+            if flow.destination.security_group in groups:
+                for gid in groups[flow.destination.security_group].group_ids:
+                    self.allowed[(gid, "ingress", protocol)].extend(
+                        (a, b, p.first, p.last) for a, b in flow.source.intervals)
+            if flow.source.security_group in groups:
+                for gid in groups[flow.source.security_group].group_ids:
+                    self.allowed[(gid, "egress", protocol)].extend(
+                        (a, b, p.first, p.last) for a, b in flow.destination.intervals)
+
+    def gaps(self, rule: RuleSpec) -> tuple[list[Piece], str]:
+        """The (address, port) pieces the rule allows and no flow does, and a reason when the rule cannot be
+        judged piecewise (all protocols, a peer that is no IPv4 CIDR). Nothing and '' means covered."""
+        protocol = protocol_name(rule.protocol)
+        if protocol == "-1":
+            return [], "allows all protocols and ports"
+        if protocol not in ("tcp", "udp"):
+            return [], f"allows {protocol}, which no grant can"
+        net = ipv4(rule.cidr)
+        if net is None:
+            kind = ("a security group" if rule.cidr.startswith("sg-") else "a prefix list"
+                    if rule.cidr.startswith("pl-") else "not an IPv4 CIDR")
+            return [], f"its peer {rule.cidr} is {kind} (grants name addresses)"
+        first, last = (0, 65535) if rule.first < 0 else (rule.first, rule.last)
+        return uncovered_pieces(interval(net), first, last,
+                                self.allowed.get((rule.group_id, rule.direction, protocol), [])), ""
+
+    def category(self, rule: RuleSpec) -> str:
+        pieces, why = self.gaps(rule)
+        return UNCOVERED if pieces or why else COVERED
+
+    def why_uncovered(self, rule: RuleSpec) -> str:
+        pieces, why = self.gaps(rule)
+        return why or f"no grant allows {pieces_text(pieces, protocol_name(rule.protocol))}"
+
+
+def uncovered_pieces(addresses: tuple[int, int], first: int, last: int, allowed: list[Piece]) -> list[Piece]:
+    """addresses x first..last minus the union of allowed, as pieces (one per port segment and address run)."""
+    a0, b0 = addresses
+    relevant = [p for p in allowed if p[0] <= b0 and a0 <= p[1] and p[2] <= last and first <= p[3]]
+    cuts = sorted({first} | {p[2] for p in relevant if first < p[2] <= last}
+                  | {p[3] + 1 for p in relevant if first <= p[3] < last})
+    found: list[Piece] = []
+    for i, start in enumerate(cuts):
+        end = cuts[i + 1] - 1 if i + 1 < len(cuts) else last
+        covering = sorted((max(a, a0), min(b, b0)) for a, b, f, t in relevant if f <= start and end <= t)
+        cursor = a0
+        for a, b in covering:
+            if a > cursor:
+                found.append((cursor, a - 1, start, end))
+            cursor = max(cursor, b + 1)
+            if cursor > b0:
+                break
+        if cursor <= b0:
+            found.append((cursor, b0, start, end))
+    # join pieces of adjacent port segments with the same addresses
+    joined: list[Piece] = []
+    for piece in sorted(found, key=lambda p: (p[0], p[1], p[2])):
+        if joined and joined[-1][:2] == piece[:2] and joined[-1][3] + 1 == piece[2]:
+            joined[-1] = (*piece[:2], joined[-1][2], piece[3])
+        else:
+            joined.append(piece)
+    return joined
+
+
+def pieces_text(pieces: list[Piece], protocol: str, limit: int = 3) -> str:
+    by_ports: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
+    for a, b, f, t in pieces:
+        by_ports[(f, t)].append((a, b))
+    parts = [f"{','.join(map(str, collapse_intervals(runs)))} on {protocol}/{_ports_text(*ports)}"
+             for ports, runs in sorted(by_ports.items())]
+    more = f" and {len(parts) - limit} more" if len(parts) > limit else ""
+    return "; ".join(parts[:limit]) + more
+
+
+def ipv4(text: str) -> IPv4Network | None:
+    try:
+        net = ip_network(text, strict=False)
+    except ValueError:
+        return None
+    return net if isinstance(net, IPv4Network) else None
+
+
+# -- classifying live rules --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Classified:
+    rule: RuleSpec
+    category: str  # managed | adopted | covered | uncovered
+    why: str = ""  # for uncovered: what no grant allows
+
+
+def classify_rules(estate: Estate, flows: Iterable[Flow], live: Iterable[RuleSpec],
+                   generated: Iterable[RuleSpec] | None = None) -> list[Classified]:
+    """Every live rule of the inventory's groups in its category; the AWS default egress rule of a group that
+    does not restrict egress is left out (it is expected). managed: a `netgen:` description; adopted: a hand rule
+    identical (group, direction, protocol, ports, CIDR) to one of `generated` (generated/'s rules; without them
+    no rule is adopted); covered or uncovered: every other hand rule, by the flows."""
+    restricts = {gid: g.restricts_egress for g in estate.security_groups for gid in g.group_ids}
+    keys = {r.key for r in generated or ()}
+    coverage = Coverage(estate, flows)
+    found = []
+    for rule in live:
+        if is_default_egress(rule, restricts.get(rule.group_id, False)):
+            continue
+        if is_owned(rule):
+            found.append(Classified(rule, MANAGED))
+        elif rule.key in keys:
+            found.append(Classified(rule, ADOPTED))
+        else:
+            pieces, why = coverage.gaps(rule)
+            if pieces or why:
+                found.append(Classified(rule, UNCOVERED, why or
+                                        f"no grant allows {pieces_text(pieces, protocol_name(rule.protocol))}"))
+            else:
+                found.append(Classified(rule, COVERED))
+    return found
+
+
+# -- where a service's clients land ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Landing:
+    """Where a client's packets for one port of a service arrive: the group whose ingress rule admits them (if
+    any), on which port, and the addresses the client dials (None for a hop the client does not dial)."""
+
+    service: Service
+    port: ServicePort
+    group_ids: tuple[str, ...]
+    protocol: str  # tcp | udp
+    number: int
+    dialled: tuple[IPv4Network, ...] | None
+    hop: str
+    seen: tuple[IPv4Network, ...] = ()  # the destination addresses flow logs show for it
+
+
+def landings(estate: Estate) -> list[Landing]:
+    found = []
+    for service in estate.services:
+        cluster, exposure = service.cluster, service.exposure
+        nodes = cluster.security_group.group_ids
+        for port in service.ports:
+            protocol = port.protocol.lower()
+            if exposure.type == "pod-ip":
+                found.append(Landing(service, port, nodes, protocol, port.target_port, cluster.pod_cidrs,
+                                     "pod-ip", cluster.pod_cidrs))
+            elif exposure.type == "load-balancer":
+                front = exposure.security_group.group_ids if exposure.security_group else ()
+                found.append(Landing(service, port, front, protocol, port.port, exposure.subnet_cidrs, "nlb",
+                                     exposure.subnet_cidrs))
+                if exposure.preserve_client_ip or port.protocol == "UDP":
+                    found.append(Landing(service, port, nodes, protocol, port.target_port, None,
+                                         "nlb target, client IP preserved", cluster.pod_cidrs))
+            elif port.node_port is not None:
+                found.append(Landing(service, port, nodes, protocol, port.node_port, cluster.node_cidrs,
+                                     "node-port", cluster.node_cidrs))
+                if exposure.external_traffic_policy == "Local":  # the pods see the client; no group between
+                    found.append(Landing(service, port, (), protocol, port.target_port, None,
+                                         "node-port target, externalTrafficPolicy Local", cluster.pod_cidrs))
+    return found
+
+
+def _overlaps(net: IPv4Network, nets: Iterable[IPv4Network]) -> bool:
+    return any(net.overlaps(n) for n in nets)
+
+
+def _within(net: IPv4Network, nets: Iterable[IPv4Network]) -> bool:
+    first, last = interval(net)
+    return not uncovered_pieces((first, last), 0, 0, [(*interval(n), 0, 0) for n in nets])
+
+
+# -- proposals ---------------------------------------------------------------------------------------------------
+
+Atom = tuple[str, int, str]  # (host name, id() of the service, port name)
+
+
+@dataclass
+class Proposal:
+    """Access (host -> service port) that reproduces what exists, with what it came from."""
+
+    host: Host
+    service: Service
+    port: ServicePort
+    sources: list[str] = field(default_factory=list)  # "sg-... ingress tcp/443 ..." or a flow-log summary
+
+
+@dataclass
+class Unmatched:
+    what: str  # the rule or flow-log aggregate, as text
+    why: str
+    hint: str = ""  # a grant to write by hand, when one can be sketched
+
+
+@dataclass
+class Matcher:
+    """Rules and flow-log records -> proposals (host -> service port) and what matched nothing."""
+
+    estate: Estate
+    granted: set[Atom] = field(default_factory=set)  # what existing grants already allow
+    proposals: dict[Atom, Proposal] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)  # per rule text: why (part of) it did not match
+    hints: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        estate = self.estate
+        self.landings = landings(estate)
+        self.groups: dict[str, SecurityGroup] = {gid: g for g in estate.security_groups for gid in g.group_ids}
+        self.host_at: dict[IPv4Address, Host] = {h.address: h for h in estate.hosts}
+        self.by_address = sorted(estate.hosts, key=lambda h: int(h.address))
+        self.addresses = [int(h.address) for h in self.by_address]
+        self.guarded: dict[str, list[Host]] = defaultdict(list)  # group id -> the hosts it guards
+        for host in sorted(estate.hosts, key=lambda h: h.name):
+            for gid in host.security_group.group_ids:
+                self.guarded[gid].append(host)
+        for grant in estate.grants:
+            if grant.service is not None:
+                for host in grant.hosts:
+                    for port in grant.service_ports:
+                        self.granted.add((host.name, id(grant.service), port.name))
+
+    # -- rules ---------------------------------------------------------------------------------------------
+
+    def rule(self, rule: RuleSpec) -> None:
+        text = rule_text(rule)
+        notes = self.notes.setdefault(text, [])
+        protocol = protocol_name(rule.protocol)
+        net = ipv4(rule.cidr)
+        if protocol not in ("tcp", "udp") or net is None or rule.first < 0:
+            notes.append("netgen grants are TCP or UDP port ranges from or to IPv4 addresses")
+            return
+        guarded = self.guarded.get(rule.group_id, [])
+        clusters = [c for c in self.estate.clusters if rule.group_id in c.security_group.group_ids]
+        matched = False
+        if rule.direction == "ingress":
+            sources = self.hosts_in(net)
+            here = [x for x in self.landings if rule.group_id in x.group_ids and x.protocol == protocol
+                    and rule.first <= x.number <= rule.last]
+            if here and sources:
+                matched = self._propose(text, sources, here)
+            elif here:
+                notes.append(f"{rule.cidr} holds no legacy host of the inventory")
+            workload_side = self._from_cluster(net, guarded, rule, protocol)
+            relayed = self._relayed(net, clusters)
+            if workload_side:
+                notes.append(workload_side)
+            elif relayed:
+                notes.append(relayed)
+            elif not here and not matched:
+                if guarded:
+                    notes.append(f"{rule.cidr} is no cluster's node subnets or pod CIDRs, and legacy hosts "
+                                 "calling legacy hosts are not netgen's to grant")
+                elif clusters or self._is_front(rule.group_id):
+                    notes.append(f"no service of the inventory is reached on {protocol}/"
+                                 f"{_ports_text(rule.first, rule.last)} through this group")
+                else:
+                    notes.append("the group guards no legacy host, cluster or load balancer of the inventory")
+        else:
+            group = self.groups.get(rule.group_id)
+            if guarded and group is not None and not group.restricts_egress:
+                notes.append("the group does not restrict egress (its default rule allows all), so this rule "
+                             "tells nothing about what its hosts call")
+            elif guarded:
+                here = [x for x in self.landings if x.dialled and x.protocol == protocol
+                        and rule.first <= x.number <= rule.last and _overlaps(net, x.dialled)]
+                if here:
+                    matched = self._propose(text, guarded, here)
+                else:
+                    notes.append(f"no service of the inventory is dialled at {rule.cidr} on {protocol}/"
+                                 f"{_ports_text(rule.first, rule.last)}")
+            elif clusters:
+                targets = self.hosts_in(net)
+                if targets:
+                    cluster = clusters[0]
+                    notes.append(f"traffic of some workload of cluster {cluster.name} to legacy hosts: which "
+                                 "workload cannot be told from a security-group rule")
+                    self.hints[text] = _workload_hint(self.estate, cluster, targets, protocol, rule)
+                else:
+                    notes.append(f"{rule.cidr} holds no legacy host of the inventory")
+            else:
+                notes.append("egress of a group that guards no legacy host or cluster of the inventory")
+        if not matched and not notes:
+            notes.append("nothing of the inventory matches")
+
+    def hosts_in(self, net: IPv4Network) -> list[Host]:
+        """The legacy hosts whose address is in net, by name."""
+        first, last = interval(net)
+        found = self.by_address[bisect_left(self.addresses, first):bisect_right(self.addresses, last)]
+        return sorted(found, key=lambda h: h.name)
+
+    def _relayed(self, net: IPv4Network, clusters: list[Cluster]) -> str:
+        """A note when an ingress rule on a cluster's group admits the addresses of a hop inside the cluster (an
+        NLB's own addresses, the node subnets): such a rule serves every client of a service, none by name."""
+        for cluster in clusters:
+            for service in self.estate.services:
+                if service.cluster is cluster and service.exposure.subnet_cidrs and _within(
+                        net, service.exposure.subnet_cidrs):
+                    return (f"from the load balancer of {service.ref} (its hop to the pods, or its health checks): "
+                            "it names no client; the rules of any grant to the service cover it")
+            if _within(net, cluster.node_cidrs):
+                return (f"from cluster {cluster.name}'s node subnets to its pods (a NodePort's second hop, or "
+                        "pods of the cluster): it names no client")
+        return ""
+
+    def _is_front(self, group_id: str) -> bool:
+        return any(s.exposure.security_group and group_id in s.exposure.security_group.group_ids
+                   for s in self.estate.services)
+
+    def _from_cluster(self, net: IPv4Network, guarded: list[Host], rule: RuleSpec, protocol: str) -> str:
+        """A note (and a hint) when an ingress rule on a legacy group admits a cluster's node or pod addresses."""
+        if not guarded:
+            return ""
+        for cluster in self.estate.clusters:
+            for kind, nets in (("node subnets (pods' traffic SNATed to the node)", cluster.node_cidrs),
+                               ("pod CIDRs", cluster.pod_cidrs)):
+                if _within(net, nets):
+                    self.hints[rule_text(rule)] = _workload_hint(self.estate, cluster, guarded, protocol, rule)
+                    return (f"from cluster {cluster.name}'s {kind}: every workload of the cluster sends from "
+                            "these addresses, so which one needs the access cannot be told")
+                if _overlaps(net, nets):
+                    return (f"{rule.cidr} is no endpoint of the inventory: it spans cluster {cluster.name}'s "
+                            f"{kind.split(' (')[0]} and more")
+        return ""
+
+    def _propose(self, source: str, hosts: list[Host], here: list[Landing]) -> bool:
+        by_number: dict[int, list[Landing]] = defaultdict(list)
+        for x in here:
+            by_number[x.number].append(x)
+        matched = False
+        for number, options in sorted(by_number.items()):
+            services = {(id(x.service), x.port.name) for x in options}
+            if len(services) > 1:
+                names = ", ".join(sorted({f"{x.service.ref} port {x.port.name}" for x in options}))
+                self.notes[source].append(f"port {number} is ambiguous: {names}")
+                continue
+            landing = options[0]
+            for host in hosts:
+                matched = True
+                atom = (host.name, id(landing.service), landing.port.name)
+                if atom in self.granted:
+                    continue
+                proposal = self.proposals.setdefault(atom, Proposal(host, landing.service, landing.port))
+                if source not in proposal.sources:
+                    proposal.sources.append(source)
+        return matched
+
+    # -- flow logs -----------------------------------------------------------------------------------------
+
+    def flow_logs(self, records: Iterable[FlowRecord]) -> tuple[int, dict[tuple[str, str, str], tuple[int, str]]]:
+        """Proposals from accepted records; returns (records used, {(source, destination, port): (records,
+        why)} of those between a legacy host and a cluster that match no service of the host)."""
+        used = 0
+        unmatched: dict[tuple[str, str, str], tuple[int, str]] = {}
+        samples: dict[Atom, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for record in records:
+            found, why = self._flow(record.source, record.destination, record.protocol, record.destination_port)
+            if found is None:  # maybe the reply of a flow that matches (server port -> client's ephemeral port)
+                if self._flow(record.destination, record.source, record.protocol, record.source_port)[0]:
+                    continue
+                if not self._legacy_and_cluster(record.source, record.destination):
+                    continue  # not between a legacy host and a cluster: not netgen's
+                if record.destination_port >= EPHEMERAL_FIRST and not why:
+                    continue  # the reply of something: its request is listed
+                key = (self._name(record.source), self._name(record.destination),
+                       f"{record.protocol}/{record.destination_port}")
+                count, _ = unmatched.get(key, (0, ""))
+                unmatched[key] = (count + record.records, why or _flow_why(key[0]))
+                continue
+            used += record.records
+            atom, host, landing = found
+            if atom in self.granted:
+                continue
+            self.proposals.setdefault(atom, Proposal(host, landing.service, landing.port))
+            samples[atom][f"{record.source} -> {record.destination} {record.protocol}/"
+                          f"{record.destination_port}"] += record.records
+        for atom, seen in samples.items():
+            proposal = self.proposals[atom]
+            for text, count in sorted(seen.items()):
+                summary = f"flow logs {text} ({count} accepted record{'s' if count != 1 else ''})"
+                if summary not in proposal.sources:
+                    proposal.sources.append(summary)
+        return used, unmatched
+
+    def _flow(self, source: IPv4Address, destination: IPv4Address, protocol: str,
+              port: int) -> tuple[tuple[Atom, Host, Landing] | None, str]:
+        """The (host, service port) a packet from source to destination:port stands for, or None and why
+        ('' when nothing of the inventory is near)."""
+        host = self.host_at.get(source)
+        if host is None:
+            return None, ""
+        options = [x for x in self.landings if x.protocol == protocol and x.number == port
+                   and any(destination in n for n in x.seen)]
+        services = {(id(x.service), x.port.name) for x in options}
+        if len(services) > 1:
+            names = ", ".join(sorted({f"{x.service.ref} port {x.port.name}" for x in options}))
+            return None, f"ambiguous: {destination} on {protocol}/{port} is {names}"
+        if not options:
+            return None, ""
+        x = options[0]
+        return ((host.name, id(x.service), x.port.name), host, x), ""
+
+    def _legacy_and_cluster(self, a: IPv4Address, b: IPv4Address) -> bool:
+        def in_cluster(address: IPv4Address) -> bool:
+            return any(address in n for c in self.estate.clusters for n in (*c.node_cidrs, *c.pod_cidrs)) or any(
+                address in n for s in self.estate.services for n in s.exposure.subnet_cidrs)
+
+        return (a in self.host_at and in_cluster(b)) or (b in self.host_at and in_cluster(a))
+
+    def _name(self, address: IPv4Address) -> str:
+        host = self.host_at.get(address)
+        if host is not None:
+            return f"{host.name} ({address})"
+        for cluster in self.estate.clusters:
+            if any(address in n for n in cluster.node_cidrs):
+                return f"{address} (node subnets of cluster {cluster.name})"
+            if any(address in n for n in cluster.pod_cidrs):
+                return f"{address} (pod CIDRs of cluster {cluster.name})"
+        return str(address)
+
+
+def _destination(estate: Estate, hosts: list[Host]) -> tuple[str, str]:
+    """How a grant names these hosts: ('hostGroup', name) when a host group has exactly them, else
+    ('host', name) for one host, else ('hosts', 'a, b, c')."""
+    wanted = {h.name for h in hosts}
+    for group in sorted(estate.host_groups, key=lambda g: g.name):
+        if {h.name for h in group.hosts} == wanted:
+            return "hostGroup", group.name
+    if len(hosts) == 1:
+        return "host", hosts[0].name
+    return "hosts", ", ".join(sorted(wanted))
+
+
+def _workload_hint(estate: Estate, cluster: Cluster, hosts: list[Host], protocol: str, rule: RuleSpec) -> str:
+    kind, name = _destination(estate, hosts)
+    port = _ports_text(rule.first, rule.last)
+    port = (port if "-" not in port else f'"{port}"') if protocol == "tcp" else f'"{port}/{protocol}"'
+    target = (f"{{{kind}: {name}, ports: [{port}]}}" if kind != "hosts"
+              else f"{{host: <each of {name}, one grant each; or a host group of them>, ports: [{port}]}}")
+    workloads = sorted(f"{w.namespace}/{w.name}" for w in estate.workloads if w.cluster is cluster)
+    known = f" (workloads of {cluster.name} in the inventory: {', '.join(workloads)})" if workloads else ""
+    return f"from: {{workload: <namespace/name>}}  to: {target}{known}"
+
+
+# -- flow log records --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FlowRecord:
+    source: IPv4Address
+    destination: IPv4Address
+    source_port: int
+    destination_port: int
+    protocol: str
+    records: int = 1  # how many records this stands for
+
+
+class FlowLogError(Exception):
+    pass
+
+
+def read_flow_logs(path: Path) -> Iterator[FlowRecord]:
+    """ACCEPTed TCP and UDP records of a VPC Flow Logs file in the default format (version 2: version account-id
+    interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status). A header
+    line, NODATA and SKIPDATA records, REJECTs and other protocols are skipped."""
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlowLogError(f"cannot read {path}: {exc}") from None
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields or fields[0] == "version" or line.lstrip().startswith("#"):
+            continue
+        if len(fields) < 14 or fields[0] != "2":
+            raise FlowLogError(f"{path}:{number}: not a version 2 flow log record in the default format")
+        if fields[12] != "ACCEPT" or fields[13] != "OK":
+            continue
+        protocol = PROTOCOL_NAMES.get(fields[7], "")
+        if protocol not in ("tcp", "udp"):
+            continue
+        try:
+            source, destination = ip_address(fields[3]), ip_address(fields[4])
+            ports = int(fields[5]), int(fields[6])
+        except ValueError:
+            raise FlowLogError(f"{path}:{number}: bad address or port") from None
+        if isinstance(source, IPv4Address) and isinstance(destination, IPv4Address):
+            yield FlowRecord(source, destination, ports[0], ports[1], protocol)
+
+
+# -- grants ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class ImportedGrant:
+    name: str
+    legacy: tuple[str, str]  # ("host" | "hostGroup", name)
+    service: str  # as the spec names it
+    ports: list[str]  # port names
+    reason: str
+
+    def document(self) -> str:
+        spec = {"owner": OWNER_PLACEHOLDER, "reason": self.reason}
+        flow = {"from": {self.legacy[0]: self.legacy[1]}, "to": {"service": self.service, "ports": self.ports}}
+        head = yaml.safe_dump({"apiVersion": "netgen.dev/v1alpha1", "kind": "Grant",
+                               "metadata": {"name": self.name}, "spec": spec},
+                              sort_keys=False, width=1_000, allow_unicode=True)
+        tail = "".join(f"  {key}: {_flow_style(value)}\n" for key, value in flow.items())
+        return head + tail
+
+
+def _flow_style(value: dict) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1_000).strip()
+
+
+def _clean(text: str) -> str:
+    return _CONTROL.sub(" ", text)
+
+
+def _reason(sources: list[str]) -> str:
+    parts = sorted({_clean(s) for s in sources}, key=lambda s: (s.startswith("flow logs"), s))
+    text = "imported from " + "; ".join(parts)
+    n = len(parts)
+    while len(text) > REASON_LIMIT and n > 1:
+        n -= 1
+        text = "imported from " + "; ".join(parts[:n]) + f"; and {len(parts) - n} more"
+    return text if len(text) <= REASON_LIMIT else text[:REASON_LIMIT - 3] + "..."
+
+
+def _grant_name(wanted: str, taken: set[str]) -> str:
+    name = re.sub("-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", wanted.lower())).strip("-")[:63].strip("-")
+    base, n = name, 2
+    while name in taken:
+        suffix = f"-{n}"
+        name = base[:63 - len(suffix)].rstrip("-") + suffix
+        n += 1
+    taken.add(name)
+    return name
+
+
+def grants_of(estate: Estate, proposals: Iterable[Proposal]) -> list[ImportedGrant]:
+    """Proposals as few grants as exactness allows: per service, the hosts that need the same ports; hosts
+    that make up a whole host group are named by it, the rest one by one (a host group some of whose members are
+    not in the hand rules would widen them)."""
+    per_service: dict[int, dict[str, list[Proposal]]] = defaultdict(lambda: defaultdict(list))
+    services: dict[int, Service] = {}
+    for proposal in proposals:
+        services[id(proposal.service)] = proposal.service
+        per_service[id(proposal.service)][proposal.host.name].append(proposal)
+    refs: dict[tuple[str, str], int] = defaultdict(int)
+    for s in estate.services:
+        refs[(s.namespace, s.name)] += 1
+    taken = {g.name for g in estate.grants}
+    groups = sorted(estate.host_groups, key=lambda g: (-len(g.hosts), g.name))
+    found: list[ImportedGrant] = []
+    for key, by_host in sorted(per_service.items(), key=lambda kv: services[kv[0]].ref):
+        service = services[key]
+        ref = f"{service.namespace}/{service.name}"
+        if refs[(service.namespace, service.name)] > 1:
+            ref = service.ref
+        order = [p.name for p in service.ports]
+        by_ports: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for host, proposals in by_host.items():
+            ports = tuple(sorted({p.port.name for p in proposals}, key=order.index))
+            by_ports[ports].append(host)
+        for ports, hosts in sorted(by_ports.items()):
+            remaining = set(hosts)
+            legacies: list[tuple[str, str]] = []
+            for group in groups:
+                members = {h.name for h in group.hosts}
+                if members and members <= remaining:
+                    legacies.append(("hostGroup", group.name))
+                    remaining -= members
+            legacies.extend(("host", h) for h in sorted(remaining))
+            for kind, name in legacies:
+                members = ({h.name for g in estate.host_groups if g.name == name for h in g.hosts}
+                           if kind == "hostGroup" else {name})
+                sources: list[str] = []
+                for host in sorted(members):
+                    for proposal in by_host[host]:
+                        for s in proposal.sources:
+                            if s not in sources:
+                                sources.append(s)
+                found.append(ImportedGrant(_grant_name(f"imported-{name}-to-{service.name}", taken), (kind, name), ref,
+                                           list(ports), _reason(sources)))
+    return found
+
+
+HEADER = """\
+# Grants imported by `netgen import-grants` from what exists: {origin}.
+# Each grant reproduces hand-made access between known endpoints; its reason names the rules (or flow-log
+# records) it came from. owner: {owner} is a placeholder that passes validation so the estate builds: replace
+# it with the team that answers for the access, then move the grant to that team's file.
+"""
+
+
+def render_file(grants: list[ImportedGrant], unmatched: list[Unmatched], origin: str) -> str:
+    text = HEADER.format(origin=origin, owner=OWNER_PLACEHOLDER)
+    text += "---\n".join(g.document() for g in grants) if grants else "# Nothing to import.\n"
+    if unmatched:
+        text += ("\n# Not imported: what matches no endpoint of the inventory, or whose endpoint cannot be told "
+                 "from an\n# address. Each needs a grant written by hand, or removing.\n")
+        for item in unmatched:
+            text += f"#\n# - {_clean(item.what)}\n#   {_clean(item.why)}\n"
+            if item.hint:
+                text += f"#   grant to write: {_clean(item.hint)}\n"
+    return text
+
+
+# -- the whole import --------------------------------------------------------------------------------------------
+
+@dataclass
+class ImportResult:
+    grants: list[ImportedGrant]
+    unmatched: list[Unmatched]
+    text: str
+    skipped: dict[str, int]  # category -> number of live rules not imported because of it
+    imported_rules: int  # hand rules no grant covered before, covered by the imported grants
+    flow_records: int = 0  # flow-log records that matched a service of a known host
+    diagnostics: list = field(default_factory=list)  # what validating the result reported (warnings)
+
+
+def import_grants(specs: Path, out: Path, as_of: date, live: list[RuleSpec] | None,
+                  flow_logs: list[Path]) -> ImportResult:
+    """Grants that reproduce the uncovered hand rules in `live` (None: read no rules) and the accepted flows of
+    `flow_logs` between known endpoints, validated with the specs (without `out`'s current content, so that a
+    rerun imports again rather than finding its own grants). Raises SpecError when the specs have errors."""
+    from netgen.diagnostics import Reporter, SpecError
+    from netgen.pipeline import resolve_specs
+
+    with tempfile.TemporaryDirectory(prefix="netgen-import-") as work:
+        copy = Path(work) / "specs"
+        shutil.copytree(specs, copy, symlinks=False)
+        placed = _placed(specs, out, copy)
+        if placed.exists():
+            placed.unlink()
+        base = resolve_specs(copy, as_of, Reporter())
+        estate = base.estate
+        matcher = Matcher(estate)
+        classified = classify_rules(estate, base.flows, live or [])
+        skipped: dict[str, int] = defaultdict(int)
+        hand = [c for c in classified if c.category == UNCOVERED]
+        for c in classified:
+            if c.category != UNCOVERED:
+                skipped[c.category] += 1
+        for c in hand:
+            matcher.rule(c.rule)
+        records = [r for path in flow_logs for r in read_flow_logs(path)]
+        used, unmatched_flows = matcher.flow_logs(_aggregate(records))
+        grants = grants_of(estate, matcher.proposals.values())
+        origin = " and ".join(filter(None, [
+            "the live rules of the inventory's security groups" if live is not None else "",
+            f"VPC Flow Logs ({', '.join(p.name for p in flow_logs)})" if flow_logs else ""]))
+        dropped: list[Unmatched] = []
+        diagnostics: list = []
+        for _ in range(len(grants) + 1):  # grants that fail validation are dropped and listed
+            placed.parent.mkdir(parents=True, exist_ok=True)
+            placed.write_text(render_file(grants, [], origin), "utf-8")
+            reporter = Reporter()
+            try:
+                after = resolve_specs(copy, as_of, reporter)
+                diagnostics = reporter.sorted()
+                break
+            except SpecError as exc:
+                bad = _failing(exc.diagnostics, placed, grants)
+                if not bad:
+                    raise
+                for grant, message in bad:
+                    dropped.append(Unmatched(f"grant {grant.name} ({grant.reason})", f"not valid: {message}"))
+                    grants.remove(grant)
+        coverage = Coverage(after.estate, after.flows)
+        unmatched: list[Unmatched] = []
+        imported = 0
+        for c in hand:
+            if coverage.category(c.rule) == COVERED:
+                imported += 1
+                continue
+            text = rule_text(c.rule)
+            why = "; ".join(dict.fromkeys(matcher.notes.get(text, [])))
+            left = coverage.why_uncovered(c.rule)
+            unmatched.append(Unmatched(f"{text}, {_group_name(estate, c.rule.group_id)}",
+                                       f"{why}. Not covered: {left}" if why else f"not covered: {left}",
+                                       matcher.hints.get(text, "")))
+        for (source, destination, port), (count, why) in sorted(unmatched_flows.items()):
+            unmatched.append(Unmatched(f"flow logs: {source} -> {destination} {port} ({count} accepted "
+                                       f"record{'s' if count != 1 else ''})", why))
+        unmatched.extend(dropped)
+        text = render_file(grants, unmatched, origin)
+    return ImportResult(grants, unmatched, text, dict(skipped), imported, used, diagnostics)
+
+
+def _aggregate(records: list[FlowRecord]) -> list[FlowRecord]:
+    """Records by (source, destination, protocol, destination port), ephemeral source ports folded together."""
+    counts: dict[tuple, int] = defaultdict(int)
+    first: dict[tuple, FlowRecord] = {}
+    for r in records:
+        key = (r.source, r.destination, r.protocol, r.destination_port,
+               r.source_port if r.source_port < EPHEMERAL_FIRST else -1)
+        counts[key] += 1
+        first.setdefault(key, r)
+    return [FlowRecord(r.source, r.destination, r.source_port, r.destination_port, r.protocol, counts[k])
+            for k, r in first.items()]
+
+
+def _flow_why(source: str) -> str:
+    if "cluster" in source:
+        return ("from a cluster's addresses to a legacy host: which workload sends it cannot be told from an "
+                "address; grant it from the workload by hand")
+    return "no service of the inventory is reached at that address and port"
+
+
+def _group_name(estate: Estate, group_id: str) -> str:
+    return next((f"group {g.name}" for g in estate.security_groups if group_id in g.group_ids), "group ?")
+
+
+def _placed(specs: Path, out: Path, copy: Path) -> Path:
+    """Where `out` sits in the copy of the specs (outside them: a file of its own at the copy's root)."""
+    try:
+        return copy / out.resolve().relative_to(specs.resolve())
+    except ValueError:
+        return copy / "netgen-imported-grants.yaml"
+
+
+def _failing(diagnostics: list, placed: Path, grants: list[ImportedGrant]) -> list[tuple[ImportedGrant, str]]:
+    """The imported grants that errors point at (by the line their document starts on)."""
+    starts: list[tuple[int, ImportedGrant]] = []
+    line = HEADER.count("\n") + 1
+    for grant in grants:
+        starts.append((line, grant))
+        line += grant.document().count("\n") + 1  # the document and its '---'
+    found: dict[str, tuple[ImportedGrant, str]] = {}
+    for d in diagnostics:
+        if d.severity != "error" or Path(d.location.file).resolve() != placed.resolve():
+            continue
+        owner = None
+        for start, grant in starts:
+            if start <= d.location.line:
+                owner = grant
+        if owner is not None and owner.name not in found:
+            found[owner.name] = (owner, f"{d.code}: {d.message}")
+    return list(found.values())
+
