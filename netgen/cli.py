@@ -384,9 +384,9 @@ def import_grants(
     Rules netgen manages or the grants already cover are skipped; what matches no endpoint, or whose endpoint
     cannot be told from an address (a workload), is listed at the end of the file and here, never guessed.
     Exit 0 written (whatever was left unmatched), 1 spec or AWS errors, 2 usage errors."""
-    from netgen.aws.adopt import FlowLogError
-    from netgen.aws.adopt import import_grants as run
+    from netgen.aws.flowlogs import FlowLogError
     from netgen.aws.generated import inventory_rules
+    from netgen.aws.import_grants import import_grants as run
 
     logs = flow_logs or []
     if not rules and not logs:

@@ -1,7 +1,7 @@
 """`netgen drift`: the live rules, routes and peerings of the inventory, named, and compared with generated/.
 
 Every live rule of the inventory's security groups, and every peering route in its route tables, falls in one
-category (netgen/aws/adopt.py decides coverage):
+category (netgen/aws/coverage.py decides coverage):
 
 - `managed`: netgen's own. A rule with a `netgen:` description; a route that a deployed netgen stack holds.
 - `adopted`: made by hand (or by another tool) and identical to what netgen generates: a rule with the same
@@ -33,14 +33,15 @@ from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from netgen.addresses import interval
-from netgen.aws.adopt import ADOPTED, COVERED, MANAGED, UNCOVERED, classify_rules, ipv4, uncovered_pieces
+from netgen.aws.coverage import ADOPTED, COVERED, MANAGED, UNCOVERED, classify_rules, ipv4, within
 from netgen.aws.generated import (
     RuleSpec,
     StackPlan,
+    existing_peerings,
     inventory_rules,
     is_managed,
     load_plan,
+    peering_pairs,
     route_peer_pairs,
     routes_of,
     rules_of,
@@ -139,13 +140,8 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> DriftReport:
         found.append(Drift("rule", "extra", _where(names, rule.group_id), _rule_text(rule)))
 
     # -- peerings --------------------------------------------------------------------------------------------
-    wanted_pairs = {}
-    for s in stacks:
-        for logical, resource in s.template.get("Resources", {}).items():
-            if resource.get("Type") == "AWS::EC2::VPCPeeringConnection":
-                props = resource.get("Properties", {})
-                wanted_pairs[(str(props.get("VpcId")), str(props.get("PeerVpcId")))] = logical
-    existing = _existing_peerings(out)
+    wanted_pairs = {pair: logical for pair, (_, logical) in peering_pairs(stacks).items()}
+    existing = {e["connectionId"]: e for e in existing_peerings(out) if e.get("connectionId")}
     places = sorted({(v.account.account_id, v.region) for v in estate.vpcs})
     every: dict[str, dict] = {}  # every live peering of the inventory's places, netgen's or not
     for account, region in places:
@@ -235,9 +231,7 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> DriftReport:
                     found.append(Drift("route", "extra", where, f"{cidr} -> {pcx}"))
                     continue
                 net = ipv4(cidr)
-                within = by_pair.get(pairs_of.get(pcx, frozenset()), [])
-                covered = net is not None and not uncovered_pieces(
-                    interval(net), 0, 0, [(*interval(n), 0, 0) for n in within])
+                covered = net is not None and within(net, by_pair.get(pairs_of.get(pcx, frozenset()), []))
                 category = COVERED if covered else UNCOVERED
                 report.counts["routes"][category] += 1
                 detail = ("within the generated routes to that VPC" if covered
@@ -245,15 +239,6 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> DriftReport:
                 found.append(Drift("route", "hand", where, f"{cidr} -> {pcx}: {detail}", category))
     found.sort(key=lambda d: (CATEGORIES.index(d.category) if not d.is_drift else -1, d))
     return report
-
-
-def _existing_peerings(out: Path) -> dict[str, dict]:
-    """The deploy plan's `existingPeerings` (peerings that exist outside netgen, VpcPeering), by id."""
-    try:
-        plan = json.loads((out / "aws" / "deploy-plan.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return {e["connectionId"]: e for e in plan.get("existingPeerings", []) if e.get("connectionId")}
 
 
 def _expected_routes(stacks: list[StackPlan], pairs_of: dict[str, frozenset]

@@ -1,31 +1,30 @@
-"""Adopting an estate that exists: what the live rules are to netgen, and grants imported from them.
+"""`netgen import-grants`: Grant documents that reproduce hand-made rules (and, optionally, VPC Flow Logs
+records, read by netgen/aws/flowlogs.py) between known endpoints, written as one YAML file.
 
-Two parts, shared by `netgen drift` (netgen/aws/drift.py) and `netgen import-grants`:
+Only the rules that no grant covers yet (netgen/aws/coverage.py) are imported, where their addresses are the
+inventory's legacy hosts and the ports are how a service's clients reach it. Only one shape can be told from an
+address: a legacy host (or every host of a legacy group, for an egress rule on it) calling a service. Where the
+packets land tells the service:
 
-- **Coverage** (`Coverage`): what the specs' flows allow each security group, per direction and protocol, as
-  (address range, port range) pairs, exactly as `netgen build` compiles rules from them (ingress on the
-  destination's group, egress on the source's group; a group's overflow groups beside it). A rule is
-  *covered* when every (address, port) pair it allows is one of those, whatever its ports or prefixes look like
-  (a rule narrower than a generated one is covered). Egress is reckoned for every group, also those that do not
-  restrict egress (netgen writes no egress rules there, but a hand rule is still judged by what flows need).
-- **Import** (`import_grants`): Grant documents that reproduce hand-made rules (and, optionally, VPC Flow Logs
-  records) where their addresses are the inventory's legacy hosts and the ports are how a service's clients
-  reach it. Only one shape can be told from an address: a legacy host (or every host of a legacy group, for an
-  egress rule on it) calling a service. Where the packets land tells the service:
+- pod-ip: cluster group ingress on the target port from the host;
+- load-balancer: NLB group ingress on the service port from the host, and with client IP preserved (always
+  for UDP) cluster group ingress on the target port from the host: either rule tells it;
+- node-port: cluster group ingress on the node port from the host;
+- any exposure: egress of a legacy host's group to where its clients dial (pod CIDRs, NLB subnets, node
+  subnets) on that port: every host of the group then calls the service.
 
-  - pod-ip: cluster group ingress on the target port from the host;
-  - load-balancer: NLB group ingress on the service port from the host, and with client IP preserved (always
-    for UDP) cluster group ingress on the target port from the host: either rule tells it;
-  - node-port: cluster group ingress on the node port from the host;
-  - any exposure: egress of a legacy host's group to where its clients dial (pod CIDRs, NLB subnets, node
-    subnets) on that port: every host of the group then calls the service.
+A port that lands on two services of one group is ambiguous and not imported. A workload calling a legacy
+host shows up as the cluster's node subnets (SNAT) or pod CIDRs, which every workload of the cluster shares,
+so no workload is ever named from an address: such rules are listed with a grant to write by hand. What
+matches nothing is listed, never guessed. An imported grant yields every hop of its path (the NLB's own hop
+and its health checks included), so after `netgen build` and deploy it may add rules beside the hand rules;
+netgen never revokes a rule it did not write, so no traffic the hand rules allowed is cut.
 
-  A port that lands on two services of one group is ambiguous and not imported. A workload calling a legacy
-  host shows up as the cluster's node subnets (SNAT) or pod CIDRs, which every workload of the cluster shares,
-  so no workload is ever named from an address: such rules are listed with a grant to write by hand. What
-  matches nothing is listed, never guessed. An imported grant yields every hop of its path (the NLB's own hop
-  and its health checks included), so after `netgen build` and deploy it may add rules beside the hand rules;
-  netgen never revokes a rule it did not write, so no traffic the hand rules allowed is cut.
+The grants are rendered as one YAML file (`render_file`; the command writes it to --out): per service, the
+hosts that need the same ports, a whole host group named by it; owner a placeholder that validates; the reason
+names the rules or flow-log records each came from. They are validated with the specs before they are written
+(a grant that fails is dropped and listed), and what was not imported is listed at the end of the file with
+why, and a grant to write by hand when one can be sketched.
 """
 
 from __future__ import annotations
@@ -35,183 +34,31 @@ import shutil
 import tempfile
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import yaml
 
-from netgen.addresses import collapse_intervals, interval
-from netgen.aws.generated import RuleSpec, is_owned
+from netgen.addresses import interval
+from netgen.aws.coverage import COVERED, UNCOVERED, Coverage, classify_rules, ipv4, ports_text, protocol_name, within
+from netgen.aws.flowlogs import EPHEMERAL_FIRST, FlowRecord, aggregate, read_flow_logs
+from netgen.aws.generated import RuleSpec
 from netgen.model import Cluster, Estate, Host, SecurityGroup, Service, ServicePort
-from netgen.resolve import Flow
 
-PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "132": "sctp", "1": "icmp", "58": "icmpv6"}
 OWNER_PLACEHOLDER = "TODO-owner"  # matches the schema's owner pattern, so the imported file validates as is
 REASON_LIMIT = 500  # the schema's maxLength of Grant.spec.reason
-EPHEMERAL_FIRST = 32768  # Linux's default ephemeral port range starts here (node ports end at 32767)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-# Categories of live rules and routes (netgen drift, netgen import-grants).
-MANAGED, ADOPTED, COVERED, UNCOVERED = "managed", "adopted", "covered", "uncovered"
-
-
-def protocol_name(protocol: str) -> str:
-    """EC2's protocol as netgen names it: '6' -> 'tcp'; '-1' stays (all protocols)."""
-    return PROTOCOL_NAMES.get(protocol, protocol.lower())
-
-
-def is_default_egress(rule: RuleSpec, restricts_egress: bool) -> bool:
-    """The AWS default egress rule (all traffic to 0.0.0.0/0, and to ::/0 in a VPC with IPv6) of a group that
-    does not restrict egress."""
-    return (rule.direction == "egress" and rule.protocol == "-1" and rule.cidr in ("0.0.0.0/0", "::/0")
-            and not restricts_egress)
-
-
-def _ports_text(first: int, last: int) -> str:
-    return str(first) if first == last else f"{first}-{last}"
 
 
 def rule_text(rule: RuleSpec) -> str:
     """`<group id> <direction> <proto>/<ports> <cidr> ('<description>')`: how reasons and reports name a rule."""
     protocol = protocol_name(rule.protocol)
-    ports = "all" if protocol == "-1" or rule.first < 0 else _ports_text(rule.first, rule.last)
+    ports = "all" if protocol == "-1" or rule.first < 0 else ports_text(rule.first, rule.last)
     described = f" ('{rule.description}')" if rule.description else ""
     return f"{rule.group_id} {rule.direction} {'all' if protocol == '-1' else protocol}/{ports} {rule.cidr}{described}"
-
-
-# -- coverage ---------------------------------------------------------------------------------------------------
-
-Piece = tuple[int, int, int, int]  # (first address, last address, first port, last port), inclusive
-
-
-class Coverage:
-    """What the flows allow each group: {(group id, direction, protocol): [Piece]}."""
-
-    def __init__(self, estate: Estate, flows: Iterable[Flow]):
-        groups = {g.name: g for g in estate.security_groups}
-        self.allowed: dict[tuple[str, str, str], list[Piece]] = defaultdict(list)
-        for flow in flows:
-            p = flow.ports
-            protocol = p.protocol.lower()
-            if flow.destination.security_group in groups:
-                for gid in groups[flow.destination.security_group].group_ids:
-                    self.allowed[(gid, "ingress", protocol)].extend(
-                        (a, b, p.first, p.last) for a, b in flow.source.intervals)
-            if flow.source.security_group in groups:
-                for gid in groups[flow.source.security_group].group_ids:
-                    self.allowed[(gid, "egress", protocol)].extend(
-                        (a, b, p.first, p.last) for a, b in flow.destination.intervals)
-
-    def gaps(self, rule: RuleSpec) -> tuple[list[Piece], str]:
-        """The (address, port) pieces the rule allows and no flow does, and a reason when the rule cannot be
-        judged piecewise (all protocols, a peer that is no IPv4 CIDR). Nothing and '' means covered."""
-        protocol = protocol_name(rule.protocol)
-        if protocol == "-1":
-            return [], "allows all protocols and ports"
-        if protocol not in ("tcp", "udp"):
-            return [], f"allows {protocol}, which no grant can"
-        net = ipv4(rule.cidr)
-        if net is None:
-            kind = ("a security group" if rule.cidr.startswith("sg-") else "a prefix list"
-                    if rule.cidr.startswith("pl-") else "not an IPv4 CIDR")
-            return [], f"its peer {rule.cidr} is {kind} (grants name addresses)"
-        first, last = (0, 65535) if rule.first < 0 else (rule.first, rule.last)
-        return uncovered_pieces(interval(net), first, last,
-                                self.allowed.get((rule.group_id, rule.direction, protocol), [])), ""
-
-    def category(self, rule: RuleSpec) -> str:
-        pieces, why = self.gaps(rule)
-        return UNCOVERED if pieces or why else COVERED
-
-    def why_uncovered(self, rule: RuleSpec) -> str:
-        pieces, why = self.gaps(rule)
-        return why or f"no grant allows {pieces_text(pieces, protocol_name(rule.protocol))}"
-
-
-def uncovered_pieces(addresses: tuple[int, int], first: int, last: int, allowed: list[Piece]) -> list[Piece]:
-    """addresses x first..last minus the union of allowed, as pieces (one per port segment and address run)."""
-    a0, b0 = addresses
-    relevant = [p for p in allowed if p[0] <= b0 and a0 <= p[1] and p[2] <= last and first <= p[3]]
-    cuts = sorted({first} | {p[2] for p in relevant if first < p[2] <= last}
-                  | {p[3] + 1 for p in relevant if first <= p[3] < last})
-    found: list[Piece] = []
-    for i, start in enumerate(cuts):
-        end = cuts[i + 1] - 1 if i + 1 < len(cuts) else last
-        covering = sorted((max(a, a0), min(b, b0)) for a, b, f, t in relevant if f <= start and end <= t)
-        cursor = a0
-        for a, b in covering:
-            if a > cursor:
-                found.append((cursor, a - 1, start, end))
-            cursor = max(cursor, b + 1)
-            if cursor > b0:
-                break
-        if cursor <= b0:
-            found.append((cursor, b0, start, end))
-    # join pieces of adjacent port segments with the same addresses
-    joined: list[Piece] = []
-    for piece in sorted(found, key=lambda p: (p[0], p[1], p[2])):
-        if joined and joined[-1][:2] == piece[:2] and joined[-1][3] + 1 == piece[2]:
-            joined[-1] = (*piece[:2], joined[-1][2], piece[3])
-        else:
-            joined.append(piece)
-    return joined
-
-
-def pieces_text(pieces: list[Piece], protocol: str, limit: int = 3) -> str:
-    by_ports: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-    for a, b, f, t in pieces:
-        by_ports[(f, t)].append((a, b))
-    parts = [f"{','.join(map(str, collapse_intervals(runs)))} on {protocol}/{_ports_text(*ports)}"
-             for ports, runs in sorted(by_ports.items())]
-    more = f" and {len(parts) - limit} more" if len(parts) > limit else ""
-    return "; ".join(parts[:limit]) + more
-
-
-def ipv4(text: str) -> IPv4Network | None:
-    try:
-        net = ip_network(text, strict=False)
-    except ValueError:
-        return None
-    return net if isinstance(net, IPv4Network) else None
-
-
-# -- classifying live rules --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Classified:
-    rule: RuleSpec
-    category: str  # managed | adopted | covered | uncovered
-    why: str = ""  # for uncovered: what no grant allows
-
-
-def classify_rules(estate: Estate, flows: Iterable[Flow], live: Iterable[RuleSpec],
-                   generated: Iterable[RuleSpec] | None = None) -> list[Classified]:
-    """Every live rule of the inventory's groups in its category; the AWS default egress rule of a group that
-    does not restrict egress is left out (it is expected). managed: a `netgen:` description; adopted: a hand rule
-    identical (group, direction, protocol, ports, CIDR) to one of `generated` (generated/'s rules; without them
-    no rule is adopted); covered or uncovered: every other hand rule, by the flows."""
-    restricts = {gid: g.restricts_egress for g in estate.security_groups for gid in g.group_ids}
-    keys = {r.key for r in generated or ()}
-    coverage = Coverage(estate, flows)
-    found = []
-    for rule in live:
-        if is_default_egress(rule, restricts.get(rule.group_id, False)):
-            continue
-        if is_owned(rule):
-            found.append(Classified(rule, MANAGED))
-        elif rule.key in keys:
-            found.append(Classified(rule, ADOPTED))
-        else:
-            pieces, why = coverage.gaps(rule)
-            if pieces or why:
-                found.append(Classified(rule, UNCOVERED, why or
-                                        f"no grant allows {pieces_text(pieces, protocol_name(rule.protocol))}"))
-            else:
-                found.append(Classified(rule, COVERED))
-    return found
 
 
 # -- where a service's clients land ----------------------------------------------------------------------------
@@ -259,11 +106,6 @@ def landings(estate: Estate) -> list[Landing]:
 
 def _overlaps(net: IPv4Network, nets: Iterable[IPv4Network]) -> bool:
     return any(net.overlaps(n) for n in nets)
-
-
-def _within(net: IPv4Network, nets: Iterable[IPv4Network]) -> bool:
-    first, last = interval(net)
-    return not uncovered_pieces((first, last), 0, 0, [(*interval(n), 0, 0) for n in nets])
 
 
 # -- proposals ---------------------------------------------------------------------------------------------------
@@ -348,7 +190,7 @@ class Matcher:
                                  "calling legacy hosts are not netgen's to grant")
                 elif clusters or self._is_front(rule.group_id):
                     notes.append(f"no service of the inventory is reached on {protocol}/"
-                                 f"{_ports_text(rule.first, rule.last)} through this group")
+                                 f"{ports_text(rule.first, rule.last)} through this group")
                 else:
                     notes.append("the group guards no legacy host, cluster or load balancer of the inventory")
         else:
@@ -363,7 +205,7 @@ class Matcher:
                     matched = self._propose(text, guarded, here)
                 else:
                     notes.append(f"no service of the inventory is dialled at {rule.cidr} on {protocol}/"
-                                 f"{_ports_text(rule.first, rule.last)}")
+                                 f"{ports_text(rule.first, rule.last)}")
             elif clusters:
                 targets = self.hosts_in(net)
                 if targets:
@@ -389,11 +231,11 @@ class Matcher:
         NLB's own addresses, the node subnets): such a rule serves every client of a service, none by name."""
         for cluster in clusters:
             for service in self.estate.services:
-                if service.cluster is cluster and service.exposure.subnet_cidrs and _within(
+                if service.cluster is cluster and service.exposure.subnet_cidrs and within(
                         net, service.exposure.subnet_cidrs):
                     return (f"from the load balancer of {service.ref} (its hop to the pods, or its health checks): "
                             "it names no client; the rules of any grant to the service cover it")
-            if _within(net, cluster.node_cidrs):
+            if within(net, cluster.node_cidrs):
                 return (f"from cluster {cluster.name}'s node subnets to its pods (a NodePort's second hop, or "
                         "pods of the cluster): it names no client")
         return ""
@@ -409,7 +251,7 @@ class Matcher:
         for cluster in self.estate.clusters:
             for kind, nets in (("node subnets (pods' traffic SNATed to the node)", cluster.node_cidrs),
                                ("pod CIDRs", cluster.pod_cidrs)):
-                if _within(net, nets):
+                if within(net, nets):
                     self.hints[rule_text(rule)] = _workload_hint(self.estate, cluster, guarded, protocol, rule)
                     return (f"from cluster {cluster.name}'s {kind}: every workload of the cluster sends from "
                             "these addresses, so which one needs the access cannot be told")
@@ -528,57 +370,13 @@ def _destination(estate: Estate, hosts: list[Host]) -> tuple[str, str]:
 
 def _workload_hint(estate: Estate, cluster: Cluster, hosts: list[Host], protocol: str, rule: RuleSpec) -> str:
     kind, name = _destination(estate, hosts)
-    port = _ports_text(rule.first, rule.last)
+    port = ports_text(rule.first, rule.last)
     port = (port if "-" not in port else f'"{port}"') if protocol == "tcp" else f'"{port}/{protocol}"'
     target = (f"{{{kind}: {name}, ports: [{port}]}}" if kind != "hosts"
               else f"{{host: <each of {name}, one grant each; or a host group of them>, ports: [{port}]}}")
     workloads = sorted(f"{w.namespace}/{w.name}" for w in estate.workloads if w.cluster is cluster)
     known = f" (workloads of {cluster.name} in the inventory: {', '.join(workloads)})" if workloads else ""
     return f"from: {{workload: <namespace/name>}}  to: {target}{known}"
-
-
-# -- flow log records --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class FlowRecord:
-    source: IPv4Address
-    destination: IPv4Address
-    source_port: int
-    destination_port: int
-    protocol: str
-    records: int = 1  # how many records this stands for
-
-
-class FlowLogError(Exception):
-    pass
-
-
-def read_flow_logs(path: Path) -> Iterator[FlowRecord]:
-    """ACCEPTed TCP and UDP records of a VPC Flow Logs file in the default format (version 2: version account-id
-    interface-id srcaddr dstaddr srcport dstport protocol packets bytes start end action log-status). A header
-    line, NODATA and SKIPDATA records, REJECTs and other protocols are skipped."""
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FlowLogError(f"cannot read {path}: {exc}") from None
-    for number, line in enumerate(lines, 1):
-        fields = line.split()
-        if not fields or fields[0] == "version" or line.lstrip().startswith("#"):
-            continue
-        if len(fields) < 14 or fields[0] != "2":
-            raise FlowLogError(f"{path}:{number}: not a version 2 flow log record in the default format")
-        if fields[12] != "ACCEPT" or fields[13] != "OK":
-            continue
-        protocol = PROTOCOL_NAMES.get(fields[7], "")
-        if protocol not in ("tcp", "udp"):
-            continue
-        try:
-            source, destination = ip_address(fields[3]), ip_address(fields[4])
-            ports = int(fields[5]), int(fields[6])
-        except ValueError:
-            raise FlowLogError(f"{path}:{number}: bad address or port") from None
-        if isinstance(source, IPv4Address) and isinstance(destination, IPv4Address):
-            yield FlowRecord(source, destination, ports[0], ports[1], protocol)
 
 
 # -- grants ------------------------------------------------------------------------------------------------------
@@ -738,7 +536,7 @@ def import_grants(specs: Path, out: Path, as_of: date, live: list[RuleSpec] | No
         for c in hand:
             matcher.rule(c.rule)
         records = [r for path in flow_logs for r in read_flow_logs(path)]
-        used, unmatched_flows = matcher.flow_logs(_aggregate(records))
+        used, unmatched_flows = matcher.flow_logs(aggregate(records))
         grants = grants_of(estate, matcher.proposals.values())
         origin = " and ".join(filter(None, [
             "the live rules of the inventory's security groups" if live is not None else "",
@@ -764,12 +562,12 @@ def import_grants(specs: Path, out: Path, as_of: date, live: list[RuleSpec] | No
         unmatched: list[Unmatched] = []
         imported = 0
         for c in hand:
-            if coverage.category(c.rule) == COVERED:
+            category, left = coverage.judge(c.rule)
+            if category == COVERED:
                 imported += 1
                 continue
             text = rule_text(c.rule)
             why = "; ".join(dict.fromkeys(matcher.notes.get(text, [])))
-            left = coverage.why_uncovered(c.rule)
             unmatched.append(Unmatched(f"{text}, {_group_name(estate, c.rule.group_id)}",
                                        f"{why}. Not covered: {left}" if why else f"not covered: {left}",
                                        matcher.hints.get(text, "")))
@@ -779,19 +577,6 @@ def import_grants(specs: Path, out: Path, as_of: date, live: list[RuleSpec] | No
         unmatched.extend(dropped)
         text = render_file(grants, unmatched, origin)
     return ImportResult(grants, unmatched, text, dict(skipped), imported, used, diagnostics)
-
-
-def _aggregate(records: list[FlowRecord]) -> list[FlowRecord]:
-    """Records by (source, destination, protocol, destination port), ephemeral source ports folded together."""
-    counts: dict[tuple, int] = defaultdict(int)
-    first: dict[tuple, FlowRecord] = {}
-    for r in records:
-        key = (r.source, r.destination, r.protocol, r.destination_port,
-               r.source_port if r.source_port < EPHEMERAL_FIRST else -1)
-        counts[key] += 1
-        first.setdefault(key, r)
-    return [FlowRecord(r.source, r.destination, r.source_port, r.destination_port, r.protocol, counts[k])
-            for k, r in first.items()]
 
 
 def _flow_why(source: str) -> str:
@@ -831,4 +616,3 @@ def _failing(diagnostics: list, placed: Path, grants: list[ImportedGrant]) -> li
         if owner is not None and owner.name not in found:
             found[owner.name] = (owner, f"{d.code}: {d.message}")
     return list(found.values())
-

@@ -1,4 +1,4 @@
-"""Adopting what exists: `netgen drift`'s categories and `netgen import-grants`, against moto (server mode).
+"""Hand-made rules and routes: `netgen drift`'s categories and `netgen import-grants`, against moto (server mode).
 
 The example inventory is seeded into moto and "deployed" without CloudFormation's rule stacks, fast: peerings
 through the EC2 API (tagged managed-by=netgen), routes through the network stacks' routes in CloudFormation
@@ -32,7 +32,7 @@ from judges.aws import MotoCloud, moto_server, rewrite_spec_ids, seed_estate
 from typer.testing import CliRunner
 
 from netgen.addresses import interval
-from netgen.aws.adopt import Coverage, pieces_text, uncovered_pieces
+from netgen.aws.coverage import Coverage, pieces_text, uncovered_pieces
 from netgen.aws.generated import RuleSpec, load_plan, peerings_of, routes_of, rules_of
 from netgen.aws.session import ACCOUNT_HEADER_ENV
 from netgen.cli import app
