@@ -130,8 +130,9 @@ def test_a_half_migrated_estate_is_adopted_without_a_gap(cloud: MotoCloud, tmp_p
     code, text = netgen("drift", "--specs", specs, "--out", out, "--as-of", "2026-11-26", "--endpoint-url",
                         cloud.endpoint_url)
     assert "adopted rule:" in text and f"{nodes} ingress tcp/8443 from 10.10.20.21/32 'hand: identical'" in text
-    assert f"hand rule (covered by the grants): prod-use1-nodes ({nodes}): {nodes} ingress tcp/8080 from 10.40.34.5/32" in text
-    assert f"hand rule (covered by no grant): prod-use1-nodes ({nodes}): {nodes} ingress tcp/22 from 10.0.0.0/8" in text
+    where = f"prod-use1-nodes ({nodes}): {nodes}"
+    assert f"hand rule (covered by the grants): {where} ingress tcp/8080 from 10.40.34.5/32" in text
+    assert f"hand rule (covered by no grant): {where} ingress tcp/22 from 10.0.0.0/8" in text
     rules = found["migration"]["rules"]
     assert (rules["adopted"], rules["covered"], rules["uncovered"]) == (1, 1, 1), rules
     assert found["migration"]["routes"]["adopted"] == 1

@@ -120,7 +120,7 @@ def test_a_half_created_stack_resumes_without_colliding_with_its_leftovers(cloud
     build(specs, out)
     code, output = deploy(cloud, specs, out)
     assert code == 0, output
-    assert f"[{name}] adopted: rule {group}" in output and "a netgen rule no stack holds" in output
+    assert f"[{name}] adopted: rule {group}" in output and "netgen's description" in output
     assert stacks(cloud)[name] == "CREATE_COMPLETE"
     assert verify(cloud, specs)[0] == 0
 
@@ -167,3 +167,85 @@ def test_json_format_is_one_event_per_line(cloud: MotoCloud, example_build) -> N
     assert set(outcomes.values()) == {"created"} and len(outcomes) == 5
     assert events[-1] == {"event": "summary", "dryRun": False, "counts": {"created": 5}, "adopted": 0,
                           "repairs": events[-1]["repairs"], "failures": {}}
+
+
+def test_a_retried_create_never_revokes_a_hand_rule(cloud: MotoCloud, example_build) -> None:
+    """AWS rolls a failed create back (ROLLBACK_COMPLETE, its rules gone); a rule made by hand since then,
+    identical to one of the template, is adopted by the retry, never revoked. The stack's status and the
+    rollback are set in moto's backend (the server runs in this process) to stand for what AWS does."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    seeded, specs, out = example_build
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1")
+    assert code == 0, output
+    name, group = "netgen-acme-legacy-eu-west-1-sg-legacy-erp-euw1", seeded.groups["legacy-erp-euw1"]
+    ec2 = cloud.ec2(LEGACY, "eu-west-1")
+    rules = [r for r in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])[
+        "SecurityGroupRules"] if r.get("Description", "").startswith("netgen:")]
+    assert len(rules) == 1
+    ec2.revoke_security_group_ingress(GroupId=group, SecurityGroupRuleIds=[rules[0]["SecurityGroupRuleId"]])
+    hand = ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
+        "IpProtocol": rules[0]["IpProtocol"], "FromPort": rules[0]["FromPort"], "ToPort": rules[0]["ToPort"],
+        "IpRanges": [{"CidrIp": rules[0]["CidrIpv4"], "Description": "made by hand"}]}])["SecurityGroupRules"][0]
+    backend = cloudformation_backends[LEGACY]["eu-west-1"]
+    stack = next(s for s in backend.stacks.values() if s.name == name and s.status != "DELETE_COMPLETE")
+    stack.status = "ROLLBACK_COMPLETE"
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1")
+    assert code == 0, output
+    assert f"[{name}] adopted: rule {group}" in output and "revoked" not in output
+    live = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]
+    assert hand["SecurityGroupRuleId"] in {r["SecurityGroupRuleId"] for r in live}
+
+
+def test_a_renamed_group_keeps_its_rules(cloud: MotoCloud, example_build) -> None:
+    """Renaming a security group renames its stack: the new stack adopts the rules, and the old one is deleted
+    with them retained, so the rules are never revoked."""
+    seeded, specs, out = example_build
+    code, output = deploy(cloud, specs, out)
+    assert code == 0, output
+    group = seeded.groups["legacy-erp-euw1"]
+    ec2 = cloud.ec2(LEGACY, "eu-west-1")
+
+    def rule_ids() -> set[str]:
+        return {r["SecurityGroupRuleId"] for r in ec2.describe_security_group_rules(
+            Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]}
+
+    before = rule_ids()
+    for path in (specs / "inventory").glob("*.yaml"):
+        text = path.read_text()
+        path.write_text(text.replace("legacy-erp-euw1", "legacy-erp-eu"))
+    build(specs, out)
+    code, output = deploy(cloud, specs, out)
+    assert code == 0, output
+    old, new = "netgen-acme-legacy-eu-west-1-sg-legacy-erp-euw1", "netgen-acme-legacy-eu-west-1-sg-legacy-erp-eu"
+    assert f"[{new}] adopted: rule {group}" in output
+    assert f"[{old}] retaining 1 resource(s) another stack of the plan wants before deleting it" in output
+    assert f"[{old}] deleted" in output and "revoked" not in output
+    assert rule_ids() == before
+    assert verify(cloud, specs)[0] == 0
+
+
+def test_a_stack_whose_settle_failed_is_deployed_again(cloud: MotoCloud, example_build,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The change set put the new digest on, but the check against EC2 failed: the stack is marked unsettled,
+    so that the rerun does not skip it."""
+    import netgen.aws.deploy.stack as stack_module
+    from netgen.aws.deploy.context import StackFailed
+
+    seeded, specs, out = example_build
+    name = "netgen-acme-legacy-eu-west-1-sg-legacy-erp-euw1"
+    real = stack_module.settle
+
+    def failing(ctx, stack, *args):
+        if stack.name == name:
+            raise StackFailed(name, "settle failed (injected)")
+        return real(ctx, stack, *args)
+
+    monkeypatch.setattr(stack_module, "settle", failing)
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1")
+    assert code == 1 and f"[{name}] failed: settle failed (injected)" in output, output
+    monkeypatch.setattr(stack_module, "settle", real)
+    code, output = deploy(cloud, specs, out, "--region", "eu-west-1")
+    assert code == 0, output
+    assert f"[{name}] no changes" in output  # not skipped: its change set is made, found empty, and it is settled
+    assert output.splitlines()[-1] == "deploy: 4 unchanged, 1 no changes", output

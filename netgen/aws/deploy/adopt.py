@@ -50,7 +50,7 @@ def adopt(ctx: Context, stack: StackPlan, template: dict, previous: dict | None,
             if have is not None:
                 del resources[logical]
                 adopted.add(rule.key)
-                whose = "a netgen rule no stack holds" if have.description.startswith("netgen:") else "hand-made"
+                whose = "netgen's description" if have.description.startswith("netgen:") else "hand-made"
                 ctx.console.adopted(stack.name, f"rule {rule} ({have.rule_id or 'no id'}, {whose}, "
                                                 f"'{have.description}')")
     routes = [(logical, r) for logical, r in resources.items() if r.get("Type") == "AWS::EC2::Route"]

@@ -9,16 +9,19 @@ from netgen.aws.deploy import lifecycle
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import LIVE_PEERING
 from netgen.aws.deploy.settle import settle_removed
-from netgen.aws.generated import MANAGED_KEY, MANAGED_VALUE, StackPlan, is_managed, peerings_of
+from netgen.aws.generated import MANAGED_KEY, MANAGED_VALUE, StackPlan, is_managed, peerings_of, routes_of, rules_of
 from netgen.aws.session import error_text
 
 
-def remove_stale_stacks(ctx: Context, place: tuple[str, str], wanted: set[str]) -> None:
+def remove_stale_stacks(ctx: Context, place: tuple[str, str], stacks: list[StackPlan]) -> None:
     account, region = place
     cfn = ctx.clients.cloudformation(account, region)
+    names = {s.name for s in stacks}
+    wanted_rules = {r.key for s in stacks for r in rules_of(s.template)}
+    wanted_routes = {(r.table, r.cidr) for s in stacks for r in routes_of(s.template)}
     for name in ctx.live.netgen_names(account, region):
         live = ctx.live.get(account, region, name)
-        if name in wanted or live is None or not is_managed(live.raw):
+        if name in names or live is None or not is_managed(live.raw):
             continue
         if ctx.options.dry_run:
             ctx.say("no longer in the plan; deploy deletes it", name)
@@ -27,9 +30,10 @@ def remove_stale_stacks(ctx: Context, place: tuple[str, str], wanted: set[str]) 
         ctx.say("no longer in the plan, deleting it", name)
         try:
             previous = lifecycle.deployed_template(cfn, name) or {}
+            retain_wanted(ctx, cfn, name, live.raw, previous, wanted_rules, wanted_routes)
             lifecycle.delete_stack(ctx, cfn, name)
             ctx.live.update(account, region, name, None)
-            settle_removed(ctx, name, account, region, previous)
+            settle_removed(ctx, name, account, region, previous, wanted_rules, wanted_routes)
         except StackFailed as failed:
             ctx.console.outcome(name, "failed", failed.reason, failed.events)
             continue
@@ -37,6 +41,31 @@ def remove_stale_stacks(ctx: Context, place: tuple[str, str], wanted: set[str]) 
             ctx.console.outcome(name, "failed", error_text(exc))
             continue
         ctx.console.outcome(name, "deleted")
+
+
+def retain_wanted(ctx: Context, cfn, name: str, described: dict, template: dict, wanted_rules: set[tuple],
+                  wanted_routes: set[tuple[str, str]]) -> None:
+    """Before a stale stack is deleted, mark DeletionPolicy: Retain on its rules and routes that a stack of the
+    plan still wants (a renamed group's new stack adopted them): deleting the stack then leaves them in EC2
+    rather than cut the traffic they carry."""
+    keep = [logical for logical, resource in template.get("Resources", {}).items()
+            if any(r.key in wanted_rules for r in rules_of({"Resources": {logical: resource}}))
+            or any((r.table, r.cidr) in wanted_routes for r in routes_of({"Resources": {logical: resource}}))]
+    keep = [logical for logical in keep if template["Resources"][logical].get("DeletionPolicy") != "Retain"]
+    if not keep:
+        return
+    retained = {**template, "Resources": {logical: ({**resource, "DeletionPolicy": "Retain"} if logical in keep
+                                                    else resource)
+                                          for logical, resource in template["Resources"].items()}}
+    ctx.say(f"retaining {len(keep)} resource(s) another stack of the plan wants before deleting it", name)
+    cfn.update_stack(StackName=name, TemplateBody=lifecycle.template_bytes(retained).decode(),
+                     Parameters=[{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+                                 for p in described.get("Parameters", []) or []],
+                     Tags=described.get("Tags", []) or [])
+    final = lifecycle.wait_stack(ctx, cfn, name)
+    if final not in lifecycle.OK_FINAL:
+        raise StackFailed(name, f"marking resources to retain ended {final}; the stack is not deleted",
+                          lifecycle.failed_events(cfn, name))
 
 
 def remove_stale_peerings(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan],
@@ -66,10 +95,9 @@ def remove_stale_peerings(ctx: Context, places: list[tuple[str, str]], stacks: l
 
 
 def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan], existing: list[dict]) -> None:
-    wanted = {s.name for s in stacks}
     for place in places:
         try:
-            remove_stale_stacks(ctx, place, wanted)
+            remove_stale_stacks(ctx, place, stacks)
         except botocore_errors() as exc:
             ctx.console.problem(f"{place[0]}/{place[1]}: removing stacks no longer in the plan", error_text(exc))
     try:

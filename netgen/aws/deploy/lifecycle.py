@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
-from netgen.aws.deploy.state import DIGEST_TAG
+from netgen.aws.deploy.state import DIGEST_TAG, OK_FINAL
 from netgen.aws.generated import MANAGED_KEY, MANAGED_VALUE, StackPlan, tag_value
 from netgen.aws.session import error_text
 
@@ -92,12 +92,14 @@ def bucket_region(s3: Any, bucket: str, assumed: str) -> str:
     return {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
 
 
-def stack_tags(digest: str) -> list[dict[str, str]]:
-    return [{"Key": MANAGED_KEY, "Value": MANAGED_VALUE}, {"Key": DIGEST_TAG, "Value": digest}]
+def stack_tags(digest: str, current: list[dict] | None = None) -> list[dict[str, str]]:
+    """netgen's tags with the digest, beside the tags a team put on the stack (a stack's tags are replaced whole)."""
+    others = [t for t in current or [] if t.get("Key") not in (MANAGED_KEY, DIGEST_TAG)]
+    return others + [{"Key": MANAGED_KEY, "Value": MANAGED_VALUE}, {"Key": DIGEST_TAG, "Value": digest}]
 
 
 def change_set(ctx: Context, cfn: Any, stack: StackPlan, template: dict, parameters: dict[str, str],
-               change_type: str, digest: str) -> str | None:
+               change_type: str, tags: list[dict[str, str]]) -> str | None:
     """Create and describe a change set; print its changes. Returns its name, or None for "no changes" (the
     empty change set is deleted). In a dry run the change set (and a stack it created) is deleted."""
     cs_name = f"netgen-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{next(_CHANGE_SETS)}"
@@ -106,7 +108,7 @@ def change_set(ctx: Context, cfn: Any, stack: StackPlan, template: dict, paramet
         cfn.create_change_set(StackName=stack.name, ChangeSetName=cs_name, ChangeSetType=change_type, **source,
                               Description="netgen deploy",
                               Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-                              Tags=stack_tags(digest))
+                              Tags=tags)
     except botocore_errors() as exc:
         if any(text in str(exc) for text in NO_CHANGES):  # moto says so here; AWS in a FAILED change set
             return None
@@ -139,8 +141,11 @@ def wait_change_set(ctx: Context, cfn: Any, stack: str, cs_name: str) -> tuple[d
     deadline = time.time() + ctx.options.timeout_seconds
     while True:
         described = cfn.describe_change_set(StackName=stack, ChangeSetName=cs_name)
-        if described["Status"] in ("CREATE_COMPLETE", "FAILED") or time.time() > deadline:
+        if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
             break
+        if time.time() > deadline:
+            raise StackFailed(stack, f"change set {cs_name} is still {described['Status']} after "
+                                     f"{int(ctx.options.timeout_seconds)}s")
         time.sleep(ctx.options.poll_seconds)
     changes = list(described.get("Changes", []))
     token = described.get("NextToken")
@@ -160,7 +165,7 @@ def execute(ctx: Context, cfn: Any, stack: StackPlan, cs_name: str) -> str:
         raise StackFailed(stack.name, f"executing change set {cs_name}: {error_text(exc)}",
                           failed_events(cfn, stack.name)) from None
     final = wait_stack(ctx, cfn, stack.name)
-    if final not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"):
+    if final not in OK_FINAL:
         raise StackFailed(stack.name, f"stack is {final}", failed_events(cfn, stack.name, since))
     return final
 
@@ -243,14 +248,17 @@ def failed_events(cfn: Any, name: str, since: float | None = None) -> list[str]:
 
 
 def ensure_digest_tag(ctx: Context, cfn: Any, stack: StackPlan, described: dict, digest: str) -> dict:
-    """Put the digest tag on a stack that lacks it after this run: a stack deployed before netgen kept digests
-    whose change set was empty, or one whose UPDATE change set left its tags as they were (moto). UpdateStack
-    with the previous template changes the tags only. Returns the stack as described afterwards."""
+    """Put this digest on a stack whose tags say otherwise: a stack deployed before netgen kept digests whose
+    change set was empty, one whose UPDATE change set left its tags as they were (moto), or one whose settle
+    failed (UNSETTLED, so that the next run deploys and settles it again). UpdateStack with the previous template
+    changes the tags only. Returns the stack as described afterwards."""
     if tag_value(described, DIGEST_TAG) == digest:
         return described
     cfn.update_stack(StackName=stack.name, UsePreviousTemplate=True,
                      Parameters=[{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
                                  for p in described.get("Parameters", []) or []],
-                     Tags=stack_tags(digest))
-    wait_stack(ctx, cfn, stack.name)
+                     Tags=stack_tags(digest, described.get("Tags")))
+    final = wait_stack(ctx, cfn, stack.name)
+    if final not in OK_FINAL:
+        raise StackFailed(stack.name, f"updating the stack's tags ended {final}", failed_events(cfn, stack.name))
     return describe_stack(cfn, stack.name) or described

@@ -5,8 +5,9 @@ sts:GetCallerIdentity names the account the specs name. For each account and reg
 read them:
 - CloudFormation's stack limit (DescribeAccountLimits) holds the live stacks plus the plan's new ones;
 - Service Quotas: inbound or outbound rules per security group (L-0EA8095F) holds each group's rules in the
-  templates; routes per route table (L-93826ACB) holds each table's routes in the templates plus its other live
-  routes; active VPC peering connections per VPC (L-7E9ECCDB) holds each VPC's peerings in the plan;
+  templates plus its other live rules; routes per route table (L-93826ACB) holds each table's routes in the
+  templates plus its other live routes; active VPC peering connections per VPC (L-7E9ECCDB) holds the peerings
+  the plan gives each VPC of the account and region, requester or accepter;
 - the --template-bucket exists where a template needs it (s3:ListBucket through HeadBucket);
 - no pair of VPCs the plan peers is already peered by a connection netgen did not create (AWS refuses a second
   one: declare it as a VpcPeering instead);
@@ -25,10 +26,10 @@ from dataclasses import dataclass, field
 
 from netgen.aws.deploy import lifecycle
 from netgen.aws.deploy.adopt import describe_target, literal_target, route_conflict
-from netgen.aws.deploy.context import Context, botocore_errors
+from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import LIVE_PEERING
 from netgen.aws.deploy.settle import live_routes, route_target
-from netgen.aws.generated import STACK_PREFIX, StackPlan, is_managed, peerings_of, rules_of, tag_value
+from netgen.aws.generated import STACK_PREFIX, StackPlan, is_managed, live_rules, peerings_of, rules_of, tag_value
 from netgen.aws.session import error_text
 
 # (service code, quota code, what it limits) read from Service Quotas
@@ -156,12 +157,12 @@ def quota(ctx: Context, account: str, region: str, which: tuple[str, str, str], 
 
 def check_quotas(ctx: Context, account: str, region: str, here: list[StackPlan], stacks: list[StackPlan],
                  where: str, found: Findings) -> None:
-    rules = Counter((r.group_id, r.direction) for s in here for r in rules_of(s.template))
+    rules = rule_needs(ctx, account, region, here)
     if rules:
-        (group, direction), most = rules.most_common(1)[0]
+        (group, direction), most = max(rules.items(), key=lambda kv: (kv[1], kv[0]))
         limit = quota(ctx, account, region, RULES_QUOTA, where, found)
         if limit is not None and most > limit:
-            found.problems.append((where, f"security group {group} needs {most} {direction} rules, over the "
+            found.problems.append((where, f"security group {group} would hold {most} {direction} rules, over the "
                                           f"account's quota of {int(limit)} ({RULES_QUOTA[1]}): request an increase, "
                                           "or lower the group's ruleQuota so that netgen uses overflow groups"))
     tables = route_needs(ctx, account, region, here)
@@ -171,15 +172,27 @@ def check_quotas(ctx: Context, account: str, region: str, here: list[StackPlan],
         if limit is not None and most > limit:
             found.problems.append((where, f"route table {table} would hold {most} routes, over the account's quota "
                                           f"of {int(limit)} ({ROUTES_QUOTA[1]})"))
-    vpcs = {v for s in here for p in peerings_of(s.template).values() for v in (p.get("VpcId"),)}
-    per_vpc = Counter(v for s in stacks for p in peerings_of(s.template).values()
-                      for v in (p.get("VpcId"), p.get("PeerVpcId")) if v in vpcs)
+    # every VPC of this place that a peering of the plan joins, on either side
+    joined = [(s, p) for s in stacks for p in peerings_of(s.template).values()]
+    vpcs = {str(p.get("VpcId")) for s, p in joined if s.place == (account, region)} | {
+        str(p.get("PeerVpcId")) for s, p in joined
+        if (p.get("PeerOwnerId", s.account), p.get("PeerRegion", s.region)) == (account, region)}
+    per_vpc = Counter(v for _, p in joined for v in (str(p.get("VpcId")), str(p.get("PeerVpcId"))) if v in vpcs)
     if per_vpc:
         vpc, most = max(per_vpc.items(), key=lambda kv: (kv[1], kv[0]))
         limit = quota(ctx, account, region, PEERINGS_QUOTA, where, found)
         if limit is not None and most > limit:
             found.problems.append((where, f"VPC {vpc} would have {most} peerings from netgen alone, over the "
                                           f"account's quota of {int(limit)} ({PEERINGS_QUOTA[1]})"))
+
+
+def rule_needs(ctx: Context, account: str, region: str, here: list[StackPlan]) -> dict[tuple[str, str], int]:
+    """Rules per (security group, direction): the templates' plus the group's other live rules."""
+    wanted = {r.key for s in here for r in rules_of(s.template) if r.group_id.startswith("sg-")}
+    if not wanted:
+        return {}
+    live = {r.key for r in live_rules(ctx.clients.ec2(account, region), sorted({k[0] for k in wanted}))}
+    return dict(Counter((key[0], key[1]) for key in wanted | live))
 
 
 def route_needs(ctx: Context, account: str, region: str, here: list[StackPlan]) -> dict[str, int]:
@@ -193,8 +206,6 @@ def route_needs(ctx: Context, account: str, region: str, here: list[StackPlan]) 
 
 
 def check_buckets(ctx: Context, here: list[StackPlan], where: str, found: Findings) -> None:
-    from netgen.aws.deploy.context import StackFailed
-
     checked = set()
     for stack in here:
         try:

@@ -43,6 +43,12 @@ def schedule(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan]) -
                     busy[place] += 1
                     running[pool.submit(run_stack, ctx, outputs, stack, by_name)] = stack
             ctx.console.progress(finished, len(running), failed, left - len(running))
+            if not running:  # what is left waits on something that never finishes (a plan edited by hand)
+                for name, deps in waiting_on.items():
+                    if deps:
+                        ctx.console.outcome(name, "skipped", f"waits on {', '.join(sorted(deps))}, which never "
+                                                             "finished (a cycle in the plan?)")
+                break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 stack = running.pop(future)

@@ -171,17 +171,20 @@ def settle_routes(ctx: Context, stack: StackPlan, wanted: list[RouteSpec], old_r
             ctx.repair(stack.name, f"pointed route {route.table} {route.cidr} at {target} (was {route_target(have)})")
 
 
-def settle_removed(ctx: Context, name: str, account: str, region: str, previous: dict) -> None:
-    """After deleting a stack: what its template declared must be gone from EC2."""
-    rules = rules_of(previous)
+def settle_removed(ctx: Context, name: str, account: str, region: str, removed: dict,
+                   wanted_rules: set[tuple], wanted_routes: set[tuple[str, str]]) -> None:
+    """After deleting a stack no plan wants (cleanup.py): what only its template declared must be gone from EC2
+    (moto leaves it; on AWS this finds nothing). Only netgen's own rules (their description) and peering routes
+    that no template of the plan wants are removed: never a hand-made rule, never one another stack adopted."""
+    rules = [r for r in rules_of(removed) if r.key not in wanted_rules]
     ec2 = ctx.clients.ec2(account, region)
     if rules:
         keys = {r.key for r in rules}
         for rule in live_rules(ec2, sorted({r.group_id for r in rules})):
-            if rule.key in keys:
+            if rule.key in keys and is_owned(rule):
                 revoke(ec2, rule)
                 ctx.repair(name, f"revoked {rule}: its stack is deleted, but the rule was still in EC2")
-    routes = routes_of(previous)
+    routes = [r for r in routes_of(removed) if (r.table, r.cidr) not in wanted_routes]
     keys = {(r.table, r.cidr) for r in routes}
     for key, route in sorted(live_routes(ec2, sorted({r.table for r in routes})).items()):
         if key in keys and route.get("VpcPeeringConnectionId"):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import threading
+import traceback
 
 from netgen.aws.deploy import lifecycle
 from netgen.aws.deploy.adopt import adopt
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import PLACEHOLDER_PCX, ec2_peerings, output_from_template
-from netgen.aws.deploy.settle import settle, settle_removed
-from netgen.aws.deploy.state import digest
+from netgen.aws.deploy.settle import settle
+from netgen.aws.deploy.state import UNSETTLED, digest
 from netgen.aws.generated import StackPlan, replace_refs
 from netgen.aws.session import error_text
 
@@ -92,11 +93,11 @@ def deploy_stack(ctx: Context, outputs: Outputs, stack: StackPlan, by_name: dict
             ctx.say(f"{name} is {status} (a create that failed or never ran): deploy deletes it and creates it "
                     "again", name)
             return "would recreate"
+        # Nothing is revoked here: on AWS the failed create has rolled its resources back already, so a live rule
+        # identical to the template's is someone else's; what moto leaves behind is adopted below like it.
         ctx.say(f"{name} is {status} (a create that failed or never ran): deleting it before retrying", name)
-        failed_template = lifecycle.deployed_template(cfn, name) or {}
         lifecycle.delete_stack(ctx, cfn, name)
         ctx.live.update(stack.account, stack.region, name, None)
-        settle_removed(ctx, name, stack.account, stack.region, failed_template)
         live, status = None, None
     elif status and (status.endswith("_IN_PROGRESS") or status.endswith("_FAILED")):
         raise StackFailed(name, f"stack is {status}: wait for it to settle, or repair it, then rerun",
@@ -105,7 +106,8 @@ def deploy_stack(ctx: Context, outputs: Outputs, stack: StackPlan, by_name: dict
     ids = {**values, **direct}
     to_send, adopted = adopt(ctx, stack, template, previous, ids)
     change_type = "UPDATE" if live else "CREATE"
-    cs_name = lifecycle.change_set(ctx, cfn, stack, to_send, values, change_type, wanted)
+    tags = lifecycle.stack_tags(wanted, live.raw.get("Tags") if live else None)
+    cs_name = lifecycle.change_set(ctx, cfn, stack, to_send, values, change_type, tags)
     if ctx.options.dry_run:
         return "planned" if cs_name else "no changes"
     if cs_name is None:
@@ -119,7 +121,15 @@ def deploy_stack(ctx: Context, outputs: Outputs, stack: StackPlan, by_name: dict
         described = lifecycle.ensure_digest_tag(ctx, cfn, stack, described, wanted)
     ctx.live.update(stack.account, stack.region, name, described)
     outputs.forget(stack)
-    settle(ctx, stack, cfn, template, previous, ids, adopted)
+    try:
+        settle(ctx, stack, cfn, template, previous, ids, adopted)
+    except (StackFailed, *botocore_errors()):
+        if described is not None:  # so that the next run deploys and settles it again rather than skip it
+            try:
+                lifecycle.ensure_digest_tag(ctx, cfn, stack, described, UNSETTLED)
+            except (StackFailed, *botocore_errors()) as exc:
+                ctx.say(f"could not mark the stack unsettled ({exc}): run 'netgen deploy --full'", name)
+        raise
     return outcome
 
 
@@ -132,6 +142,10 @@ def run_stack(ctx: Context, outputs: Outputs, stack: StackPlan, by_name: dict[st
         return False
     except botocore_errors() as exc:
         ctx.console.outcome(stack.name, "failed", error_text(exc))
+        return False
+    except Exception as exc:  # a bug, or an answer netgen does not expect: this stack fails, the run goes on
+        ctx.console.outcome(stack.name, "failed", f"unexpected {type(exc).__name__}: {exc}",
+                            traceback.format_exc().splitlines())
         return False
     ctx.console.outcome(stack.name, outcome)
     return True

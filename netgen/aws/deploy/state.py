@@ -4,7 +4,9 @@ digest that tells an unchanged stack from a changed one without a change set.
 A stack netgen deployed carries the tag `netgen:digest`: the SHA-256 of the template it was deployed from
 (generated/, as written) and of its parameter values. A stack whose digest is what this run would deploy,
 in a settled status, is skipped (`unchanged`); a new peering id in a parameter changes the digest of every
-stack that takes it.
+stack that takes it. The change set puts the digest on; a stack whose check against EC2 (settle) then fails
+gets UNSETTLED instead, so that the next run does not skip it. (A run killed between the two leaves the digest:
+`netgen deploy --full` then checks every stack.)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from netgen.aws.generated import STACK_PREFIX, tag_value
 
 DIGEST_TAG = "netgen:digest"
+UNSETTLED = "unsettled"  # the digest of a stack whose check against EC2 failed: the next run deploys it again
 OK_FINAL = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 
 
