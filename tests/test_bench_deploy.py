@@ -14,9 +14,10 @@ from netgen.bench.moto import MotoCloud, moto_process
 
 def test_bench_deploy_on_the_example_estate(tmp_path: Path) -> None:
     cli = DeployCli.probe()
-    with moto_process(recording=tmp_path / "recording.jsonl", log=tmp_path / "moto.log") as url:
+    with moto_process(recording=tmp_path / "recording.jsonl", log=tmp_path / "moto.log") as server:
         # one concurrency (deploy's default, or the serial deploy) keeps the test to a few seconds
-        bench = Bench(MotoCloud(url), tmp_path, cli, EXAMPLE_AS_OF.isoformat(), settings=cli.settings()[-1:])
+        bench = Bench(MotoCloud(server.url), tmp_path, cli, EXAMPLE_AS_OF.isoformat(), settings=cli.settings()[-1:],
+                      server_cpu=server.cpu_seconds)
         results, shape = bench.estate("example", EXAMPLE_SPECS, runs=1)
     assert [m.scenario for m in results] == list(SCENARIOS)
     scratch, unchanged, changed = results
@@ -24,6 +25,7 @@ def test_bench_deploy_on_the_example_estate(tmp_path: Path) -> None:
     assert shape.rounds(10_000) == shape.chain and shape.rounds(1) >= shape.most_per_place
     for m in results:
         assert m.cloudformation > 0 and m.places == shape.places, m.as_json()
+        assert m.seconds > 0 and m.netgen_cpu > 0 and m.moto_cpu >= 0, m.as_json()
         assert set(m.requests) <= {"cloudformation", "ec2", "sts", "s3", "servicequotas", "iam"}, m.requests
     assert scratch.ec2 > 0 and scratch.change_sets > 0
     assert (scratch.stacks_changed, unchanged.stacks_changed) == (shape.stacks, 0)
@@ -35,6 +37,6 @@ def test_bench_deploy_on_the_example_estate(tmp_path: Path) -> None:
         assert unchanged.change_sets == 0, unchanged.as_json()
         assert 0 < changed.change_sets <= changed.stacks_changed, changed.as_json()
     table = report(results, {"example": shape}, cli, 30.0, {"example": 1})
-    assert table.startswith("| grants | concurrency | deploy | s | CloudFormation requests |")
+    assert table.startswith("| grants | concurrency | deploy | s | CloudFormation requests | EC2 requests |")
     assert sum(line.startswith("| example |") for line in table.splitlines()) == len(SCENARIOS)
     assert "example: 13 stacks in 3 accounts and regions" in table

@@ -12,12 +12,15 @@ given with --specs), each run and each concurrency (1, and deploy's default), in
   then three deploys, each `netgen deploy` in a process of its own (as a team runs it, interpreter start-up and
   loading the specs included):
   (a) from scratch, (b) again with nothing changed, (c) after one changed grant (the first `ports: [N]` in the
-      sorted access files becomes N+1; rebuilt).
+      sorted files that hold grants becomes N+1; rebuilt).
 
 Requests are counted by moto's request recorder (/moto-api/recorder/...), switched on only while a deploy runs:
 each recorded request's service comes from its SigV4 credential scope, its action from the Action parameter,
-its account from x-moto-account-id. "change sets" counts CreateChangeSet requests. Wall time, counts and the
-number of stacks whose template changed are medians over the runs.
+its account from x-moto-account-id. "change sets" counts CreateChangeSet requests. Also the CPU time of the
+deploy process and of the moto server meanwhile (moto is one process: when its CPU time is close to the wall
+time, moto is what limits the deploy, not netgen's schedule). Wall time, counts, CPU times and the number of
+stacks whose template changed are medians over the runs. The server's accounts have 500 rules per security
+group (RAISED_RULE_QUOTA in netgen/bench/moto.py), as the synthetic estates' ruleQuota of 480 assumes.
 
 Until `netgen deploy` has `--concurrency` (it is read from `netgen deploy --help`), only the serial deploy is
 measured. From the plan (generated/aws/deploy-plan.json): stacks, the longest chain of dependsOn, and what a
@@ -30,8 +33,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -92,6 +97,8 @@ class Measurement:
     places: int = 0  # (account, region) places that received CloudFormation requests
     stacks_changed: int = 0  # stacks whose template changed since the previous deploy (all, from scratch)
     summary: Any = None  # deploy's summary: its last JSON event, or its last line of text
+    netgen_cpu: float = math.nan  # CPU seconds of the netgen deploy process (and any children it waited for)
+    moto_cpu: float = math.nan  # CPU seconds of the moto server meanwhile
 
     def count(self, service: str, action: str | None = None) -> int:
         actions = self.requests.get(service, Counter())
@@ -117,7 +124,8 @@ class Measurement:
         return {"estate": self.estate, "concurrency": self.setting, "scenario": self.scenario, "run": self.run,
                 "seconds": round(self.seconds, 3), "cloudformation": self.cloudformation, "ec2": self.ec2,
                 "other": self.other, "change_sets": self.change_sets, "places": self.places,
-                "stacks_changed": self.stacks_changed, "summary": self.summary,
+                "stacks_changed": self.stacks_changed, "netgen_cpu": round(self.netgen_cpu, 2),
+                "moto_cpu": round(self.moto_cpu, 2), "summary": self.summary,
                 "requests": {s: dict(sorted(a.items())) for s, a in sorted(self.requests.items())}}
 
 
@@ -172,7 +180,7 @@ def _digests(out: Path) -> dict[str, str]:
 
 
 def edit_one_grant(specs: Path) -> str:
-    """Change the port of the first grant with `ports: [N]` (sorted access files, then file order) to N+1;
+    """Change the port of the first grant with `ports: [N]` (files holding grants, sorted; then file order) to N+1;
     returns what changed."""
     pattern = re.compile(r"ports: \[(\d+)\]")
     files = sorted(p for p in specs.rglob("*.y*ml") if "kind: Grant" in p.read_text("utf-8"))
@@ -199,8 +207,10 @@ class Bench:
 
     def __init__(self, cloud: MotoCloud, work: Path, cli: DeployCli, as_of: str = AS_OF,
                  deploy_args: Iterable[str] = (), log: Callable[[str], None] = lambda line: None,
-                 settings: list[tuple[str, list[str]]] | None = None):
+                 settings: list[tuple[str, list[str]]] | None = None,
+                 server_cpu: Callable[[], float] = lambda: math.nan):
         self.cloud, self.work, self.cli, self.as_of = cloud, work, cli, as_of
+        self.server_cpu = server_cpu
         self.deploy_args = list(deploy_args)
         self.log = log
         self.settings = settings if settings is not None else cli.settings()
@@ -223,10 +233,14 @@ class Bench:
             args += ["--format", "json"]
         self.cloud.reset_recording()
         self.cloud.start_recording()
+        server_cpu, children = self.server_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             seconds, text = self._netgen(args, env, log)
         finally:
             self.cloud.stop_recording()
+        server_cpu = self.server_cpu() - server_cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        netgen_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
         requests: dict[str, Counter] = {}
         places = set()
         for entry in self.cloud.recording():
@@ -241,7 +255,8 @@ class Bench:
                 summary = json.loads(summary)
             except ValueError:
                 pass
-        return Measurement("", "", "", 0, seconds, requests, len(places), summary=summary)
+        return Measurement("", "", "", 0, seconds, requests, len(places), summary=summary, netgen_cpu=netgen_cpu,
+                           moto_cpu=server_cpu)
 
     def estate(self, label: str, specs: Path, runs: int) -> tuple[list[Measurement], PlanShape]:
         """Every scenario at every concurrency, `runs` times, for the estate in `specs`."""
@@ -299,8 +314,9 @@ def _duration(seconds: float) -> str:
 def report(results: list[Measurement], shapes: dict[str, PlanShape], cli: DeployCli, stack_seconds: float,
            runs: dict[str, int]) -> str:
     """The Markdown table of medians, then per estate the plan's shape and the estimate for AWS."""
-    lines = ["| grants | concurrency | deploy | s | CloudFormation requests | EC2 requests | other requests | "
-             "change sets | stacks changed |", "|---|---|---|---|---|---|---|---|---|"]
+    columns = ["grants", "concurrency", "deploy", "s", "CloudFormation requests", "EC2 requests", "other requests",
+               "change sets", "stacks changed", "netgen CPU s", "moto CPU s"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     groups: dict[tuple[str, str, str], list[Measurement]] = {}
     for m in results:
         groups.setdefault((m.estate, m.setting, m.scenario), []).append(m)
@@ -308,7 +324,8 @@ def report(results: list[Measurement], shapes: dict[str, PlanShape], cli: Deploy
         lines.append(f"| {estate} | {setting} | {scenario} | {_median(m.seconds for m in ms):.1f} | "
                      f"{_median(m.cloudformation for m in ms):,.0f} | {_median(m.ec2 for m in ms):,.0f} | "
                      f"{_median(m.other for m in ms):,.0f} | {_median(m.change_sets for m in ms):,.0f} | "
-                     f"{_median(m.stacks_changed for m in ms):,.0f} |")
+                     f"{_median(m.stacks_changed for m in ms):,.0f} | {_median(m.netgen_cpu for m in ms):.1f} | "
+                     f"{_median(m.moto_cpu for m in ms):.1f} |")
     lines.append("")
     lines.append("Medians of " + ", ".join(f"{n} run{'s' * (n != 1)} at {e}" for e, n in runs.items()) + ". "
                  "Every run (s): " + "; ".join(
@@ -363,9 +380,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     results: list[Measurement] = []
     shapes: dict[str, PlanShape] = {}
-    with moto_process(recording=work / "moto-recording.jsonl", log=work / "moto.log") as url:
-        bench = Bench(MotoCloud(url), work, cli, args.as_of, args.deploy_arg,
-                      log=lambda line: print(line, file=sys.stderr, flush=True))
+    with moto_process(recording=work / "moto-recording.jsonl", log=work / "moto.log") as server:
+        bench = Bench(MotoCloud(server.url), work, cli, args.as_of, args.deploy_arg,
+                      log=lambda line: print(line, file=sys.stderr, flush=True), server_cpu=server.cpu_seconds)
         for label, specs in estates:
             measured, shapes[label] = bench.estate(label, specs.resolve(), runs[label])
             results += measured
