@@ -36,13 +36,13 @@ graphviz:
 		&& apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; } \
 		|| echo "graphviz: 'dot' is not installed; the dot test is skipped (and fails when CI is set)"
 
-# Synthetic estates of 1k, 10k and 100k grants; prints the table the README's Performance section holds.
+# Synthetic estates of 1k, 10k and 100k grants; prints the table docs/performance.md holds.
 bench: $(VENV)/.installed
 	$(BIN)/python -m netgen.bench.run --sizes 1000,10000,100000 --runs 3
 
 # netgen deploy against moto (a server in a process of its own on 127.0.0.1, hence the test extras) on the 1k
-# and 10k synthetic estates: from scratch, nothing changed, one grant changed; prints the table the README's
-# Performance section holds. Medians of 3 runs (about 10 minutes, most of it at 10k grants).
+# and 10k synthetic estates: from scratch, nothing changed, one grant changed; prints the table
+# docs/performance.md holds. Medians of 3 runs (about 10 minutes, most of it at 10k grants).
 bench-deploy: $(VENV)/.test-installed
 	$(BIN)/python -m netgen.bench.deploy --sizes 1000,10000 --runs 3
 

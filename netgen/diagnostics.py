@@ -1,6 +1,6 @@
 """Diagnostics: located messages with a stable code, collected across a whole run and printed together.
 
-Every code netgen can emit is listed in CODES. Tests check that the README's diagnostic table lists exactly
+Every code netgen can emit is listed in CODES. Tests check that docs/diagnostics.md's table lists exactly
 these codes with these severities, and that each code has a failing fixture.
 """
 

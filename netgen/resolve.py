@@ -4,7 +4,7 @@ A flow is one hop that packets take: from the addresses they carry at the source
 sent to, on one protocol and port range. A grant's legacy side (a host or a host group) becomes one endpoint
 per (VPC, security group) its hosts sit in; each endpoint gives one flow per port, or two when the service
 sits behind a load balancer or a NodePort (client -> front, front -> pods). Addresses follow the
-network's facts (see docs in the README):
+network's facts (see docs/spec.md, "How addresses are chosen"):
 
 - pod-ip: the host dials the pod CIDRs on the target port; pods see the host's address.
 - load-balancer (internal NLB, IP targets): the host dials the NLB subnets on the service port; pods see the

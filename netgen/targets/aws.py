@@ -4,7 +4,7 @@ Stacks: per (account, region), one network stack (peerings and routes) and one s
 (its rules). CloudFormation allows 500 resources per stack; splitting by group keeps large estates within
 that, never moves a rule between stacks when grants change, and limits a rule change to its group's stack.
 
-Rules the output follows (see the README's "The generated/ folder"):
+Rules the output follows (see docs/generated.md):
 - One VPC peering per pair of VPCs that exchange traffic. The requester is the VPC whose stack sorts first by
   (account id, region), then by VPC name, so stack dependencies only point forward and never form a cycle.
 - A pair with a peering that exists outside netgen (a VpcPeering document) gets none: its routes name that
