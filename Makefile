@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 NCA_VENV := .nca-venv
 
-.PHONY: build test lint bench bench-deploy clean graphviz
+.PHONY: build test lint bench bench-deploy clean graphviz dist
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,12 @@ bench: $(VENV)/.installed
 bench-deploy: $(VENV)/.test-installed
 	$(BIN)/python -m netgen.bench.deploy --sizes 1000,10000 --runs 3
 
+# The wheel and sdist of the netgen-access distribution, into dist/ (`python -m build`; docs/install.md).
+dist: $(VENV)/.test-installed
+	$(BIN)/python -m build --outdir dist
+
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check netgen tests
 
 clean:
-	rm -rf $(VENV) $(NCA_VENV) .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) $(NCA_VENV) .pytest_cache .hypothesis .ruff_cache dist
