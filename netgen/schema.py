@@ -7,8 +7,9 @@ from functools import cache
 from importlib import resources
 
 from netgen.diagnostics import Reporter, did_you_mean
-from netgen.loader import CONTROL_CHARACTERS, Document
+from netgen.document import Document
 from netgen.model import API_VERSION
+from netgen.yamlload import CONTROL_CHARACTERS
 
 
 @cache
