@@ -7,9 +7,8 @@ which failed to load seems to define (Reporter.unloaded_names).
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 
 from netgen.addresses import network
@@ -18,35 +17,24 @@ from netgen.document import Document
 from netgen.model import (
     DEFAULT_STACK_QUOTA,
     Account,
-    Cluster,
     Estate,
     ExistingPeering,
-    Exposure,
     Grant,
     Host,
     HostGroup,
-    NamespaceModes,
-    PortRange,
     SecurityGroup,
     Service,
     ServicePort,
     Settings,
     Vpc,
-    Workload,
 )
 from netgen.schema import check_document
-
-_PORT = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
-
-
-class _Broken:
-    """Placeholder for a document that exists but failed the schema: references to it stay quiet."""
+from netgen.validate_common import BROKEN
+from netgen.validate_grants import GrantKinds
+from netgen.validate_kubernetes import KubernetesKinds
 
 
-BROKEN = _Broken()
-
-
-class EstateBuilder:
+class EstateBuilder(KubernetesKinds, GrantKinds):
     """Builds the estate kind by kind, in reference order: inventory(), then grants(), which takes grant
     documents in file order (all at once, or file by file as they load: see netgen.pipeline)."""
 
@@ -258,25 +246,6 @@ class EstateBuilder:
                 name, vpc, s["groupId"], s.get("restrictsEgress", False),
                 s.get("ruleQuota", settings.default_rule_quota), doc.at(), tuple(s.get("overflowGroupIds", ())))
 
-    def clusters(self) -> None:
-        for doc, name in self.named("Cluster"):
-            s = doc.data["spec"]
-            vpc = self.ref(doc, ("spec", "vpc"), "Vpc", s["vpc"])
-            pods = self.cidrs(doc, ("spec", "podCidrs"), s["podCidrs"])
-            nodes = self.cidrs(doc, ("spec", "nodeSubnetCidrs"), s["nodeSubnetCidrs"])
-            self.inside(doc, ("spec", "podCidrs"), pods, vpc, "pod CIDR")
-            self.inside(doc, ("spec", "nodeSubnetCidrs"), nodes, vpc, "node subnet")
-            group = self.ref(doc, ("spec", "securityGroup"), "SecurityGroup", s["securityGroup"])
-            self.same_vpc(doc, ("spec", "securityGroup"), group, vpc)
-            snat = s.get("sourceNat", {})
-            excluded = self.cidrs(doc, ("spec", "sourceNat", "excludedCidrs"), snat.get("excludedCidrs", []))
-            if BROKEN in (vpc, group):
-                self.broken["Cluster"].add(name)
-                continue
-            namespaces = {ns: NamespaceModes(m["ingress"], m["egress"]) for ns, m in s["namespaces"].items()}
-            self.tables["Cluster"][name] = Cluster(name, vpc, pods, nodes, group, snat.get("enabled", True),
-                                                   excluded, namespaces, doc.at())
-
     def hosts(self) -> None:
         seen_addr: dict[tuple[str, IPv4Address], Document] = {}
         for doc, name in self.named("LegacyHost"):
@@ -336,230 +305,6 @@ class EstateBuilder:
                 continue
             hosts = tuple(members[n] for n in sorted(members))
             self.tables["HostGroup"][name] = HostGroup(name, hosts, doc.at())
-
-    def _pod_owner(self, doc: Document):
-        """Cluster of a Service or Workload, after checking its namespace is declared there."""
-        s = doc.data["spec"]
-        cluster = self.ref(doc, ("spec", "cluster"), "Cluster", s["cluster"])
-        namespace = doc.data["metadata"]["namespace"]
-        if cluster is not BROKEN and namespace not in cluster.namespaces:
-            self.r.add(doc.at(("metadata", "namespace")), "NG114",
-                       f"namespace '{namespace}' is not declared on cluster '{cluster.name}'"
-                       f"{did_you_mean(namespace, cluster.namespaces)}")
-            return BROKEN
-        return cluster
-
-    def _register_namespaced(self, kind: str, obj) -> None:
-        by_short = self.tables[kind].setdefault(f"{obj.namespace}/{obj.name}", [])
-        by_short.append(obj)
-        self.tables[kind][obj.ref] = [obj]
-
-    def services(self) -> None:
-        for doc, name in self.named("Service"):
-            s = doc.data["spec"]
-            cluster = self._pod_owner(doc)
-            exp = s["exposure"]
-            ports = []
-            for i, p in enumerate(s["ports"]):
-                node_port = p.get("nodePort")
-                if exp["type"] == "node-port" and node_port is None:
-                    self.r.add(doc.at(("spec", "ports", i)), "NG117",
-                               f"port '{p['name']}' needs a nodePort: the service is exposed as node-port")
-                if exp["type"] != "node-port" and node_port is not None:
-                    self.r.add(doc.at(("spec", "ports", i, "nodePort")), "NG117",
-                               f"nodePort is set but the exposure is {exp['type']}")
-                ports.append(ServicePort(p["name"], p["port"], p.get("targetPort", p["port"]), node_port,
-                                         p.get("protocol", "TCP")))
-            seen_ports: dict[tuple, str] = {}
-            for i, port in enumerate(ports):
-                for key, field, what in (((port.name,), "name", f"port name '{port.name}'"),
-                                         ((port.port, port.protocol), "port", f"port {port.port}/{port.protocol}"),
-                                         ((port.node_port,), "nodePort", f"nodePort {port.node_port}")):
-                    if key == (None,):
-                        continue
-                    key = (field, *key)
-                    if key in seen_ports:
-                        self.r.add(doc.at(("spec", "ports", i, field)), "NG101",
-                                   f"{what} repeats (port '{seen_ports[key]}' has it)")
-                    seen_ports.setdefault(key, port.name)
-            exposure = Exposure(exp["type"])
-            lb_group = None
-            if exp["type"] == "load-balancer":
-                subnets = self.cidrs(doc, ("spec", "exposure", "subnetCidrs"), exp["subnetCidrs"])
-                if cluster is not BROKEN:
-                    self.inside(doc, ("spec", "exposure", "subnetCidrs"), subnets, cluster.vpc, "NLB subnet")
-                if "securityGroup" in exp:
-                    lb_group = self.ref(doc, ("spec", "exposure", "securityGroup"), "SecurityGroup",
-                                        exp["securityGroup"])
-                    if cluster is not BROKEN:
-                        self.same_vpc(doc, ("spec", "exposure", "securityGroup"), lb_group, cluster.vpc)
-                exposure = Exposure("load-balancer", subnets, exp.get("preserveClientIp", False),
-                                    None if lb_group is BROKEN else lb_group)
-            elif exp["type"] == "node-port":
-                exposure = Exposure("node-port", external_traffic_policy=exp.get("externalTrafficPolicy",
-                                                                                 "Cluster"))
-            if BROKEN in (cluster, lb_group):
-                self.broken["Service"].add(f"{doc.data['metadata']['namespace']}/{name}")
-                continue
-            selector = tuple(sorted(s["podSelector"].items()))
-            self._register_namespaced("Service", Service(name, doc.data["metadata"]["namespace"], cluster,
-                                                         selector, tuple(ports), exposure, doc.at()))
-
-    def workloads(self) -> None:
-        for doc, name in self.named("Workload"):
-            cluster = self._pod_owner(doc)
-            if cluster is BROKEN:
-                self.broken["Workload"].add(f"{doc.data['metadata']['namespace']}/{name}")
-                continue
-            selector = tuple(sorted(doc.data["spec"]["podSelector"].items()))
-            self._register_namespaced("Workload", Workload(name, doc.data["metadata"]["namespace"], cluster,
-                                                           selector, doc.at()))
-
-    def namespaced_ref(self, doc: Document, path: tuple, kind: str, text: str):
-        candidates = self.tables[kind].get(text)
-        if candidates is None:
-            short = text.split("/", 1)[1] if text.count("/") == 2 else text
-            if (short not in self.broken[kind] and text not in self.broken[kind]
-                    and text.rsplit("/", 1)[-1] not in self.r.unloaded_names):
-                known = [k for k in self.tables[kind]]
-                self.unless_unloaded.append((text.rsplit("/", 1)[-1], doc.at(path), "NG104",
-                                             f"unknown {kind} '{text}'{did_you_mean(text, known)}"))
-            return BROKEN
-        if len(candidates) > 1:
-            options = ", ".join(sorted(c.ref for c in candidates))
-            self.r.add(doc.at(path), "NG105", f"{kind} '{text}' exists in several clusters; write one of {options}")
-            return BROKEN
-        return candidates[0]
-
-    def port_ranges(self, doc: Document, path: tuple, items: list) -> tuple[PortRange, ...] | None:
-        """The distinct port ranges of items, or None when any item is invalid (reported)."""
-        ranges = []
-        valid = True
-        for i, item in enumerate(items):
-            m = _PORT.fullmatch(str(item)) if not isinstance(item, bool) else None
-            if m is None:
-                self.r.add(doc.at((*path, i)), "NG108",
-                           f"'{item}' is not a port: write 5432, \"8000-8010\" or \"514/udp\"")
-                valid = False
-                continue
-            first = int(m.group(1))
-            last = int(m.group(2) or first)
-            if not (1 <= first <= last <= 65535):
-                self.r.add(doc.at((*path, i)), "NG108",
-                           f"'{item}': ports must be within 1-65535 and a range must run low-high")
-                valid = False
-                continue
-            ranges.append(PortRange((m.group(3) or "tcp").upper(), first, last))
-        return tuple(sorted(set(ranges))) if valid else None
-
-    def grants(self, docs: list[Document] | None = None) -> list[Grant]:
-        """The grants of grant documents (docs, admitted, or all of them), after inventory() and in file order:
-        a grant that allows the same access as an earlier one is reported as its duplicate."""
-        built = []
-        for doc, name in self.named("Grant", docs):
-            s = doc.data["spec"]
-            src, dst = s["from"], s["to"]
-            legacy_side = src if ("host" in src or "hostGroup" in src) else dst
-            legacy_path = ("spec", "from") if legacy_side is src else ("spec", "to")
-            k8s_side = dst if legacy_side is src else src
-            k8s_key = "service" if legacy_side is src else "workload"
-            if k8s_key not in k8s_side or ("host" not in legacy_side and "hostGroup" not in legacy_side):
-                self.r.add(doc.at(("spec", "to")), "NG113",
-                           "a grant goes from host/hostGroup to a service, or from a workload to host/hostGroup")
-                continue
-            if "host" in legacy_side and "hostGroup" in legacy_side:
-                self.r.add(doc.at(legacy_path), "NG113", "name either host or hostGroup, not both")
-                continue
-            if k8s_key == "service" and ("host" in dst or "hostGroup" in dst):
-                self.r.add(doc.at(("spec", "to")), "NG113", "name either a service or hosts in 'to', not both")
-                continue
-            hosts: tuple = BROKEN
-            if "host" in legacy_side:
-                host = self.ref(doc, (*legacy_path, "host"), "LegacyHost", legacy_side["host"])
-                hosts = BROKEN if host is BROKEN else (host,)
-                legacy_ref = f"host {legacy_side['host']}"
-            else:
-                group = self.ref(doc, (*legacy_path, "hostGroup"), "HostGroup", legacy_side["hostGroup"])
-                hosts = BROKEN if group is BROKEN else group.hosts
-                legacy_ref = f"hostGroup {legacy_side['hostGroup']}"
-            expires = None
-            if "expires" in s:
-                try:
-                    expires = date.fromisoformat(s["expires"])
-                except ValueError:
-                    self.r.add(doc.at(("spec", "expires")), "NG012", f"expires: '{s['expires']}' is not a date")
-                    continue
-                if expires < self.as_of:
-                    self.r.add(doc.at(("spec", "expires")), "NG111",
-                               f"grant '{name}' expired on {expires} (as of {self.as_of}); "
-                               "renew it with a new date or delete it")
-                elif expires - self.as_of <= timedelta(days=self.settings_.expiry_warning_days):
-                    self.r.add(doc.at(("spec", "expires")), "NG120",
-                               f"grant '{name}' expires on {expires}")
-            service, service_ports, workload, host_ports = None, (), None, ()
-            if k8s_key == "service":
-                service = self.namespaced_ref(doc, ("spec", "to", "service"), "Service", dst["service"])
-                if service is BROKEN:
-                    continue
-                by_name = self.ports_of.get(service)
-                if by_name is None:
-                    by_name = self.ports_of[service] = {p.name: p for p in service.ports}
-                wanted = dst.get("ports", list(by_name))
-                chosen: dict[str, ServicePort] = {}  # by name
-                unknown = False
-                for i, port in enumerate(wanted):
-                    if port not in by_name:
-                        self.r.add(doc.at(("spec", "to", "ports", i)), "NG109",
-                                   f"service '{service.ref}' has no port '{port}'"
-                                   f"{did_you_mean(str(port), by_name)}; ports: {', '.join(by_name)}")
-                        unknown = True
-                    else:
-                        chosen[port] = by_name[port]
-                if unknown:
-                    continue
-                service_ports = tuple([chosen[port_name] for port_name in sorted(chosen)])
-            else:
-                workload = self.namespaced_ref(doc, ("spec", "from", "workload"), "Workload", src["workload"])
-                if "ports" not in dst:
-                    self.r.add(doc.at(("spec", "to")), "NG108", "grants to legacy hosts must list ports")
-                    continue
-                host_ports = self.port_ranges(doc, ("spec", "to", "ports"), dst["ports"])
-                if workload is BROKEN or host_ports is None:
-                    continue
-            if hosts is BROKEN:
-                continue
-            grant = Grant(name, s["owner"], s["reason"], expires, tuple(hosts), service, service_ports,
-                          workload, host_ports, doc.at(), legacy_ref)
-            # Services and workloads are one object per ref (they compare and hash by identity).
-            key = (legacy_ref, service, tuple([p.name for p in service_ports]), workload, host_ports)
-            first = self.seen_access.setdefault(key, grant)
-            if first is not grant:
-                self.r.add(doc.at(("metadata", "name")), "NG112",
-                           f"grant '{name}' allows the same access as grant '{first.name}' ({first.loc})")
-            self.tables["Grant"][name] = grant
-            built.append(grant)
-        return built
-
-    def hosts_outside_kubernetes(self) -> None:
-        """A legacy host may not sit in a cluster's pod, node or load-balancer ranges: rules and ipBlocks
-        for it would admit whatever pod or node holds that address."""
-        ranges: dict[str, list[tuple[IPv4Network, str]]] = defaultdict(list)
-        for cluster in self.tables["Cluster"].values():
-            ranges[cluster.vpc.name] += [(n, f"pod CIDR of cluster '{cluster.name}'") for n in cluster.pod_cidrs]
-            ranges[cluster.vpc.name] += [(n, f"node subnet of cluster '{cluster.name}'")
-                                         for n in cluster.node_cidrs]
-        for key, services in self.tables["Service"].items():
-            if key.count("/") == 2:
-                service = services[0]
-                ranges[service.cluster.vpc.name] += [(n, f"load-balancer subnet of service '{service.ref}'")
-                                                     for n in service.exposure.subnet_cidrs]
-        for name, host in self.tables["LegacyHost"].items():
-            doc = self.host_docs[name]
-            for net, what in ranges.get(host.vpc.name, ()):
-                if host.address in net:
-                    self.r.add(doc.at(("spec", "address")), "NG122",
-                               f"host '{name}' address {host.address} lies in the {what} ({net})")
-                    break
 
     def inventory(self) -> None:
         """Every kind but grants, in reference order."""
