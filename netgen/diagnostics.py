@@ -28,6 +28,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG005": (Severity.ERROR, "unsupported YAML feature (explicit tags, merge keys, non-string keys)"),
     "NG006": (Severity.ERROR, "document is not a mapping"),
     "NG007": (Severity.ERROR, "file cannot be read"),
+    "NG008": (Severity.WARNING, "spec-looking file skipped (not *.yaml or *.yml, or outside the spec folder)"),
     # shape (NG01x): JSON Schema
     "NG010": (Severity.ERROR, "unknown or missing apiVersion"),
     "NG011": (Severity.ERROR, "unknown or missing kind"),
@@ -89,8 +90,11 @@ class Diagnostic:
     def severity(self) -> Severity:
         return CODES[self.code][0]
 
-    def text(self) -> str:
-        return f"{self.location}: {self.severity}[{self.code}]: {self.message}"
+    def text(self, colour: bool = False) -> str:
+        if not colour:
+            return f"{self.location}: {self.severity}[{self.code}]: {self.message}"
+        shade = _RED if self.severity is Severity.ERROR else _YELLOW
+        return f"{_BOLD}{self.location}:{_RESET} {shade}{self.severity}[{self.code}]:{_RESET} {self.message}"
 
     def github(self) -> str:
         loc = self.location
@@ -148,10 +152,14 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean '{matches[0]}'?)" if matches else ""
 
 
-def render(diagnostics: list[Diagnostic], fmt: str) -> str:
+_BOLD, _RED, _YELLOW, _RESET = "\x1b[1m", "\x1b[1;31m", "\x1b[1;33m", "\x1b[0m"  # ANSI, for a terminal
+
+
+def render(diagnostics: list[Diagnostic], fmt: str, colour: bool = False) -> str:
+    """text (colour: ANSI escapes, for a terminal), github (Actions annotations) or json."""
     if fmt == "json":
         return json.dumps([d.as_dict() for d in diagnostics], indent=2, sort_keys=True)
-    lines = [d.github() if fmt == "github" else d.text() for d in diagnostics]
+    lines = [d.github() if fmt == "github" else d.text(colour) for d in diagnostics]
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
     warnings = len(diagnostics) - errors
     if fmt == "text" and diagnostics:

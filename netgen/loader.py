@@ -5,6 +5,7 @@ safely (netgen.yamlload): files must be UTF-8 and at most MAX_FILE_BYTES.
 from __future__ import annotations
 
 import codecs
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -47,11 +48,58 @@ def load_file(path: Path, display: str, reporter: Reporter) -> list[Document]:
     return load_text(text, display, reporter)
 
 
-def spec_files(root: Path) -> list[Path]:
-    """Every *.yaml / *.yml file below root, sorted, so that runs are deterministic."""
+def spec_files(root: Path, skipped: list[Path] | None = None) -> list[Path]:
+    """Every *.yaml / *.yml file below root, sorted, so that runs are deterministic. Files that look like specs
+    but are not read (see _looks_like_spec) are added to skipped, when given."""
     # A dangling symlink is kept so that it is reported (NG007) rather than silently skipped.
-    return sorted(p for p in root.rglob("*")
-                  if p.suffix in (".yaml", ".yml") and (p.is_file() or (p.is_symlink() and not p.exists())))
+    found = []
+    for p in root.rglob("*"):
+        if p.suffix in (".yaml", ".yml"):
+            if p.is_file() or (p.is_symlink() and not p.exists()):
+                found.append(p)
+        elif skipped is not None and _looks_like_spec(p.name) and p.is_file():
+            skipped.append(p)
+    if skipped:
+        skipped.sort()
+    return sorted(found)
+
+
+def _looks_like_spec(name: str) -> bool:
+    """A name that holds .yaml or .yml without ending in either (x.yaml.bak, x.yml.txt, X.YAML, x.yaml~); hidden
+    files (editors' swap files) aside."""
+    lower = name.lower()
+    return not name.startswith(".") and any(f"{s}." in lower or lower.endswith((s, f"{s}~"))
+                                            for s in (".yaml", ".yml"))
+
+
+NETGEN_MARK = b"netgen.dev/"  # what every netgen document's apiVersion holds
+PEEK_BYTES = 4096  # how much of a file beside the spec folder is read to see whether it holds netgen documents
+
+
+def stray_specs(root: Path) -> list[tuple[Path, int, int]]:
+    """(file, line, column) of each *.yaml / *.yml file right beside the spec folder root (not below: one folder
+    listed, a few kilobytes read per file) whose first lines hold a netgen apiVersion: specs put in the wrong
+    place."""
+    parent = root.resolve().parent
+    shown = root.parent if root.name not in ("", "..") else Path(os.path.relpath(parent))  # as root is named
+    try:
+        beside = sorted(p for p in parent.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    except OSError:
+        return []
+    found = []
+    for path in beside:
+        try:
+            with path.open("rb") as f:
+                head = f.read(PEEK_BYTES)
+        except OSError:
+            continue
+        at = head.find(NETGEN_MARK)
+        if at >= 0:
+            line_start = head.rfind(b"\n", 0, at) + 1
+            found.append((shown / path.name, head.count(b"\n", 0, at) + 1, at - line_start + 1))
+    return found
+
+
 
 
 # Spec bytes above which the files are read on two cores (1 MB takes ~0.25 s to load; a fork costs milliseconds).
@@ -65,10 +113,16 @@ CHILD_LOAD_HANDICAP = 1.05
 LATE_SHARE_HERE = 0.2
 
 
-def load_checked(path: Path, check: Check | None) -> tuple[list[Document], Reporter]:
-    """One file's documents, each checked by check (when given), and what was reported about them."""
+def display(path: Path, root: Path | None) -> str:
+    """How diagnostics and outputs name a file: as given, or from root (see netgen.cli_common.Specs)."""
+    return str(path) if root is None else path.relative_to(root).as_posix()
+
+
+def load_checked(path: Path, check: Check | None, root: Path | None = None) -> tuple[list[Document], Reporter]:
+    """One file's documents, each checked by check (when given), and what was reported about them. Files are
+    named as display(path, root) names them."""
     reporter = Reporter()
-    documents = load_file(path, str(path), reporter)
+    documents = load_file(path, display(path, root), reporter)
     if check is not None:
         for doc in documents:
             doc.shape_ok = check(doc, reporter)
@@ -103,8 +157,8 @@ def holds_only_grants(path: Path) -> bool:
     return bool(kinds) and all(_GRANT_VALUE.fullmatch(kind) for kind in kinds)
 
 
-def load_files(paths: list[Path], late: list[bool], reporter: Reporter,
-               check: Check | None = None) -> Iterator[tuple[int, list[Document]]]:
+def load_files(paths: list[Path], late: list[bool], reporter: Reporter, check: Check | None = None,
+               root: Path | None = None) -> Iterator[tuple[int, list[Document]]]:
     """(index in paths, documents) of every file: first each file not marked late, in no set order, then each
     late file in path order, as soon as it is loaded, so that the caller can use the others while the late
     ones load. What loading reports goes to reporter as each file comes. check: as in load_tree.
@@ -113,7 +167,7 @@ def load_files(paths: list[Path], late: list[bool], reporter: Reporter,
     child, in turn, so that both get their share of each kind of file (hosts cost more per byte than grants);
     the late ones too, but the child takes most of them (LATE_SHARE_HERE), for the caller works on each late
     file as it comes. The child sends each file's documents as soon as they are loaded, and this process takes
-    them in between its own files."""
+    them in between its own files. root: as in load_checked."""
     sizes = [path.stat().st_size if path.is_file() else 0 for path in paths]
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
     early = [i for i in range(len(paths)) if not late[i]]
@@ -132,15 +186,15 @@ def load_files(paths: list[Path], late: list[bool], reporter: Reporter,
         return i, documents
 
     sent: dict[int, tuple[list[Document], Reporter]] = {}  # what the child sent, by file, not handed out yet
-    with EachBeside(lambda i: load_checked(paths[i], check), theirs, fork=fork) as child:
+    with EachBeside(lambda i: load_checked(paths[i], check, root), theirs, fork=fork) as child:
         for i in early:
             if i in mine:
-                yield taken(i, load_checked(paths[i], check))
+                yield taken(i, load_checked(paths[i], check, root))
                 sent.update((theirs[k], result) for k, result in child.ready())  # (drained between files)
         arriving = child.rest()  # the child's results not taken yet, in its order
         for i in [i for i in early if i not in mine] + lates:
             if i in mine:
-                yield taken(i, load_checked(paths[i], check))
+                yield taken(i, load_checked(paths[i], check, root))
                 continue
             while i not in sent:
                 k, result = next(arriving)

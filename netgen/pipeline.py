@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from netgen.diagnostics import Reporter
-from netgen.loader import Document, holds_only_grants, load_checked, load_files, spec_files
+from netgen.diagnostics import Location, Reporter
+from netgen.loader import (
+    Document,
+    display,
+    holds_only_grants,
+    load_checked,
+    load_files,
+    spec_files,
+    stray_specs,
+)
 from netgen.model import Estate
 from netgen.resolve import Flow, Resolution, resolve
 from netgen.schema import check_document
@@ -82,11 +90,14 @@ class _AsFilesLoad:
 
 
 def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
-                  lap: Callable[[str], None] = lambda stage: None) -> Resolved:
+                  lap: Callable[[str], None] = lambda stage: None, root: Path | None = None) -> Resolved:
     """Everything netgen knows about an estate; raises SpecError when any stage reported an error.
 
-    lap(stage) is called as each stage ends: "load" once every file is loaded, "validate", "resolve"."""
-    paths = spec_files(specs)
+    lap(stage) is called as each stage ends: "load" once every file is loaded, "validate", "resolve". Files are
+    named from root when it is given (see loader.display)."""
+    skipped: list[Path] = []
+    paths = spec_files(specs, skipped)
+    report_skipped(specs, skipped, reporter, root)
     late = [holds_only_grants(path) for path in paths]
     waiting = late.count(False)  # early files not loaded yet
     documents: list[list[Document] | None] = [[] for _ in paths]  # per file; None once streamed took it
@@ -96,7 +107,7 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
     taken = 0  # files whose grants streamed has taken, in file order
     try:
         file_documents: list[Document] = []
-        with closing(load_files(paths, late, reporter, check_document)) as files:
+        with closing(load_files(paths, late, reporter, check_document, root)) as files:
             for i, file_documents in files:
                 documents[i], loaded[i] = file_documents, True
                 waiting -= not late[i]
@@ -121,7 +132,7 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
         if given_up or streamed is None:
             for i, docs in enumerate(documents):  # files streamed took and freed: read again
                 if docs is None:
-                    documents[i], found = load_checked(paths[i], check_document)
+                    documents[i], found = load_checked(paths[i], check_document, root)
                     reporter.diagnostics.extend(found.diagnostics)  # (nothing, unless the file just changed)
                     reporter.unloaded_names |= found.unloaded_names
             return _all_at_once([d for docs in documents if docs for d in docs], as_of, reporter, lap)
@@ -140,6 +151,19 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
             streamed.close()
     lap("resolve")
     return Resolved(estate, tuple(flows))
+
+
+def report_skipped(specs: Path, skipped: list[Path], reporter: Reporter, root: Path | None) -> None:
+    """NG008 for files that look like specs but are not read: below specs, by their names; beside it, by what
+    they hold."""
+    for path in skipped:
+        reporter.add(Location(display(path, root)), "NG008",
+                     f"skipped: netgen reads only files named *.yaml or *.yml; rename it to load it, or move it out "
+                     f"of {display(specs, root)}/")
+    for path, line, column in stray_specs(specs):
+        reporter.add(Location(display(path, root), line, column), "NG008",
+                     f"holds netgen documents but is outside the spec folder {display(specs, root)}/, so it is not "
+                     "read: move it there")
 
 
 def _all_at_once(documents: list[Document], as_of: date, reporter: Reporter,

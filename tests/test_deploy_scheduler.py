@@ -93,6 +93,6 @@ def test_cli_default_concurrency_is_the_deploy_default() -> None:
     import inspect
 
     from netgen.aws.deploy import DEFAULT_CONCURRENCY
-    from netgen.cli import deploy
+    from netgen.cli_aws import deploy
 
     assert inspect.signature(deploy).parameters["concurrency"].default == DEFAULT_CONCURRENCY

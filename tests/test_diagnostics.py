@@ -8,6 +8,7 @@ fixture may legitimately cause, so that a cascade of unrelated diagnostics fails
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -71,6 +72,14 @@ CASES: list[Case] = [
          message="0xff"),
     Case("NG001-after-bom", "NG001", "bom.yaml", 2, 5, base="empty",
          files={"bom.yaml": b"\xef\xbb\xbf# comment\nab: \xff\n"}, message="0xff"),
+    # Spec-looking files that are not read: a warning each, at the file (or at the apiVersion beside specs/).
+    Case("NG008-backup-name", "NG008", "access/billing.yaml.bak", 0, 0, message="only files named *.yaml or *.yml",
+         files={"access/billing.yaml.bak": GRANT.format(name="old", from_="{hostGroup: billing}",
+                                                        to="{service: payments/payments-api}")}),
+    Case("NG008-text-suffix", "NG008", "inventory/hosts.yml.txt", 0, 0, files={"inventory/hosts.yml.txt": "x: 1\n"}),
+    Case("NG008-outside-specs", "NG008", "../extra-grants.yaml", 1, 13, message="outside the spec folder",
+         files={"../extra-grants.yaml": GRANT.format(name="stray", from_="{hostGroup: billing}",
+                                                     to="{service: payments/payments-api}")}),
     # A file that does not parse contributes no document; settings and grants are referenced by nothing.
     Case("NG002-tab", "NG002", "inventory/settings.yaml", 7, 1,
          edits=(("inventory/settings.yaml", "  broadestPrefix: 16", "\tbroadestPrefix: 16"),),
@@ -249,7 +258,7 @@ def build_fixture(case: Case, tmp_path: Path) -> Path:
 
 
 def _relative(file: str, root: Path) -> str:
-    return Path(file).relative_to(root).as_posix()
+    return Path(os.path.relpath(file, root)).as_posix()  # (a file beside root is ../name)
 
 
 def test_example_estate_is_clean():

@@ -12,3 +12,13 @@ HEADER = ("# netgen flow report: one line per allowed flow, generated from specs
 
 def flow_report(flows: Iterable[Flow]) -> str:
     return HEADER + "".join(f"{flow.line()}\n" for flow in flows)
+
+
+def flow_json(flow: Flow) -> dict:
+    """One flow for `--format json`: the report's line and its parts."""
+    return {"source": str(flow.source), "sourceAddresses": [str(a) for a in flow.source.addresses],
+            "destination": str(flow.destination),
+            "destinationAddresses": [str(a) for a in flow.destination.addresses],
+            "protocol": flow.ports.protocol.lower(), "fromPort": flow.ports.first, "toPort": flow.ports.last,
+            "path": str(flow.path), "note": flow.note, "line": flow.line(),
+            "grants": [{"name": g.name, "owner": g.owner, "location": g.location} for g in flow.grants]}
