@@ -14,6 +14,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueE
 from netgen.addresses import network
 from netgen.diagnostics import Location, Reporter, did_you_mean
 from netgen.document import Document
+from netgen.hints import unknown_host_group
 from netgen.model import (
     DEFAULT_STACK_QUOTA,
     Account,
@@ -94,8 +95,9 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         if name in table:
             return table[name]
         if name not in self.broken[kind] and name not in self.r.unloaded_names:  # (that set only grows)
-            self.unless_unloaded.append((name, doc.at(path), "NG104",
-                                         f"unknown {kind} '{name}'{did_you_mean(name, table)}"))
+            message = (unknown_host_group(name, table, self.tables["LegacyHost"].values()) if kind == "HostGroup"
+                       else f"unknown {kind} '{name}'{did_you_mean(name, table)}")
+            self.unless_unloaded.append((name, doc.at(path), "NG104", message))
         return BROKEN
 
     def cidr(self, doc: Document, path: tuple, text: str) -> IPv4Network | None:

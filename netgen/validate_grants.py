@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from netgen.diagnostics import did_you_mean
 from netgen.document import Document
+from netgen.hints import service_port
 from netgen.model import Grant, PortRange, ServicePort
 from netgen.validate_common import BROKEN
 
@@ -110,13 +111,15 @@ class GrantKinds:
                 chosen: dict[str, ServicePort] = {}  # by name
                 unknown = False
                 for i, port in enumerate(wanted):
-                    if port not in by_name:
-                        self.r.add(doc.at(("spec", "to", "ports", i)), "NG109",
-                                   f"service '{service.ref}' has no port '{port}'"
-                                   f"{did_you_mean(str(port), by_name)}; ports: {', '.join(by_name)}")
+                    if port in by_name:
+                        chosen[port] = by_name[port]
+                        continue
+                    found, problem = service_port(service, port, by_name)  # by number, or what to write
+                    if found is None:
+                        self.r.add(doc.at(("spec", "to", "ports", i)), "NG109", problem)
                         unknown = True
                     else:
-                        chosen[port] = by_name[port]
+                        chosen[found.name] = found
                 if unknown:
                     continue
                 service_ports = tuple([chosen[port_name] for port_name in sorted(chosen)])

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from ipaddress import IPv4Network
 
-from netgen.diagnostics import did_you_mean
 from netgen.document import Document
+from netgen.hints import undeclared_namespace
 from netgen.model import Cluster, Exposure, NamespaceModes, Service, ServicePort, Workload
 from netgen.validate_common import BROKEN
 
@@ -41,8 +41,7 @@ class KubernetesKinds:
         namespace = doc.data["metadata"]["namespace"]
         if cluster is not BROKEN and namespace not in cluster.namespaces:
             self.r.add(doc.at(("metadata", "namespace")), "NG114",
-                       f"namespace '{namespace}' is not declared on cluster '{cluster.name}'"
-                       f"{did_you_mean(namespace, cluster.namespaces)}")
+                       undeclared_namespace(namespace, cluster, self.by_kind["Cluster"]))
             return BROKEN
         return cluster
 

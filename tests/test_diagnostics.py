@@ -39,7 +39,7 @@ class Case:
     base: str = "example"  # "example" or "empty"
     as_of: date = EXAMPLE_AS_OF
     also: frozenset[str] = frozenset()  # other codes the fixture may legitimately cause
-    message: str = ""  # a substring the diagnostic's message must contain
+    message: str = ""  # a substring the diagnostic's message must contain ({specs}: the spec folder's path)
 
 
 def _billion_laughs() -> str:
@@ -160,6 +160,12 @@ CASES: list[Case] = [
     Case("NG104", "NG104", "inventory/vpcs.yaml", 18, 12,
          edits=(("inventory/vpcs.yaml", "  account: acme-legacy\n  region: eu-west-1",
                  "  account: acme-legacyy\n  region: eu-west-1"),), message="did you mean 'acme-legacy'"),
+    Case("NG104-host-group", "NG104", "access/zz-db.yaml", 8, 21,
+         files={"access/zz-db.yaml": GRANT.format(name="to-db", from_="{hostGroup: database}",
+                                                  to="{service: payments/payments-api}")},
+         message="unknown HostGroup 'database' (did you mean 'databases' or 'databases-eu'?); hosts labelled "
+                 "role=database: db-euw1-01, db-euw1-02, db-use1-01, db-use1-02 (a HostGroup with "
+                 "selector.matchLabels {role: database} holds them)"),
     Case("NG105", "NG105", "access/payments.yaml", 9, 20,
          files={"inventory/more-workloads.yaml": HEAD + "kind: Workload\nmetadata:\n  name: settlement-worker\n"
                 "  namespace: payments\nspec:\n  cluster: prod-usw2\n  podSelector: {app: settlement}\n"},
@@ -181,6 +187,21 @@ CASES: list[Case] = [
                  'to: {host: erp-euw1-01, ports: ["22\\n"]}'),)),
     Case("NG109", "NG109", "access/billing.yaml", 10, 48,
          edits=(("access/billing.yaml", "ports: [https]", "ports: [htps]"),), message="did you mean 'https'"),
+    # A port named by number is the service's port, target port or node port; when none (or two) answer, the
+    # message names the ports to write.
+    Case("NG109-number", "NG109", "access/billing.yaml", 10, 48,
+         edits=(("access/billing.yaml", "ports: [https]", "ports: [8080]"),),
+         message="has no tcp port 8080; name one of its ports: https (tcp/443 -> 8443)"),
+    Case("NG109-number-ambiguous", "NG109", "access/observability.yaml", 10, 47,
+         edits=(("inventory/services.yaml", "- {name: metrics, port: 9102}",
+                 "- {name: metrics, port: 9102, targetPort: 9090}"),
+                ("access/observability.yaml", "fraud-score, ports: [metrics]", "fraud-score, ports: [9090]")),
+         message="port 9090 is ambiguous on service 'prod-use1/payments/fraud-score': it is the port of 'grpc' and "
+                 "the target port of 'metrics'; name the one you mean"),
+    Case("NG109-number-protocol", "NG109", "access/observability.yaml", 10, 47,
+         edits=(("access/observability.yaml", "fraud-score, ports: [metrics]", 'fraud-score, ports: ["9102/udp"]'),),
+         message="has no udp port 9102 (its 9102 is tcp: write '9102'); name one of its ports: grpc (tcp/9090), "
+                 "metrics (tcp/9102)"),
     Case("NG110", "NG110", "access/billing.yaml", 2, 1,
          edits=(("inventory/settings.yaml", "broadestPrefix: 16", "broadestPrefix: 19"),),
          message="10.40.64.0/18"),
@@ -199,6 +220,17 @@ CASES: list[Case] = [
          files={"inventory/more-workloads.yaml": HEAD + "kind: Workload\nmetadata:\n  name: cron\n"
                 "  namespace: paymnts\nspec:\n  cluster: prod-use1\n  podSelector: {app: cron}\n"},
          message="did you mean 'payments'"),
+    Case("NG114-how-to-declare", "NG114", "inventory/more-workloads.yaml", 5, 14,
+         files={"inventory/more-workloads.yaml": HEAD + "kind: Workload\nmetadata:\n  name: cron\n"
+                "  namespace: batch\nspec:\n  cluster: prod-use1\n  podSelector: {app: cron}\n"},
+         message="declare it in the cluster's namespaces (" + "{specs}/inventory/clusters.yaml:14:5) with how "
+                 "NetworkPolicy is run there in each direction, e.g. 'batch: {ingress: default-deny, egress: open}'"),
+    Case("NG114-what-modes-mean", "NG114", "inventory/more-workloads.yaml", 5, 14,
+         files={"inventory/more-workloads.yaml": HEAD + "kind: Workload\nmetadata:\n  name: cron\n"
+                "  namespace: batch\nspec:\n  cluster: prod-use1\n  podSelector: {app: cron}\n"},
+         message="default-deny: a default-deny policy already isolates its pods in that direction, and netgen "
+                 "writes allow policies for the granted flows; open: nothing isolates them, traffic is already "
+                 "allowed, and netgen writes no policy"),
     Case("NG115", "NG115", "inventory/host-groups.yaml", 38, 3,
          edits=(("inventory/host-groups.yaml", "{role: monitoring}", "{role: monitor}"),)),
     Case("NG116", "NG116", "inventory/vpcs.yaml", 10, 10,
@@ -278,7 +310,7 @@ def test_diagnostic_is_located(case: Case, tmp_path: Path):
     if case.message:
         messages = [d.message for d in diagnostics
                     if (d.code, _relative(d.location.file, root), d.location.line, d.location.column) == expected]
-        assert any(case.message in m for m in messages), messages
+        assert any(case.message.replace("{specs}", str(root)) in m for m in messages), messages
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -351,3 +383,24 @@ def test_stack_quota_defaults_to_cloudformations(tmp_path: Path):
               "  profile: acme-platform\n  stackQuota: 4000\n")
     estate = resolve_specs(root, EXAMPLE_AS_OF, Reporter()).estate
     assert {a.name: a.stack_quota for a in estate.accounts} == {"acme-legacy": 2000, "acme-platform": 4000}
+
+
+def test_a_service_port_named_by_number_is_that_port(tmp_path: Path):
+    """ports: [443] (or its target port 8443, or a node port) is the port named https: same flows, no diagnostic."""
+    from netgen.diagnostics import Reporter
+    from netgen.pipeline import resolve_specs
+    from netgen.targets.report import flow_report
+
+    def report(specs: Path) -> str:
+        reporter = Reporter()
+        text = flow_report(resolve_specs(specs, EXAMPLE_AS_OF, reporter).flows)
+        assert reporter.sorted() == []
+        return text.replace(str(specs), "SPECS")
+
+    expected = report(EXAMPLE_SPECS)
+    for file, old, new in (("billing.yaml", "payments-api, ports: [https]", "payments-api, ports: [443]"),
+                           ("billing.yaml", "payments-api, ports: [https]", "payments-api, ports: [8443]"),
+                           ("search.yaml", "search-api, ports: [http]", "search-api, ports: [30920]")):
+        specs = copy_example_specs(tmp_path / new.split("[")[1].rstrip("]"))
+        edit_spec(specs / "access" / file, old, new)
+        assert report(specs) == expected, new

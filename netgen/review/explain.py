@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import AddressValueError, IPv4Address
 
 from netgen.diagnostics import Location, Reporter, did_you_mean
+from netgen.hints import port_label
 from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Workload
 from netgen.pipeline import Resolved
 from netgen.resolve import HEALTH_CHECK, Endpoint, Flow, resolve
@@ -179,14 +180,7 @@ class Explainer:
             return True
         return port == sp.name or port in {str(sp.port), str(sp.target_port), str(sp.node_port)}
 
-    @staticmethod
-    def _port_label(sp: ServicePort) -> str:
-        text = f"{sp.name} ({sp.protocol.lower()}/{sp.port}"
-        if sp.target_port != sp.port:
-            text += f" -> {sp.target_port}"
-        if sp.node_port:
-            text += f", nodePort {sp.node_port}"
-        return text + ")"
+    _port_label = staticmethod(port_label)
 
     def _needed(self, grant: Grant) -> tuple[list[Flow], list[str]]:
         """The hops a grant for exactly this question would need, as the resolver makes them, and the problems
