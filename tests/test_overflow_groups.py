@@ -12,7 +12,7 @@ from conftest import EXAMPLE_AS_OF
 
 from netgen.diagnostics import Reporter
 from netgen.pipeline import resolve_specs
-from netgen.targets.aws import Rule, _spread
+from netgen.targets.aws_rules import Rule, _spread
 
 GROUP = "  name: prod-use1-nodes\nspec:\n  vpc: k8s-use1\n  groupId: sg-0c3000000000000c1\n"
 OVERFLOW = ("  ruleQuota: 5\n  overflowGroupIds: [sg-0c30000000000f001, sg-0c30000000000f002, "

@@ -20,7 +20,8 @@ from netgen.loader import spec_files
 from netgen.parallel import deal
 from netgen.pipeline import Resolved, resolve_specs
 from netgen.render import OWNED, OutputError, write_tree
-from netgen.targets.aws import _RuleEntries, plan_rules
+from netgen.targets.aws import _RuleEntries
+from netgen.targets.aws_rules import plan_rules
 
 
 @pytest.fixture(scope="module")

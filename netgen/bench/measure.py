@@ -104,7 +104,7 @@ def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> N
     if mode == "build":
         from netgen.render import write_tree
         from netgen.targets import compile_outputs
-        from netgen.targets.aws import plan_rules
+        from netgen.targets.aws_rules import plan_rules
 
         files = compile_outputs(resolved, reporter)  # AWS beside Kubernetes + report
         t = clock.lap("compile", t)

@@ -24,7 +24,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Network
 from json.encoder import encode_basestring_ascii
@@ -33,11 +33,12 @@ from typing import TypeVar
 from troposphere import Output, Parameter, Ref, Tags, Template
 from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
 
-from netgen.addresses import collapse_intervals, interval, rule_covers
+from netgen.addresses import collapse_intervals, interval
 from netgen.diagnostics import Reporter
 from netgen.model import DEFAULT_STACK_QUOTA, Estate, SecurityGroup, Vpc
 from netgen.parallel import Beside, deal, worth_forking
-from netgen.resolve import Endpoint, Flow
+from netgen.resolve import Flow
+from netgen.targets.aws_rules import Rule, _rule_weights, group_rules, ruled_flows
 
 T = TypeVar("T")
 
@@ -134,48 +135,6 @@ class Peering:
         return stack_of(self.requester) != stack_of(self.accepter)
 
 
-@dataclass(frozen=True)
-class Rule:
-    group: SecurityGroup
-    direction: str  # ingress | egress
-    protocol: str
-    first: int
-    last: int
-    cidr: IPv4Network
-    grants: tuple[str, ...]
-    part: int = 0  # which of group.group_ids holds the rule: 0 the group itself, 1.. its overflow groups
-
-    @property
-    def group_id(self) -> str:
-        return self.group.group_ids[self.part]
-
-    @property
-    def identity(self) -> tuple:
-        return self.group.group_id, self.direction, self.protocol, self.first, self.last, self.cidr
-
-
-def _spread(rules: list[Rule], group: SecurityGroup) -> list[Rule] | None:
-    """Place a group's rules for one direction into the group and its overflow groups, each within the quota.
-
-    A rule's place is picked by a hash of what it is, moving on to the next group with room, so that adding or
-    removing a rule moves few others. None when even all the groups together cannot hold the rules."""
-    parts = len(group.group_ids)
-    if len(rules) <= group.rule_quota:
-        return rules
-    if len(rules) > group.rule_quota * parts:
-        return None
-    load = [0] * parts
-    placed = []
-    for rule in sorted(rules, key=lambda r: r.identity):
-        digest = hashlib.sha256("|".join(map(str, rule.identity)).encode()).digest()
-        part = int.from_bytes(digest[:4], "big") % parts
-        while load[part] >= group.rule_quota:
-            part = (part + 1) % parts
-        load[part] += 1
-        placed.append(replace(rule, part=part))
-    return placed
-
-
 def _peering(a: Vpc, b: Vpc) -> Peering:
     ka = (a.account.account_id, a.region, a.name)
     kb = (b.account.account_id, b.region, b.name)
@@ -237,77 +196,6 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
             reporter.add(vpc.loc, "NG203", f"VPC '{name}' would need {len(peers)} peerings{of_which}, over its "
                                            f"quota of {vpc.peering_quota}")
     return peerings, routes
-
-
-# An entry of what a group's rules must allow, before minimisation: (first address, last address, first port,
-# last port, the names of the flow's grants).
-Entry = tuple[int, int, int, int, tuple[str, ...]]
-
-
-def ruled_flows(estate: Estate, flows: list[Flow]) -> dict[str, list[tuple[str, Flow]]]:
-    """{group name: [(direction, flow)]}, in flow order: the flows whose rules each group takes, ingress on the
-    destination's group, and egress on the source's group when that group restricts egress."""
-    restricting = {g.name for g in estate.security_groups if g.restricts_egress}
-    ruled: dict[str, list[tuple[str, Flow]]] = defaultdict(list)
-    for flow in flows:
-        if flow.destination.security_group:
-            ruled[flow.destination.security_group].append(("ingress", flow))
-        if flow.source.security_group in restricting:
-            ruled[flow.source.security_group].append(("egress", flow))
-    return ruled
-
-
-def _peer(direction: str, flow: Flow) -> Endpoint:
-    """The other end of a flow, as a rule of the given direction names it."""
-    return flow.source if direction == "ingress" else flow.destination
-
-
-def _rule_weights(ruled: dict[str, list[tuple[str, Flow]]]) -> dict[str, int]:
-    """{group name: how many address ranges its rules must cover}, the work of planning them, for sharing it."""
-    return {name: sum(len(_peer(direction, flow).intervals) for direction, flow in of_group)
-            for name, of_group in ruled.items()}
-
-
-def group_rules(group: SecurityGroup, ruled: list[tuple[str, Flow]], reporter: Reporter) -> list[Rule]:
-    """Exact rules of one group (ruled: its entry of ruled_flows()), ingress then egress: for each protocol
-    and port range, the fewest prefixes covering the addresses allowed it, placed over the group and its
-    overflow groups. A direction whose rules do not fit is reported (NG201) and left out."""
-    wanted: dict[tuple[str, str], list[Entry]] = defaultdict(list)  # (direction, protocol): entries
-    for direction, flow in ruled:
-        names = tuple([g.name for g in flow.grants])
-        protocol, first, last = flow.ports.protocol, flow.ports.first, flow.ports.last
-        add = wanted[(direction, protocol)].append
-        for a, b in _peer(direction, flow).intervals:
-            add((a, b, first, last, names))
-    by_direction: dict[str, list[Rule]] = defaultdict(list)
-    for (direction, protocol), entries in sorted(wanted.items()):
-        of_direction = by_direction[direction]
-        for (first, last), cover in rule_covers(entries).items():
-            for cidr, tags in cover:
-                grants = tuple(sorted({name for names in tags for name in names}))
-                of_direction.append(Rule(group, direction, protocol, first, last, cidr, grants))
-    rules: list[Rule] = []
-    for direction, planned in sorted(by_direction.items()):
-        placed = _spread(planned, group)
-        if placed is None:
-            if group.overflow_group_ids:
-                limit = (f"over the room of {group.rule_quota * len(group.group_ids)} in it and its "
-                         f"{len(group.overflow_group_ids)} overflow group(s)")
-            else:
-                limit = (f"over its quota of {group.rule_quota} (list overflowGroupIds to spread rules over "
-                         "more groups)")
-            reporter.add(group.loc, "NG201", f"security group '{group.name}' ({group.group_id}) would need "
-                                             f"{len(planned)} {direction} rules, {limit}")
-            continue
-        rules.extend(placed)
-    return rules
-
-
-def plan_rules(estate: Estate, flows: list[Flow], reporter: Reporter) -> list[Rule]:
-    """Every group's rules (group_rules), groups in name order."""
-    groups = {g.name: g for g in estate.security_groups}
-    return [rule for name, ruled in sorted(ruled_flows(estate, flows).items())
-            for rule in group_rules(groups[name], ruled, reporter)]
 
 
 def _tags(**extra: str) -> Tags:
