@@ -24,11 +24,12 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG001": (Severity.ERROR, "file is not valid UTF-8"),
     "NG002": (Severity.ERROR, "YAML syntax error (tabs, bad indentation, unclosed quotes, ...)"),
     "NG003": (Severity.ERROR, "duplicate mapping key"),
-    "NG004": (Severity.ERROR, "document too large: alias expansion or node count over the limit"),
+    "NG004": (Severity.ERROR, "over a loading limit: file size, nodes, documents, alias expansion, nesting"),
     "NG005": (Severity.ERROR, "unsupported YAML feature (explicit tags, merge keys, non-string keys)"),
     "NG006": (Severity.ERROR, "document is not a mapping"),
     "NG007": (Severity.ERROR, "file cannot be read"),
     "NG008": (Severity.WARNING, "spec-looking file skipped (not *.yaml or *.yml, or outside the spec folder)"),
+    "NG009": (Severity.ERROR, "a number written in a form YAML 1.1 reads in another base (0443 is octal 291)"),
     # shape (NG01x): JSON Schema
     "NG010": (Severity.ERROR, "unknown or missing apiVersion"),
     "NG011": (Severity.ERROR, "unknown or missing kind"),

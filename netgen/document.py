@@ -88,6 +88,9 @@ class Document:
     # Where metadata.name's value starts, (line, column), recorded as the document loads: the position that
     # diagnostics about a whole object (a duplicate name, a duplicate grant) point at, found without composing.
     name_position: tuple[int, int] | None = None
+    # (line, column) of each value the loader reported as written wrong (NG009): the document is not used, and
+    # no other check words those values again (see schema.check_document).
+    flagged: tuple[tuple[int, int], ...] = ()
 
     def at(self, path: Path_ = (), *, key: bool = False) -> Location:
         """Location of the value at path (or of its key), falling back to the closest enclosing value.
@@ -112,10 +115,23 @@ class Document:
 def _compose_again(text: str, span: tuple[int, int], column: int, whole: bool) -> yaml.Node:
     """One document's root node, composed from its span of text with its first line's indentation kept, so that
     marks count lines from the document's first line and columns are the file's. With whole=True (a file with
-    directives: %TAG can change what a tag means) the whole file is composed instead, and marks are the file's:
-    composing never expands aliases, and _find follows one path."""
-    if whole:
-        for node in yaml.compose_all(text, Loader=SpecLoader):
-            if node is not None and node.start_mark.index == span[0]:
-                return node
+    directives: %TAG can change what a tag means) it is taken from the whole file composed, and marks are the
+    file's: composing never expands aliases, and find_mark follows one path."""
+    if whole and span[0] in _roots(text):
+        return _roots(text)[span[0]]
     return yaml.compose(" " * column + text[span[0]:span[1]], Loader=SpecLoader)
+
+
+@lru_cache(maxsize=1)
+def _roots(text: str) -> dict[int, yaml.Node]:
+    """The root node of each document of a file, by where it starts (those before a syntax error, if any),
+    composed once for all of them: composing the whole file again for each document was quadratic (77 s for a
+    file with a %YAML directive and 3,000 invalid documents)."""
+    roots = {}
+    try:
+        for node in yaml.compose_all(text, Loader=SpecLoader):
+            if node is not None:
+                roots[node.start_mark.index] = node
+    except (yaml.YAMLError, RecursionError):
+        pass
+    return roots

@@ -5,17 +5,20 @@ safely (netgen.yamlload): files must be UTF-8 and at most MAX_FILE_BYTES.
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from netgen.diagnostics import Location, Reporter
 from netgen.document import Document
 from netgen.parallel import EachBeside, deal, worth_forking
-from netgen.yamlload import load_text, remember_unloaded
+from netgen.yamlload import Budget, load_text, remember_unloaded
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
+MAX_FOLDER_DEPTH = 32  # folders below the spec folder; a folder deeper than that is reported, not entered
 
 Check = Callable[[Document, Reporter], bool]
 
@@ -27,14 +30,34 @@ def _line_col(text: bytes, offset: int) -> tuple[int, int]:
     return line, len(before.decode("utf-8")) + 1
 
 
-def load_file(path: Path, display: str, reporter: Reporter) -> list[Document]:
+def read_spec(path: Path) -> bytes | None:
+    """A regular file's bytes, or None when it holds more than MAX_FILE_BYTES. Its size is looked at before
+    anything is read, and at most MAX_FILE_BYTES + 1 bytes are read whatever it says (a sparse file of gigabytes
+    behind a symlink, a file that grows meanwhile). Raises OSError, also for a folder, a FIFO or a device (opened
+    without blocking, so that a FIFO with no writer cannot hang the run)."""
+    with open(path, "rb", opener=lambda name, flags: os.open(name, flags | getattr(os, "O_NONBLOCK", 0))) as f:
+        mode = os.fstat(f.fileno())
+        if not stat.S_ISREG(mode.st_mode):
+            raise OSError(errno.EISDIR, "Is a directory") if stat.S_ISDIR(mode.st_mode) else \
+                OSError(errno.EINVAL, "not a regular file")
+        if mode.st_size > MAX_FILE_BYTES:
+            return None
+        raw = f.read(MAX_FILE_BYTES + 1)
+    return None if len(raw) > MAX_FILE_BYTES else raw
+
+
+def load_file(path: Path, display: str, reporter: Reporter, budget: Budget | None = None) -> list[Document]:
+    """One file's documents; budget: the run's (see yamlload.Budget), or one of the file's own."""
     try:
-        raw = path.read_bytes()
+        raw = read_spec(path)
     except OSError as exc:
-        reporter.add(Location(display), "NG007", f"cannot read file: {exc.strerror}")
+        reporter.add(Location(display), "NG007", f"cannot read file: {exc.strerror}"
+                     + (f" (a folder more than {MAX_FOLDER_DEPTH} levels below the spec folder is not entered)"
+                        if exc.errno == errno.EISDIR else ""))
         return []
-    if len(raw) > MAX_FILE_BYTES:
-        reporter.add(Location(display, 1, 1), "NG004", f"file is larger than {MAX_FILE_BYTES} bytes")
+    if raw is None:
+        reporter.add(Location(display, 1, 1), "NG004", f"file is larger than {MAX_FILE_BYTES} bytes "
+                     f"({MAX_FILE_BYTES // 2**20} MiB), netgen's limit; it is not read: split it")
         return []
     body = raw.removeprefix(codecs.BOM_UTF8)
     try:
@@ -45,15 +68,16 @@ def load_file(path: Path, display: str, reporter: Reporter) -> list[Document]:
                      f"invalid UTF-8 byte 0x{body[exc.start]:02x}; save the file as UTF-8")
         remember_unloaded(body.decode("utf-8", errors="replace"), reporter)
         return []
-    return load_text(text, display, reporter)
+    return load_text(text, display, reporter, budget)
 
 
 def spec_files(root: Path, skipped: list[Path] | None = None) -> list[Path]:
     """Every *.yaml / *.yml file below root, sorted, so that runs are deterministic. Files that look like specs
     but are not read (see _looks_like_spec) are added to skipped, when given."""
-    # A dangling symlink is kept so that it is reported (NG007) rather than silently skipped.
-    found = []
-    for p in root.rglob("*"):
+    # A dangling symlink is kept so that it is reported (NG007) rather than silently skipped; so is a folder too
+    # deep to enter (see _below).
+    found: list[Path] = []
+    for p in _below(root, found):
         if p.suffix in (".yaml", ".yml"):
             if p.is_file() or (p.is_symlink() and not p.exists()):
                 found.append(p)
@@ -62,6 +86,34 @@ def spec_files(root: Path, skipped: list[Path] | None = None) -> list[Path]:
     if skipped:
         skipped.sort()
     return sorted(found)
+
+
+def _below(root: Path, too_deep: list[Path]) -> Iterator[Path]:
+    """Every path below root, as root.rglob("*") gives them (a symlink to a folder is not entered), walked with
+    a stack rather than recursion, so that no depth of folders overflows Python's. A folder more than
+    MAX_FOLDER_DEPTH levels below root is added to too_deep instead of being entered."""
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = [(entry.name, _is_folder(entry)) for entry in listing]
+        except OSError:
+            continue  # as rglob does: an unreadable folder is left out
+        for name, is_folder in entries:
+            path = folder / name
+            yield path
+            if is_folder and depth == MAX_FOLDER_DEPTH:
+                too_deep.append(path)
+            elif is_folder:
+                stack.append((path, depth + 1))
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _looks_like_spec(name: str) -> bool:
@@ -100,8 +152,6 @@ def stray_specs(root: Path) -> list[tuple[Path, int, int]]:
     return found
 
 
-
-
 # Spec bytes above which the files are read on two cores (1 MB takes ~0.25 s to load; a fork costs milliseconds).
 PARALLEL_LOAD_BYTES = 1024 * 1024
 # What a file the child reads costs, against one read here: the child also pickles its documents (~10% of
@@ -118,11 +168,12 @@ def display(path: Path, root: Path | None) -> str:
     return str(path) if root is None else path.relative_to(root).as_posix()
 
 
-def load_checked(path: Path, check: Check | None, root: Path | None = None) -> tuple[list[Document], Reporter]:
+def load_checked(path: Path, check: Check | None, root: Path | None = None,
+                 budget: Budget | None = None) -> tuple[list[Document], Reporter]:
     """One file's documents, each checked by check (when given), and what was reported about them. Files are
-    named as display(path, root) names them."""
+    named as display(path, root) names them. budget: as in load_file."""
     reporter = Reporter()
-    documents = load_file(path, display(path, root), reporter)
+    documents = load_file(path, display(path, root), reporter, budget)
     if check is not None:
         for doc in documents:
             doc.shape_ok = check(doc, reporter)
@@ -137,6 +188,15 @@ def load_tree(root: Path, reporter: Reporter, check: Check | None = None) -> lis
     return [doc for i in range(len(paths)) for doc in loaded[i]]
 
 
+def _may_hold_aliases(path: Path) -> bool:
+    """Whether a file holds a '*', without which YAML has no alias."""
+    try:
+        raw = read_spec(path)
+    except OSError:
+        return False
+    return raw is not None and b"*" in raw
+
+
 _KIND_VALUE = re.compile(rb"kind[ \t]*:([^\n]*)")  # what follows each `kind:`
 _GRANT_VALUE = re.compile(rb"""[ \t]*(Grant|"Grant"|'Grant')[ \t]*(#.*)?\r?""")
 
@@ -145,9 +205,11 @@ def holds_only_grants(path: Path) -> bool:
     """Whether a file seems to hold grants and nothing else: whatever follows each `kind:` in it reads Grant.
     A guess, for scheduling only (netgen.pipeline checks what each loaded document really is)."""
     try:
-        text = path.read_bytes()
+        text = read_spec(path)
     except OSError:
         return False
+    if text is None:
+        return False  # (load_file reports it)
     grants = text.count(b"\nkind: Grant\n") + text.startswith(b"kind: Grant\n")
     if grants and text.count(b"kind:") == grants:  # the usual way to write them, told at memchr's speed
         return True
@@ -167,16 +229,20 @@ def load_files(paths: list[Path], late: list[bool], reporter: Reporter, check: C
     child, in turn, so that both get their share of each kind of file (hosts cost more per byte than grants);
     the late ones too, but the child takes most of them (LATE_SHARE_HERE), for the caller works on each late
     file as it comes. The child sends each file's documents as soon as they are loaded, and this process takes
-    them in between its own files. root: as in load_checked."""
+    them in between its own files. Files that may hold aliases are all read here, in the order above, so that
+    the run's alias budget runs out at the same file whether the child reads some or not. root: as in
+    load_checked."""
     sizes = [path.stat().st_size if path.is_file() else 0 for path in paths]
     fork = worth_forking(sum(sizes), PARALLEL_LOAD_BYTES)
     early = [i for i in range(len(paths)) if not late[i]]
     lates = [i for i in range(len(paths)) if late[i]]
     mine = set(early)
+    budget = Budget()  # the run's
     if fork:
         mine = {early[k] for k in deal([sizes[i] for i in early], CHILD_LOAD_HANDICAP)[0]}
         there = LATE_SHARE_HERE / (1 - LATE_SHARE_HERE)  # the weight of a byte read there, against one read here
         mine |= {lates[k] for k in deal([sizes[i] for i in lates], there)[0]}
+        mine |= {i for i in range(len(paths)) if _may_hold_aliases(paths[i])}
     theirs = [i for i in early + lates if i not in mine]  # the child's files, its early ones first
 
     def taken(i: int, result: tuple[list[Document], Reporter]) -> tuple[int, list[Document]]:
@@ -186,15 +252,15 @@ def load_files(paths: list[Path], late: list[bool], reporter: Reporter, check: C
         return i, documents
 
     sent: dict[int, tuple[list[Document], Reporter]] = {}  # what the child sent, by file, not handed out yet
-    with EachBeside(lambda i: load_checked(paths[i], check, root), theirs, fork=fork) as child:
+    with EachBeside(lambda i: load_checked(paths[i], check, root, budget), theirs, fork=fork) as child:
         for i in early:
             if i in mine:
-                yield taken(i, load_checked(paths[i], check, root))
+                yield taken(i, load_checked(paths[i], check, root, budget))
                 sent.update((theirs[k], result) for k, result in child.ready())  # (drained between files)
         arriving = child.rest()  # the child's results not taken yet, in its order
         for i in [i for i in early if i not in mine] + lates:
             if i in mine:
-                yield taken(i, load_checked(paths[i], check, root))
+                yield taken(i, load_checked(paths[i], check, root, budget))
                 continue
             while i not in sent:
                 k, result = next(arriving)

@@ -117,9 +117,11 @@ def _leaf_errors(error):
 
 
 def check_document(doc: Document, reporter: Reporter) -> bool:
-    """Report every schema violation of doc; True when it is well-formed."""
+    """Report every schema violation of doc; True when it is well-formed. A value the loader reported (a number
+    YAML 1.1 reads in another base: Document.flagged) is not reported again, and fails the document."""
     data = doc.data
     assert isinstance(data, dict)
+    reporter = _Unless(doc.flagged, reporter) if doc.flagged else reporter
     version = data.get("apiVersion")
     if version != API_VERSION:
         where = doc.at(("apiVersion",)) if "apiVersion" in data else doc.at()
@@ -137,7 +139,7 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
             msg = f"kind is missing; one of: {', '.join(kinds())}"
         reporter.add(where, "NG011", msg)
         return False
-    plain = _plain_values(doc, reporter) if doc.irregular else True
+    plain = (_plain_values(doc, reporter) if doc.irregular else True) and not doc.flagged
     try:
         _fast_check(kind)(data)
         return plain
@@ -165,6 +167,18 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
                 where = doc.at((*leaf_path, leaf.instance), key=True)  # point at the bad key, not its mapping
             reporter.add(where, code, _message(leaf, leaf_path))
     return ok
+
+
+class _Unless:
+    """A reporter that leaves out what is located at given (line, column) positions."""
+
+    def __init__(self, positions: tuple[tuple[int, int], ...], reporter: Reporter):
+        self.positions = set(positions)
+        self.reporter = reporter
+
+    def add(self, location, code: str, message: str) -> None:
+        if (location.line, location.column) not in self.positions:
+            self.reporter.add(location, code, message)
 
 
 def _message(error, path) -> str:

@@ -29,7 +29,7 @@ from netgen.model import (
     Settings,
     Vpc,
 )
-from netgen.schema import check_document
+from netgen.schema import check_document, kinds
 from netgen.validate_common import BROKEN
 from netgen.validate_grants import GrantKinds
 from netgen.validate_kubernetes import KubernetesKinds
@@ -44,6 +44,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         self.as_of = as_of
         self.by_kind: dict[str, list[Document]] = defaultdict(list)
         self.broken: dict[str, set[str]] = defaultdict(set)
+        self.wrong_cidrs: set[str] = set()  # VPCs with a CIDR reported wrong: nothing is judged outside them
         self.admit(docs)
         self.tables: dict[str, dict[str, object]] = defaultdict(dict)
         self.host_docs: dict[str, Document] = {}
@@ -69,7 +70,9 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
                     name = meta["name"]
                     if isinstance(meta.get("namespace"), str):  # Service and Workload: referenced as ns/name
                         name = f"{meta['namespace']}/{name}"
-                    self.broken[str(doc.data.get("kind"))].add(name)
+                    kind = doc.data.get("kind")
+                    for meant in [kind] if kind in kinds() else kinds():  # a misspelled kind: whichever was meant
+                        self.broken[meant].add(name)
         return admitted
 
     # ---- helpers -------------------------------------------------------------------------------------------
@@ -118,7 +121,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         return tuple(n for n in nets if n is not None)
 
     def inside(self, doc: Document, path: tuple, nets, vpc, what: str) -> None:
-        if vpc is BROKEN:
+        if vpc is BROKEN or vpc.name in self.wrong_cidrs:
             return
         for i, net in enumerate(nets):
             if not vpc.contains(net):
@@ -181,6 +184,8 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
                 tables.setdefault(table, doc)
             account = self.ref(doc, ("spec", "account"), "Account", s["account"])
             cidrs = self.cidrs(doc, ("spec", "cidrs"), s["cidrs"])
+            if len(cidrs) < len(s["cidrs"]):
+                self.wrong_cidrs.add(name)
             for i, a in enumerate(cidrs):
                 for b in cidrs[i + 1:]:
                     if a.overlaps(b):

@@ -13,6 +13,9 @@ from netgen.model import Grant, PortRange, ServicePort
 from netgen.validate_common import BROKEN
 
 _PORT = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
+# Entries in a grant's list of host ports: separate ports become separate rules, of which AWS allows at most 1,000
+# per network interface; a hostile list of tens of thousands is refused here, before any rule is planned.
+MAX_PORTS_PER_GRANT = 1_000
 
 
 class GrantKinds:
@@ -36,6 +39,11 @@ class GrantKinds:
 
     def port_ranges(self, doc: Document, path: tuple, items: list) -> tuple[PortRange, ...] | None:
         """The distinct port ranges of items, or None when any item is invalid (reported)."""
+        if len(items) > MAX_PORTS_PER_GRANT:
+            self.r.add(doc.at((*path, MAX_PORTS_PER_GRANT)), "NG108", f"a grant lists at most "
+                       f"{MAX_PORTS_PER_GRANT:,} ports, and this one {len(items):,}: write ranges (\"8000-8999\") "
+                       "or split it")
+            return None
         ranges = []
         valid = True
         for i, item in enumerate(items):

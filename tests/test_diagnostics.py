@@ -17,7 +17,8 @@ import pytest
 from conftest import EXAMPLE_AS_OF, EXAMPLE_SPECS, copy_example_specs, diagnose_specs, edit_spec, run_cli
 
 from netgen.diagnostics import CODES, Severity
-from netgen.loader import MAX_FILE_BYTES
+from netgen.loader import MAX_FILE_BYTES, MAX_FOLDER_DEPTH
+from netgen.validate_grants import MAX_PORTS_PER_GRANT
 
 # NG2xx codes are reported by `netgen build` (quotas, routing), not by the spec/validation layer; their
 # fixtures belong with the build targets' tests.
@@ -112,6 +113,18 @@ CASES: list[Case] = [
     Case("NG006", "NG006", "access/list.yaml", 3, 1, files={"access/list.yaml": "# a list\n---\n- a\n- b\n"}),
     Case("NG007-dangling-symlink", "NG007", "access/gone.yaml", 0, 0,
          symlinks={"access/gone.yaml": "no-such-file.yaml"}),
+    # Hostile and careless input (issue 20): the other limits, at sizes that run in a moment, are in
+    # tests/test_loader_limits.py.
+    Case("NG007-folders-too-deep", "NG007", "/".join(["d"] * (MAX_FOLDER_DEPTH + 1)), 0, 0, base="empty",
+         files={"/".join(["d"] * 40) + "/x.yaml": "a: 1\n"}, message="not entered"),
+    Case("NG002-nul-byte", "NG002", "inventory/settings.yaml", 7, 20, message="#x0000",
+         edits=(("inventory/settings.yaml", "broadestPrefix: 16", "broadestPrefix: 1\x006"),)),
+    Case("NG009-octal-port", "NG009", "inventory/services.yaml", 11, 27, message="it reads as 291, not 443",
+         edits=(("inventory/services.yaml", "payments-api}\n  ports:\n    - {name: https, port: 443,",
+                 "payments-api}\n  ports:\n    - {name: https, port: 0443,"),)),
+    Case("NG009-base-60-port", "NG009", "access/ledger.yaml", 30, 35, message="it reads as 1342",
+         edits=(("access/ledger.yaml", "to: {host: erp-euw1-01, ports: [22]}",
+                 "to: {host: erp-euw1-01, ports: [22:22]}"),)),
     # ---- shape ---------------------------------------------------------------------------------------------
     Case("NG010", "NG010", "inventory/settings.yaml", 2, 13,
          edits=(("inventory/settings.yaml", "apiVersion: netgen.dev/v1alpha1", "apiVersion: netgen.dev/v1"),),
@@ -120,8 +133,11 @@ CASES: list[Case] = [
          files={"access/extra.yaml": "# no apiVersion\nkind: Grant\nmetadata: {name: x}\n"}, message="missing"),
     Case("NG011", "NG011", "inventory/accounts.yaml", 3, 7,
          edits=(("inventory/accounts.yaml", "kind: Account\nmetadata:\n  name: acme-legacy",
-                 "kind: Acount\nmetadata:\n  name: acme-legacy"),), message="did you mean 'Account'",
-         also=frozenset({"NG104"})),  # a document of unknown kind cannot stand in for the Account
+                 "kind: Acount\nmetadata:\n  name: acme-legacy"),), message="did you mean 'Account'"),
+    # One mistake, one error: nothing that names the host is reported unknown (its kind is not known either)
+    Case("NG011-misspelled-kind", "NG011", "inventory/hosts-euw1.yaml", 3, 7, message="did you mean 'LegacyHost'",
+         edits=(("inventory/hosts-euw1.yaml", "kind: LegacyHost\nmetadata:\n  name: db-euw1-01\n",
+                 "kind: Legacyhost\nmetadata:\n  name: db-euw1-01\n"),)),
     Case("NG012-range", "NG012", "inventory/settings.yaml", 7, 19,
          edits=(("inventory/settings.yaml", "broadestPrefix: 16", "broadestPrefix: 40"),)),
     Case("NG012-required", "NG012", "inventory/security-groups.yaml", 7, 3,
@@ -155,6 +171,9 @@ CASES: list[Case] = [
     Case("NG103-host-bits", "NG103", "inventory/clusters.yaml", 8, 14,
          edits=(("inventory/clusters.yaml", "podCidrs: [10.40.64.0/18]", "podCidrs: [10.40.64.1/18]"),),
          message="did you mean '10.40.64.0/18'"),
+    # One mistake, one error: the VPC's hosts are not also reported outside it
+    Case("NG103-vpc-host-bits", "NG103", "inventory/vpcs.yaml", 21, 11, message="did you mean '10.20.0.0/16'",
+         edits=(("inventory/vpcs.yaml", "cidrs: [10.20.0.0/16]", "cidrs: [10.20.0.1/16]"),)),
     Case("NG103-address", "NG103", "inventory/hosts-use1.yaml", 9, 12,
          edits=(("inventory/hosts-use1.yaml", "address: 10.10.10.11", "address: 10.10.10.256"),)),
     Case("NG104", "NG104", "inventory/vpcs.yaml", 18, 12,
@@ -180,6 +199,10 @@ CASES: list[Case] = [
                  "to: {host: erp-euw1-01, ports: [70000]}"),)),
     Case("NG108-missing", "NG108", "access/ledger.yaml", 30, 7,
          edits=(("access/ledger.yaml", "to: {host: erp-euw1-01, ports: [22]}", "to: {host: erp-euw1-01}"),)),
+    Case("NG108-too-many-ports", "NG108", "access/ledger.yaml", 30, 35 + 5 * MAX_PORTS_PER_GRANT,
+         message=f"at most {MAX_PORTS_PER_GRANT:,} ports, and this one {MAX_PORTS_PER_GRANT + 1:,}",
+         edits=(("access/ledger.yaml", "to: {host: erp-euw1-01, ports: [22]}", "to: {host: erp-euw1-01, ports: ["
+                 + ",".join(str(1000 + 2 * i) for i in range(MAX_PORTS_PER_GRANT + 1)) + "]}"),)),
     Case("NG108-syntax", "NG108", "access/search.yaml", 20, 39,
          edits=(("access/search.yaml", '"9000-9003"', '"9000:9003"'),)),
     Case("NG123-trailing-newline", "NG123", "access/ledger.yaml", 30, 35,

@@ -113,9 +113,9 @@ def test_the_late_files_are_dealt_mostly_to_the_child(tmp_path, forks, monkeypat
     read_here: list[int] = []
     real = netgen.loader.load_checked
 
-    def load_file(path, check, root=None):
+    def load_file(path, check, root=None, budget=None):
         read_here.append(paths.index(path))
-        return real(path, check, root)
+        return real(path, check, root, budget)
 
     monkeypatch.setattr(netgen.loader, "load_checked", load_file)
     order = [i for i, _ in netgen.loader.load_files(paths, late, Reporter(), check_document)]
