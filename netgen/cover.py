@@ -85,9 +85,10 @@ class RuleCover:
         return self.rules == self.bound
 
 
-def fewest_rules(entries: list[Entry], budget: int = EXACT_BUDGET) -> RuleCover:
+def fewest_rules(entries: list[Entry], budget: int | None = None) -> RuleCover:
     """The fewest rules allowing exactly the (address, port) pairs of entries, each tagged with the tags of the
-    entries that allow some of its pairs (see the module's docstring for the proof)."""
+    entries that allow some of its pairs (see the module's docstring for the proof); budget: EXACT_BUDGET."""
+    budget = EXACT_BUDGET if budget is None else budget
     segments = interval_segments(entries)
     covers = port_range_covers(segments)
     rules = sum(map(len, covers.values()))
@@ -243,6 +244,22 @@ class _OutOfBudget(Exception):
     pass
 
 
+def _root(group: list[int], i: int) -> int:
+    while group[i] != i:
+        group[i] = group[group[i]]
+        i = group[i]
+    return i
+
+
+def _groups(group: list[int], live: list) -> list[list[int]]:
+    """The options that meet some class of live, grouped by their root in group, in option order."""
+    met = sorted({i for _, _, meeting in live for i in meeting})
+    by_root: dict[int, list[int]] = {}
+    for i in met:
+        by_root.setdefault(_root(group, i), []).append(i)
+    return list(by_root.values())
+
+
 @dataclass
 class _Class:
     forced: tuple[Span, ...]  # options of every address below: always taken
@@ -359,7 +376,12 @@ class _Search:
         self.spend(len(classes) + len(options))
 
     def _best(self, node: _Node, cls: Span, covered: tuple[Span, ...]) -> int:
-        """g(node, covered) in class cls: the fewest rules at node and below, given the pieces covered above."""
+        """g(node, covered) in class cls: the fewest rules at node and below, given the pieces covered above.
+
+        g only falls as more is covered. So a half's class worth as much with every option taken as with none is
+        worth that whatever is taken, and the options split into groups linked by the halves' other classes they
+        meet: each group's best subset is found on its own (an option that meets none of them is never worth a
+        rule here)."""
         if node.segment is not None:
             return 0 if _inside(covered, cls) else 1
         key = (id(node), cls, covered)
@@ -368,34 +390,63 @@ class _Search:
             return known[0]
         held = node.classes[cls]
         free = [c for c in held.free if not _inside(covered, c)]
-        if len(free) > 20:
-            raise _OutOfBudget
-        self.spend((1 << len(free)) * (1 + len(held.inside) + len(covered)))
-        best, best_choice = -1, 0
-        for choice in range((1 << len(free)) - 1, -1, -1):  # all options first: on a tie, the larger prefixes
-            taken = [c for i, c in enumerate(free) if choice >> i & 1]
-            allowed = tuple(_join(merge(covered, held.forced, taken), touching=True))
-            cost = len(held.forced) + len(taken)
-            for half, inner in held.inside:
-                if best >= 0 and cost >= best:
-                    break
-                cost += self._best(half, inner, _clip(allowed, inner))
-            if best < 0 or cost < best:
-                best, best_choice = cost, choice
-        self.memo[key] = (best, best_choice)
-        return best
+        base = tuple(_join(merge(covered, held.forced), touching=True))
+        everything = tuple(_join(merge(base, free), touching=True))
+        self.spend(1 + len(held.inside) + len(free) + len(covered))
+        cost = len(held.forced)
+        group = list(range(len(free)))  # union-find over the options
+        live: list[tuple[_Node, Span, list[int]]] = []  # (half, class, the options meeting it)
+        for half, inner in held.inside:
+            meeting = [i for i, c in enumerate(free) if c[0] <= inner[1] and inner[0] <= c[1]]
+            low = self._best(half, inner, _clip(base, inner))
+            if not meeting or self._best(half, inner, _clip(everything, inner)) == low:
+                cost += low
+                continue
+            live.append((half, inner, meeting))
+            for i in meeting[1:]:
+                group[_root(group, i)] = _root(group, meeting[0])
+        taken: list[Span] = []
+        for members in _groups(group, live):
+            options = [free[i] for i in members]
+            root = _root(group, members[0])
+            inner_classes = [(half, inner) for half, inner, meeting in live if _root(group, meeting[0]) == root]
+            if len(options) > 20:
+                raise _OutOfBudget
+            self.spend((1 << len(options)) * (1 + len(inner_classes)))
+            best, best_taken = -1, []
+            for choice in range((1 << len(options)) - 1, -1, -1):  # all first: on a tie, the larger prefixes
+                these = [c for i, c in enumerate(options) if choice >> i & 1]
+                allowed = tuple(_join(merge(base, these), touching=True))
+                part = len(these)
+                for half, inner in inner_classes:
+                    if best >= 0 and part >= best:
+                        break
+                    part += self._best(half, inner, _clip(allowed, inner))
+                if best < 0 or part < best:
+                    best, best_taken = part, these
+            cost += best
+            taken.extend(best_taken)
+        self.memo[key] = (cost, tuple(sorted(taken)))
+        return cost
 
     def _emit(self, node: _Node, cls: Span, covered: tuple[Span, ...], chosen: list[tuple[_Node, Span]]) -> None:
-        """The rules of the minimum _best found."""
+        """The rules of the minimum _best found: a half's class that is worth the same whatever is taken is
+        emitted as _best priced it, given what was covered before anything was taken (a cover all the same)."""
         if node.segment is not None:
             if not _inside(covered, cls):
                 chosen.append((node, cls))
             return
         held = node.classes[cls]
-        free = [c for c in held.free if not _inside(covered, c)]
-        _, choice = self.memo[(id(node), cls, covered)]
-        taken = [c for i, c in enumerate(free) if choice >> i & 1]
-        self._take(node, held, covered, taken, chosen, self._emit)
+        _, taken = self.memo[(id(node), cls, covered)]
+        chosen.extend((node, c) for c in held.forced)
+        chosen.extend((node, c) for c in taken)
+        base = tuple(_join(merge(covered, held.forced), touching=True))
+        allowed = tuple(_join(merge(base, taken), touching=True))
+        for half, inner in held.inside:
+            given = _clip(allowed, inner)
+            if half.segment is None and (id(half), inner, given) not in self.memo:
+                given = _clip(base, inner)
+            self._emit(half, inner, given, chosen)
 
     def _guess(self, node: _Node, cls: Span, covered: tuple[Span, ...], chosen: list[tuple[_Node, Span]]) -> None:
         """A cover of the class without search: an option is taken when both halves need some of it."""
@@ -405,16 +456,11 @@ class _Search:
             return
         held = node.classes[cls]
         taken = [c for c in held.free if not _inside(covered, c) and all(_meets(h.needed, c) for h in node.halves)]
-        self._take(node, held, covered, taken, chosen, self._guess)
-
-    @staticmethod
-    def _take(node: _Node, held: _Class, covered: tuple[Span, ...], taken: list[Span],
-              chosen: list[tuple[_Node, Span]], then) -> None:
         chosen.extend((node, c) for c in held.forced)
         chosen.extend((node, c) for c in taken)
         allowed = tuple(_join(merge(covered, held.forced, taken), touching=True))
         for half, inner in held.inside:
-            then(half, inner, _clip(allowed, inner), chosen)
+            self._guess(half, inner, _clip(allowed, inner), chosen)
 
     def _tagged(self, chosen: list[tuple[_Node, Span]]) -> Found:
         """The chosen rules with their port ranges and tags: the tags of the entries, over the segments a prefix

@@ -68,6 +68,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG205": (Severity.ERROR, "a stack would exceed CloudFormation's 500 resources"),
     "NG206": (Severity.ERROR, "two stacks would get the same name, or two groups one stack"),
     "NG207": (Severity.ERROR, "an account and region would hold more netgen stacks than its stack quota"),
+    "NG208": (Severity.WARNING, "security-group rules not proven the fewest: the exact search ran out of budget"),
 }
 
 

@@ -118,7 +118,9 @@ def main() -> None:
                      "build_s": build, "build_mb": _median(build_runs, "peak_mb"), "floor_s": floor,
                      "build_over_floor": ratio, "build_runs": [r["total"] for r in build_runs],
                      "floor_runs": [r["total"] for r in floor_runs],
-                     "stages": stages, **stats})
+                     "stages": stages, **stats,
+                     "fewest_s": statistics.median(b["stats"]["fewest_s"] for b in build_runs),
+                     "fast_s": statistics.median(b["stats"]["fast_s"] for b in build_runs)})
         print(json.dumps(rows[-1]), file=sys.stderr)
     print(f"netgen bench: medians of {args.runs} runs, python {sys.version.split()[0]}\n")
     print("| grants | hosts | services | flows | validate s | validate MB | build s | build MB | floor s | "
@@ -128,6 +130,17 @@ def main() -> None:
         print(f"| {r['grants']:,} | {r['hosts']:,} | {r['services']:,} | {r['flows']:,} | {r['validate_s']:.2f} | "
               f"{r['validate_mb']:.0f} | {r['build_s']:.2f} | {r['build_mb']:.0f} | {r['floor_s']:.2f} | "
               f"{r['build_over_floor']:.1f}x | {r['rules']:,} | {r['naive_rules']:,} |")
+    print("\nRules against their lower bound (netgen.cover; equal where every rule set is proven the fewest), and the "
+          "exact step: every rule set planned again, through netgen.cover and through the fast path alone (medians "
+          "of the runs); the exact step is the difference (the check for overlapping ranges, and the search where "
+          "they overlap)\n")
+    print("| grants | rule sets | rules | lower bound | rules/bound | subproblems searched | not proven | "
+          "planning s | fast path s | exact step s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['grants']:,} | {r['rule_sets']:,} | {r['rules_planned']:,} | {r['rules_bound']:,} | "
+              f"{r['rules_planned'] / max(1, r['rules_bound']):.3f} | {r['searched']:,} | {r['unproven']:,} | "
+              f"{r['fewest_s']:.2f} | {r['fast_s']:.2f} | {r['fewest_s'] - r['fast_s']:+.2f} |")
     print("\nbuild/floor: the median of each round's ratio. Every run (s), build / floor:")
     for r in rows:
         print(f"  {r['grants']:>7,}: " + "  ".join(f"{b:.2f}/{f:.2f}" for b, f in zip(r["build_runs"], r["floor_runs"],

@@ -86,21 +86,34 @@ def _rule_weights(ruled: dict[str, list[tuple[str, Flow]]]) -> dict[str, int]:
             for name, of_group in ruled.items()}
 
 
-def group_rules(group: SecurityGroup, ruled: list[tuple[str, Flow]], reporter: Reporter) -> list[Rule]:
-    """Exact rules of one group (ruled: its entry of ruled_flows()), ingress then egress: for each protocol
-    and port range, the fewest prefixes covering the addresses allowed it, placed over the group and its
-    overflow groups. A direction whose rules do not fit is reported (NG201) and left out."""
-    wanted: dict[tuple[str, str], list[Entry]] = defaultdict(list)  # (direction, protocol): entries
+def rule_sets(ruled: list[tuple[str, Flow]]) -> dict[tuple[str, str], list[Entry]]:
+    """{(direction, protocol): entries} of one group (ruled: its entry of ruled_flows()): what each of its rule
+    sets must allow."""
+    wanted: dict[tuple[str, str], list[Entry]] = defaultdict(list)
     for direction, flow in ruled:
         names = tuple([g.name for g in flow.grants])
         protocol, first, last = flow.ports.protocol, flow.ports.first, flow.ports.last
         add = wanted[(direction, protocol)].append
         for a, b in _peer(direction, flow).intervals:
             add((a, b, first, last, names))
+    return wanted
+
+
+def group_rules(group: SecurityGroup, ruled: list[tuple[str, Flow]], reporter: Reporter) -> list[Rule]:
+    """Exact rules of one group (ruled: its entry of ruled_flows()), ingress then egress: per direction and
+    protocol, the fewest rules allowing exactly what the group's flows need (netgen.cover), placed over the group
+    and its overflow groups. A direction whose rules do not fit is reported (NG201) and left out; a rule set whose
+    count the exact search could not prove the fewest within its budget is kept and reported (NG208)."""
     by_direction: dict[str, list[Rule]] = defaultdict(list)
-    for (direction, protocol), entries in sorted(wanted.items()):
+    for (direction, protocol), entries in sorted(rule_sets(ruled).items()):
         of_direction = by_direction[direction]
-        for (first, last), cover in fewest_rules(entries).covers.items():
+        found = fewest_rules(entries)
+        if not found.proven:
+            reporter.add(group.loc, "NG208", f"security group '{group.name}' ({group.group_id}): {found.rules} "
+                                             f"{direction} {protocol} rules, not proven the fewest (at least "
+                                             f"{found.bound}): the search of overlapping port ranges ran out of "
+                                             "its budget")
+        for (first, last), cover in found.covers.items():
             for cidr, tags in cover:
                 grants = tuple(sorted({name for names in tags for name in names}))
                 of_direction.append(Rule(group, direction, protocol, first, last, cidr, grants))
