@@ -60,6 +60,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG121": (Severity.ERROR, "SCTP cannot be limited to ports in a security group; netgen will not open all"),
     "NG122": (Severity.ERROR, "legacy host address inside a cluster's pod, node or load-balancer ranges"),
     "NG123": (Severity.ERROR, "control characters or fractional numbers in a value"),
+    "NG124": (Severity.ERROR, "grant opens legacy hosts' groups to more addresses than maxCollateralAddresses"),
     # build (NG2xx)
     "NG201": (Severity.ERROR, "security group would exceed its rule quota"),
     "NG202": (Severity.ERROR, "route table would exceed its route quota"),
@@ -69,6 +70,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG206": (Severity.ERROR, "two stacks would get the same name, or two groups one stack"),
     "NG207": (Severity.ERROR, "an account and region would hold more netgen stacks than its stack quota"),
     "NG208": (Severity.WARNING, "security-group rules not proven the fewest: the exact search ran out of budget"),
+    "NG210": (Severity.ERROR, "aws-vpc-cni: a CIDR would get more than 24 port/protocol entries for some pods"),
+    "NG211": (Severity.ERROR, "cilium: pods must admit node addresses, which ipBlocks do not select by default"),
+    "NG212": (Severity.ERROR, "cilium: some pods' policy map would exceed its 16,384 entries"),
 }
 
 

@@ -74,36 +74,45 @@ def _relayed(sender: Endpoint, vpc: str, security_group: str | None) -> Endpoint
 
 
 def _service_flows(client: Endpoint, client_vpc: Vpc, service: Service,
-                   port: ServicePort) -> list[tuple[Endpoint, Endpoint, int, NetworkPath, str]]:
-    """(source, destination, port, path, note) hops from legacy hosts to a service's pods."""
+                   port: ServicePort) -> list[tuple[Endpoint, Endpoint, PortRange, NetworkPath, str]]:
+    """(source, destination, ports, path, note) hops from legacy hosts to a service's pods."""
     cluster = service.cluster
     exposure = service.exposure
     pods = _service_pods(service)
     to_cluster = _path(client_vpc, cluster.vpc)
     local = _path(cluster.vpc, cluster.vpc)
+    protocol = port.protocol
     if exposure.type == "pod-ip":
-        return [(client, pods, port.target_port, to_cluster, "pod-ip")]
+        return [(client, pods, _port_range(protocol, port.target_port), to_cluster, "pod-ip")]
     if exposure.type == "load-balancer":
         front = _front(service)
+        to_front = (client, front, _port_range(protocol, port.port), to_cluster, "nlb")
+        # An NLB health-checks over TCP, HTTP or HTTPS, never UDP (ELBv2 CreateTargetGroup: "The GENEVE, TLS,
+        # UDP, and TCP_UDP protocols are not supported for health checks"; an NLB's default is TCP): all of them
+        # TCP, from the NLB's own addresses, to the health-check port (default traffic-port: the target's port;
+        # set apart like the AWS Load Balancer Controller's aws-load-balancer-healthcheck-port annotation).
+        check = (front, pods, _port_range("TCP", exposure.health_check_port or port.target_port), local,
+                 HEALTH_CHECK)
         # UDP target groups of type ip always preserve the client IP (AWS offers no switch for them).
-        if exposure.preserve_client_ip or port.protocol == "UDP":  # the NLB sends this hop, client address kept
+        if exposure.preserve_client_ip or protocol == "UDP":  # the NLB sends this hop, client address kept
             relayed = _relayed(client, cluster.vpc.name, front.security_group)
-            return [(client, front, port.port, to_cluster, "nlb"),
-                    (relayed, pods, port.target_port, local, "nlb target, client IP preserved"),
-                    # health checks still come from the NLB's own addresses, to the target port
-                    (front, pods, port.target_port, local, HEALTH_CHECK)]
-        return [(client, front, port.port, to_cluster, "nlb"),
-                (front, pods, port.target_port, local, "nlb target, source is the nlb")]
+            return [to_front, (relayed, pods, _port_range(protocol, port.target_port), local,
+                               "nlb target, client IP preserved"), check]
+        hops = [to_front, (front, pods, _port_range(protocol, port.target_port), local,
+                           "nlb target, source is the nlb")]
+        if check[2] != hops[1][2]:  # (checks on the traffic port ride the hop above)
+            hops.append(check)
+        return hops
     nodes = _nodes(cluster)
     assert port.node_port is not None  # validation guarantees it
+    to_nodes = (client, nodes, _port_range(protocol, port.node_port), to_cluster, "node-port")
     if exposure.external_traffic_policy == "Local":
         # The node hands the packet, client address kept, to its own pods: no security group on the way.
         relayed = _relayed(client, cluster.vpc.name, None)
-        return [(client, nodes, port.node_port, to_cluster, "node-port"),
-                (relayed, _relayed(pods, pods.vpc, None), port.target_port, local,
-                 "node-port target, externalTrafficPolicy Local: node to its own pods")]
-    return [(client, nodes, port.node_port, to_cluster, "node-port"),
-            (nodes, pods, port.target_port, local, "node-port target, externalTrafficPolicy Cluster")]
+        return [to_nodes, (relayed, _relayed(pods, pods.vpc, None), _port_range(protocol, port.target_port), local,
+                           "node-port target, externalTrafficPolicy Local: node to its own pods")]
+    return [to_nodes, (nodes, pods, _port_range(protocol, port.target_port), local,
+                       "node-port target, externalTrafficPolicy Cluster")]
 
 
 def _host_sides(cluster: Cluster, hosts: Endpoint) -> list[tuple[bool, Endpoint]]:
@@ -144,9 +153,7 @@ def grant_hops(grant: Grant, vpcs: dict[str, Vpc], memo: dict, hop: Callable[[tu
                 key = (grant.service, port.name)  # a Service hashes by identity, a name in C
                 found = known.get(key)
                 if found is None:
-                    found = known[key] = [
-                        hop((src, dst, _port_range(port.protocol, number), path, note))
-                        for src, dst, number, path, note in _service_flows(hosts, vpc, grant.service, port)]
+                    found = known[key] = [hop(step) for step in _service_flows(hosts, vpc, grant.service, port)]
                 yield from found
         else:
             assert grant.workload is not None

@@ -20,6 +20,7 @@ class Settings:
     expiry_warning_days: int = 14
     default_rule_quota: int = 60
     default_route_quota: int = 50
+    max_collateral_addresses: int | None = None  # NG124 (netgen.blast); None: no limit
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +95,16 @@ class NamespaceModes:
     egress: str
 
 
+@dataclass(frozen=True)
+class Enforcer:
+    """What enforces NetworkPolicy in a cluster (Cluster.spec.networkPolicy): netgen checks its policies against
+    that enforcer's limits (netgen.targets.enforcers)."""
+
+    type: str  # aws-vpc-cni (the Amazon VPC CNI's network policy agent) | cilium | calico
+    version: tuple[int, int] | None = None  # (major, minor), when the cluster states it
+    cidr_matches_nodes: bool = False  # cilium: policy-cidr-match-mode includes nodes
+
+
 @dataclass(frozen=True, eq=False)
 class Cluster:
     name: str
@@ -105,6 +116,7 @@ class Cluster:
     snat_excluded: tuple[IPv4Network, ...]
     namespaces: dict[str, NamespaceModes]
     loc: Location
+    enforcer: Enforcer | None = None  # None: not stated, and no enforcer's limits are checked
 
     @cached_property
     def snat_edges(self) -> tuple[tuple[int, int], ...]:
@@ -162,6 +174,7 @@ class Exposure:
     preserve_client_ip: bool = False
     security_group: SecurityGroup | None = None
     external_traffic_policy: str = "Cluster"
+    health_check_port: int | None = None  # the NLB's health checks (TCP) go to this pod port; None: traffic-port
 
 
 @dataclass(frozen=True, eq=False)

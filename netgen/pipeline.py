@@ -150,7 +150,7 @@ def resolve_specs(specs: Path, as_of: date, reporter: Reporter,
         if streamed is not None:
             streamed.close()
     lap("resolve")
-    return Resolved(estate, tuple(flows))
+    return _guarded(Resolved(estate, tuple(flows)), reporter)
 
 
 def report_skipped(specs: Path, skipped: list[Path], reporter: Reporter, root: Path | None) -> None:
@@ -166,6 +166,16 @@ def report_skipped(specs: Path, skipped: list[Path], reporter: Reporter, root: P
                      "read: move it there")
 
 
+def _guarded(resolved: Resolved, reporter: Reporter) -> Resolved:
+    """The flows' own checks, once they are all known: Settings.maxCollateralAddresses (NG124)."""
+    if resolved.estate.settings.max_collateral_addresses is not None:
+        from netgen.blast import check_collateral
+
+        check_collateral(resolved.estate, resolved.flows, reporter)
+        reporter.raise_if_errors()
+    return resolved
+
+
 def _all_at_once(documents: list[Document], as_of: date, reporter: Reporter,
                  lap: Callable[[str], None]) -> Resolved:
     settle()
@@ -177,4 +187,4 @@ def _all_at_once(documents: list[Document], as_of: date, reporter: Reporter,
     flows = resolve(estate, reporter)
     reporter.raise_if_errors()
     lap("resolve")
-    return Resolved(estate, tuple(flows))
+    return _guarded(Resolved(estate, tuple(flows)), reporter)

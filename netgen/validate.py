@@ -157,6 +157,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
             expiry_warning_days=spec.get("expiryWarningDays", base.expiry_warning_days),
             default_rule_quota=spec.get("defaultRuleQuota", base.default_rule_quota),
             default_route_quota=spec.get("defaultRouteQuota", base.default_route_quota),
+            max_collateral_addresses=spec.get("maxCollateralAddresses"),
         )
 
     def accounts(self) -> None:

@@ -8,7 +8,7 @@ from ipaddress import IPv4Network
 
 from netgen.document import Document
 from netgen.hints import undeclared_namespace
-from netgen.model import Cluster, Exposure, NamespaceModes, Service, ServicePort, Workload
+from netgen.model import Cluster, Enforcer, Exposure, NamespaceModes, Service, ServicePort, Workload
 from netgen.validate_common import BROKEN
 
 
@@ -32,7 +32,7 @@ class KubernetesKinds:
                 continue
             namespaces = {ns: NamespaceModes(m["ingress"], m["egress"]) for ns, m in s["namespaces"].items()}
             self.tables["Cluster"][name] = Cluster(name, vpc, pods, nodes, group, snat.get("enabled", True),
-                                                   excluded, namespaces, doc.at())
+                                                   excluded, namespaces, doc.at(), _enforcer(s.get("networkPolicy")))
 
     def _pod_owner(self, doc: Document):
         """Cluster of a Service or Workload, after checking its namespace is declared there."""
@@ -90,7 +90,8 @@ class KubernetesKinds:
                     if cluster is not BROKEN:
                         self.same_vpc(doc, ("spec", "exposure", "securityGroup"), lb_group, cluster.vpc)
                 exposure = Exposure("load-balancer", subnets, exp.get("preserveClientIp", False),
-                                    None if lb_group is BROKEN else lb_group)
+                                    None if lb_group is BROKEN else lb_group,
+                                    health_check_port=exp.get("healthCheckPort"))
             elif exp["type"] == "node-port":
                 exposure = Exposure("node-port", external_traffic_policy=exp.get("externalTrafficPolicy",
                                                                                  "Cluster"))
@@ -131,3 +132,11 @@ class KubernetesKinds:
                     self.r.add(doc.at(("spec", "address")), "NG122",
                                f"host '{name}' address {host.address} lies in the {what} ({net})")
                     break
+
+
+def _enforcer(spec: dict | None) -> Enforcer | None:
+    """Cluster.spec.networkPolicy as the model has it (the schema checked its shape)."""
+    if spec is None:
+        return None
+    version = tuple(map(int, spec["version"].split("."))) if "version" in spec else None
+    return Enforcer(spec["enforcer"], version, "nodes" in spec.get("policyCidrMatchMode", ()))

@@ -117,6 +117,7 @@ def test_example_build_writes_templates_for_every_stack(example, resolved):
         "aws/acme-legacy/eu-west-1/sg-legacy-db-euw1.json",
         "aws/acme-legacy/eu-west-1/sg-legacy-erp-euw1.json",
         "aws/acme-legacy/us-east-1/network.json",
+        "aws/acme-legacy/us-east-1/sg-internal-dns-nlb.json",
         "aws/acme-legacy/us-east-1/sg-legacy-batch-use1.json",
         "aws/acme-legacy/us-east-1/sg-legacy-billing-use1.json",
         "aws/acme-legacy/us-east-1/sg-legacy-db-use1.json",
@@ -356,7 +357,7 @@ def test_deploy_plan_orders_stacks_so_parameters_come_from_earlier_outputs(examp
 
 def test_every_network_policy_passes_kubernetes_validate_strict(example):
     found = policies(example)
-    assert len(found) == 10
+    assert len(found) == 11
     for path, document in found.items():
         assert kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True), path
 
@@ -470,7 +471,7 @@ def test_building_twice_gives_identical_bytes(tmp_path, example):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_documents_split_and_shuffled_across_files_give_the_same_output(tmp_path, example, seed):
     count = scatter_specs(REPO / "specs", tmp_path / "scattered", seed)
-    assert count == len(load_tree(REPO / "specs", Reporter())) == 69
+    assert count == len(load_tree(REPO / "specs", Reporter())) == 72
     assert len(list((tmp_path / "scattered").rglob("*.yaml"))) == count
     build_ok(tmp_path / "out", cwd=tmp_path, specs="scattered")
     ours, theirs = tree(tmp_path / "out"), tree(example)
@@ -703,7 +704,7 @@ def test_unchanged_files_are_not_rewritten(tmp_path):
     out = tmp_path / "out"
     first = build_ok(out)
     assert f"{len(tree(out))} written or deleted" in first.stderr  # every file, .netgen-owned included
-    assert len(tree(out)) == 28
+    assert len(tree(out)) == 30
     before = snapshot(out)
     second = build_ok(out)
     assert "0 written or deleted" in second.stderr

@@ -165,7 +165,7 @@ CASES: list[Case] = [
          also=frozenset({"NG109"})),
     Case("NG102", "NG102", "inventory/settings.yaml", 5, 9,
          edits=(("inventory/settings.yaml", "name: acme", "name: ACME"),)),
-    Case("NG102-namespace-key", "NG102", "inventory/clusters.yaml", 16, 5,
+    Case("NG102-namespace-key", "NG102", "inventory/clusters.yaml", 18, 5,
          edits=(("inventory/clusters.yaml", "    search: {ingress: open, egress: open}",
                  "    Search: {ingress: open, egress: open}"),)),
     Case("NG103-host-bits", "NG103", "inventory/clusters.yaml", 8, 14,
@@ -246,7 +246,7 @@ CASES: list[Case] = [
     Case("NG114-how-to-declare", "NG114", "inventory/more-workloads.yaml", 5, 14,
          files={"inventory/more-workloads.yaml": HEAD + "kind: Workload\nmetadata:\n  name: cron\n"
                 "  namespace: batch\nspec:\n  cluster: prod-use1\n  podSelector: {app: cron}\n"},
-         message="declare it in the cluster's namespaces (" + "{specs}/inventory/clusters.yaml:14:5) with how "
+         message="declare it in the cluster's namespaces (" + "{specs}/inventory/clusters.yaml:16:5) with how "
                  "NetworkPolicy is run there in each direction, e.g. 'batch: {ingress: default-deny, egress: open}'"),
     Case("NG114-what-modes-mean", "NG114", "inventory/more-workloads.yaml", 5, 14,
          files={"inventory/more-workloads.yaml": HEAD + "kind: Workload\nmetadata:\n  name: cron\n"
@@ -289,6 +289,17 @@ CASES: list[Case] = [
     Case("NG123-float", "NG123", "inventory/services.yaml", 11, 44, message="whole numbers",
          edits=(("inventory/services.yaml", "targetPort: 8443}\n  exposure:\n    type: load-balancer    ",
                  "targetPort: 8443.0}\n  exposure:\n    type: load-balancer    "),)),
+    # the pgbouncer grant opens legacy-db-use1 to prod-use1's node subnets (SNAT: 8,192 addresses) and to
+    # db-use1-02, which carries the group too: 8,193 beyond its own
+    Case("NG124-shared-group", "NG124", "access/payments.yaml", 12, 1, also=frozenset({"NG124"}),
+         message="tcp/6432 to db-use1-02 (10.10.10.12) as well, which also carries the group (1 address(es)); "
+                 "narrower: give the grant's hosts a security group of their own",
+         edits=(("inventory/settings.yaml", "  defaultRouteQuota: 50",
+                 "  maxCollateralAddresses: 8192\n  defaultRouteQuota: 50"),)),
+    Case("NG124-snat", "NG124", "access/ledger.yaml", 22, 1, also=frozenset({"NG124"}),
+         message="exclude 10.20.50.51/32 from SNAT on cluster 'prod-use1' (Cluster.spec.sourceNat.excludedCidrs)",
+         edits=(("inventory/settings.yaml", "  defaultRouteQuota: 50",
+                 "  maxCollateralAddresses: 4096\n  defaultRouteQuota: 50"),)),
 ]
 
 
@@ -365,11 +376,11 @@ def test_case_ids_are_unique():
     assert len({c.id for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("quota", [5, 6])
+@pytest.mark.parametrize("quota", [6, 7])
 def test_ng207_stack_quota_fails_the_build_at_the_account(tmp_path: Path, quota: int):
-    """NG207 is a build-stage code (so not among CASES): acme-legacy gets 6 netgen stacks in us-east-1 (network
-    and 5 groups) and 5 in eu-west-1. With stackQuota 5 us-east-1 is over it, located at the Account document,
-    and nothing is written; with 6 every region fits and the build succeeds."""
+    """NG207 is a build-stage code (so not among CASES): acme-legacy gets 7 netgen stacks in us-east-1 (network
+    and 6 groups) and 5 in eu-west-1. With stackQuota 6 us-east-1 is over it, located at the Account document,
+    and nothing is written; with 7 every region fits and the build succeeds."""
     root = copy_example_specs(tmp_path)
     edit_spec(root / "inventory/accounts.yaml", "  profile: acme-legacy\n",
               f"  profile: acme-legacy\n  stackQuota: {quota}\n")
@@ -378,16 +389,16 @@ def test_ng207_stack_quota_fails_the_build_at_the_account(tmp_path: Path, quota:
     args = ("build", "--specs", str(root), "--out", str(out), "--as-of", EXAMPLE_AS_OF.isoformat())
     result = run_cli(*args, "--format", "json")
     assert result.exception is None, result.exception
-    if quota == 6:
+    if quota == 7:
         assert result.exit_code == 0, result.stdout + result.stderr
-        assert len(list((out / "aws/acme-legacy/us-east-1").glob("*.json"))) == 6
+        assert len(list((out / "aws/acme-legacy/us-east-1").glob("*.json"))) == 7
         return
     assert result.exit_code == 1
     reported = json.loads(result.stdout)
     assert [(d["code"], _relative(d["file"], root), d["line"], d["column"], d["severity"]) for d in reported] == [
         ("NG207", "inventory/accounts.yaml", 2, 1, "error")]
     assert reported[0]["message"] == (
-        "account 'acme-legacy' (123456789012) would hold 6 netgen stacks in us-east-1, over its stack quota of 5: "
+        "account 'acme-legacy' (123456789012) would hold 7 netgen stacks in us-east-1, over its stack quota of 6: "
         "raise CloudFormation's stack quota there through Service Quotas (AWS's default: 2000 per account and "
         "region), then set spec.stackQuota on the Account")
     assert not out.exists()

@@ -89,4 +89,4 @@ def test_the_wheel_installed_in_a_fresh_environment_runs_netgen(wheel, tmp_path)
     copy_example_specs(tmp_path)
     validated = run(env / "bin" / "netgen", "validate", cwd=tmp_path)
     assert validated.returncode == 0, validated.stdout + validated.stderr
-    assert "ok: 15 grants" in validated.stdout + validated.stderr
+    assert "ok: 16 grants" in validated.stdout + validated.stderr

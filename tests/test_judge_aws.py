@@ -140,6 +140,7 @@ def test_every_flow_is_reachable_and_nothing_else(example_lab: Lab) -> None:
         "AWS::EC2::VPCPeeringConnection": {"netgen-acme-legacy-eu-west-1-network",
                                            "netgen-acme-legacy-us-east-1-network"},
         "AWS::EC2::SecurityGroupEgress": {"netgen-acme-legacy-eu-west-1-sg-legacy-batch-euw1",
+                                          "netgen-acme-legacy-us-east-1-sg-internal-dns-nlb",
                                           "netgen-acme-legacy-us-east-1-sg-legacy-batch-use1",
                                           "netgen-acme-platform-us-west-2-sg-prod-usw2-nodes"}}
     for stack, ids in lab.deployment.workarounds.items():

@@ -89,10 +89,34 @@ def test_generated_estates_pass_the_judge(nca_bin, spec_files):
     output with one ipBlock widened to a /16 fails."""
     resolved, files = compile_spec_files(spec_files)
     assert nca.judge(resolved.estate, resolved.flows, files, nca_bin) == []
+    assert_rules_have_distinct_peers(files)
     widened = widen_cidr(files, resolved.estate)
     if widened is not None:
         problems = nca.judge(resolved.estate, resolved.flows, widened, nca_bin)
         assert any(p.startswith("unintended") for p in problems), problems
+
+
+def assert_rules_have_distinct_peers(files: dict[str, bytes]) -> None:
+    """One rule per set of ports (a port: a protocol and a number): no two rules of a policy share their peers,
+    as 53/TCP and 53/UDP to the same hosts once did (two rules, identical ipBlocks)."""
+    for name, text in files.items():
+        policy = yaml.safe_load(text)
+        if policy.get("kind") != "NetworkPolicy":
+            continue
+        for direction, peer_key in (("ingress", "from"), ("egress", "to")):
+            peers = [tuple(p["ipBlock"]["cidr"] for p in rule[peer_key]) for rule in policy["spec"].get(direction, [])]
+            assert len(set(peers)) == len(peers), (name, peers)
+
+
+def test_one_rule_per_set_of_ports_across_protocols(example_files):
+    """The example's internal DNS: 53/UDP and 53/TCP (target 5353) to the batch hosts, one rule with both
+    ports; the NLB's health checks (TCP 8080) from its subnet, another."""
+    policy = yaml.safe_load(example_files["kubernetes/prod-use1/platform/netgen-ingress-internal-dns.yaml"])
+    rules = [([p["ipBlock"]["cidr"] for p in rule["from"]], rule["ports"]) for rule in policy["spec"]["ingress"]]
+    assert rules == [(["10.11.30.31/32", "10.11.30.32/32", "10.20.30.31/32", "10.20.30.32/32"],
+                      [{"port": 5353, "protocol": "TCP"}, {"port": 5353, "protocol": "UDP"}]),
+                     (["10.40.35.0/24"], [{"port": 8080, "protocol": "TCP"}])]
+    assert_rules_have_distinct_peers(example_files)
 
 
 @JUDGED

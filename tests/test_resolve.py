@@ -48,19 +48,42 @@ def test_udp_behind_a_load_balancer_always_keeps_the_client_address(tmp_path):
     result = resolved(specs)
     to_pods = [f for f in result.flows if f.destination.name == "prod-use1/ledger/ledger-api"
                and f.destination.kind == "service"]
-    sources = {(f.source.kind, f.note) for f in to_pods}
-    assert ("hostGroup", "nlb target, client IP preserved") in sources
-    assert ("load-balancer", "nlb health check") in sources
-    assert ("load-balancer", "nlb target, source is the nlb") not in sources
+    sources = {(f.source.kind, f.note, f.ports.text) for f in to_pods}
+    assert ("hostGroup", "nlb target, client IP preserved", "udp/8080") in sources
+    # An NLB never health-checks over UDP: TCP, to the traffic port, from its own addresses; and nothing else of
+    # the NLB's own addresses reaches the pods (UDP keeps the client's address).
+    nlb_sourced = {(note, ports) for kind, note, ports in sources if kind == "load-balancer"}
+    assert nlb_sourced == {("nlb health check", "tcp/8080")}
+
+
+def test_the_health_check_port_is_where_the_nlb_checks_its_targets(tmp_path):
+    """healthCheckPort (the AWS Load Balancer Controller's healthcheck-port annotation) moves the checks, TCP
+    whatever the traffic's protocol; without client IP preservation the traffic hop no longer covers them."""
+    specs = copy_example_specs(tmp_path)
+    edit_spec(specs / "inventory/services.yaml", "    preserveClientIp: false       # pods see the NLB's addresses",
+              "    preserveClientIp: false       # pods see the NLB's addresses\n    healthCheckPort: 10254")
+    edit_spec(specs / "inventory/services.yaml", "    preserveClientIp: true\n    securityGroup: payments-api-nlb",
+              "    preserveClientIp: true\n    securityGroup: payments-api-nlb\n    healthCheckPort: 9000")
+    result = resolved(specs)
+    checks = {(f.destination.name, f.ports.text) for f in result.flows if f.note == "nlb health check"}
+    assert checks == {("prod-use1/ledger/ledger-api", "tcp/10254"), ("prod-use1/payments/payments-api", "tcp/9000"),
+                      ("prod-use1/platform/internal-dns", "tcp/8080")}
+    ledger = {(f.source.kind, f.ports.text) for f in result.flows
+              if f.destination.name == "prod-use1/ledger/ledger-api" and f.destination.kind == "service"}
+    assert ledger == {("load-balancer", "tcp/8080"), ("load-balancer", "tcp/10254")}
 
 
 def test_preserved_client_ip_still_admits_the_load_balancer_health_checks():
     result = resolved(copy_example_specs.__globals__["EXAMPLE_SPECS"])
     checks = [f for f in result.flows if f.note == "nlb health check"]
-    assert {f.destination.name for f in checks} == {"prod-use1/payments/payments-api"}
-    (check,) = checks
+    assert {f.destination.name for f in checks} == {"prod-use1/payments/payments-api",
+                                                    "prod-use1/platform/internal-dns"}
+    (check,) = [f for f in checks if f.destination.name == "prod-use1/payments/payments-api"]
     assert check.source.addresses == (IPv4Network("10.40.32.0/24"), IPv4Network("10.40.33.0/24"))
-    assert (check.ports.first, check.ports.last) == (8443, 8443)
+    assert (check.ports.protocol, check.ports.first, check.ports.last) == ("TCP", 8443, 8443)
+    # the example's resolver, UDP and TCP behind its NLB: checked over TCP on its healthCheckPort, nothing else
+    (dns,) = [f for f in checks if f.destination.name == "prod-use1/platform/internal-dns"]
+    assert dns.ports.text == "tcp/8080" and dns.source.addresses == (IPv4Network("10.40.35.0/24"),)
 
 
 def test_vpc_cidr_route_scope_routes_to_every_vpc_block_a_collapsed_prefix_touches(tmp_path):

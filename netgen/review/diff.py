@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
+from netgen.blast import admits_lines, admits_markdown, by_grant
 from netgen.diagnostics import Diagnostic, Reporter, SpecError
 from netgen.pipeline import Resolved
 from netgen.resolve import Flow, GrantRef
@@ -194,6 +195,7 @@ class GrantChange:
     status: str  # new | removed | changed
     added: list[Flow] = field(default_factory=list)
     removed: list[Flow] = field(default_factory=list)
+    admits: list = field(default_factory=list)  # netgen.blast.Admission: who else its added openings admit
 
 
 @dataclass
@@ -271,6 +273,9 @@ def compare(base_side: Side, head_side: Side, base: Base, specs: str, base_missi
     for flow in removed:
         for ref in flow.grants:
             group(ref, "base").removed.append(flow)
+    radius = by_grant(head_side.resolved.estate, added)  # the blast radius of what each grant opens anew
+    for change in groups.values():
+        change.admits = radius.get(change.name, [])
 
     bi, hi = base_side.infra, head_side.infra
     rules = _set_diff((r.key for r in bi.rules), (r.key for r in hi.rules))
@@ -398,6 +403,7 @@ def render_text(report: DiffReport) -> str:
         for change in changes:
             out.append(f"  {_grant_heading(change)}")
             out += [f"    + {flow_text(f)}" for f in change.added]
+            out += [f"    {line}" for line in admits_lines(change.admits)]
             out += [f"    - {flow_text(f)}" for f in change.removed]
     if report.reattributed:
         out += ["", "Same access, other grants:"]
@@ -432,6 +438,7 @@ def render_markdown(report: DiffReport) -> str:
                 out += [f"+ {flow_text(f)}" for f in change.added]
                 out += [f"- {flow_text(f)}" for f in change.removed]
                 out += ["```", ""]
+                out += admits_markdown(change.admits)
     if report.reattributed:
         out += ["#### Same access, other grants", ""]
         for before, after in report.reattributed:
@@ -479,7 +486,8 @@ def render_json(report: DiffReport) -> str:
                                     "after": [list(x) for x in _names(a.grants)]}
                                    for b, a in report.reattributed]},
         "grants": [{"name": c.name, "owner": c.owner, "location": c.location, "status": c.status,
-                    "added": [flow_text(f) for f in c.added], "removed": [flow_text(f) for f in c.removed]}
+                    "added": [flow_text(f) for f in c.added], "removed": [flow_text(f) for f in c.removed],
+                    "admits": [a.as_dict() for a in c.admits]}
                    for c in report.grants],
         "peerings": {"added": [peering(p) for p in report.peerings.added],
                      "removed": [peering(p) for p in report.peerings.removed],

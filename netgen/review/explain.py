@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from ipaddress import AddressValueError, IPv4Address
 
+from netgen.blast import admissions, admits_lines
 from netgen.diagnostics import Location, Reporter, did_you_mean
 from netgen.hints import port_label
 from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Workload
@@ -236,6 +237,7 @@ class Explainer:
             others = [sp for sp, _, _ in results if all(sp is not a for a, _ in allowed)]
             if others:
                 lines.append(f"not granted: {', '.join(self._port_label(sp) for sp in others)}")
+            lines += self._blast_lines([hop for _, hops in allowed for hop in hops])
             return Answer(True, question, lines)
         sp, hops, problems = results[0]
         lines = [f"no: host/{host.name} ({host.address}) cannot reach service/{service.ref} on "
@@ -311,6 +313,7 @@ class Explainer:
                      f"the host sees {seen} ({notes})"]
             for i, hop in enumerate(hops, 1):
                 lines += self._hop_lines(i, 0, hop)
+            lines += self._blast_lines(hops)
             return Answer(True, question, lines)
         lines = [f"no: workload/{workload.ref} cannot reach host/{host.name} ({host.address}){wanted}"]
         lines += [f"a grant for it would be refused: {problem}" for problem in problems]
@@ -382,6 +385,12 @@ class Explainer:
             lines.append(f"    grant: {g.name} (owner {g.owner}) {g.location}")
         lines += self._carrier_lines(flow, found)
         return lines
+
+    def _blast_lines(self, hops: list[Hop]) -> list[str]:
+        """Who else the openings carrying these hops admit (netgen.blast), their grants' own hosts aside."""
+        names = {g.name for hop in hops for g in hop.expected.grants}
+        own = [host for grant in self.estate.grants if grant.name in names for host in grant.hosts]
+        return admits_lines(admissions(self.estate, [hop.expected for hop in hops], own))
 
     def _carrier_lines(self, flow: Flow, found: Carriers) -> list[str]:
         lines = []

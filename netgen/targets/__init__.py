@@ -15,10 +15,12 @@ OTHER_TARGETS_SHARE = 0.65
 def compile_outputs(resolved: Resolved, reporter: Reporter) -> dict[str, bytes]:
     """{relative path: bytes} of everything netgen writes; raises SpecError on any build error."""
     from netgen.targets.aws import compile_aws
+    from netgen.targets.enforcers import check_enforcers
     from netgen.targets.kubernetes import compile_kubernetes
     from netgen.targets.report import flow_report
 
     flows = list(resolved.flows)
+    check_enforcers(resolved.estate, flows, reporter)  # NG210-NG212 (raised with compile_aws's errors)
 
     def kubernetes_and_report() -> dict[str, bytes]:
         files = compile_kubernetes(resolved.estate, flows)

@@ -15,9 +15,10 @@ from functools import lru_cache
 
 import yaml
 
-from netgen.addresses import interval_by_ports
 from netgen.model import Estate
-from netgen.resolve import Flow, Pods
+from netgen.resolve import Flow
+from netgen.targets.enforcers import expands_port_ranges
+from netgen.targets.policies import policy_entries, policy_rules
 
 try:
     from yaml import CSafeDumper as _Dumper
@@ -127,47 +128,17 @@ def _block(value: dict, indent: int, lead: str, lines: list[str], seen: set[int]
         lead = " " * indent
 
 
-def _rules(entries: dict[str, list[tuple[int, int, int, int]]], peer_key: str) -> list[dict]:
-    """Policy rules allowing exactly the entries, {protocol: [(first address, last address, first port, last
-    port)]}: one rule per port set."""
-    rules = []
-    for protocol, items in sorted(entries.items()):
-        for ports, nets in interval_by_ports(items).items():
-            port_list = []
-            for first, last in ports:
-                port = {"protocol": protocol, "port": first}
-                if last != first:
-                    port["endPort"] = last
-                port_list.append(port)
-            rules.append({peer_key: [{"ipBlock": {"cidr": str(n)}} for n in nets], "ports": port_list})
-    return rules
-
-
 def compile_kubernetes(estate: Estate, flows: list[Flow]) -> dict[str, bytes]:
     """{path: bytes}: kubernetes/<cluster>/<namespace>/<policy>.yaml and kubernetes/<cluster>/kustomization.yaml."""
     clusters = {c.name: c for c in estate.clusters}
-    # (pods, direction, owner name) -> {protocol: address and port intervals}, grants
-    wanted: dict[tuple[Pods, str, str], dict[str, list[tuple[int, int, int, int]]]] = {}
-    grants: dict[tuple[Pods, str, str], set[str]] = defaultdict(set)
-    for flow in flows:
-        p = flow.ports
-        for direction, end, peers in (("ingress", flow.destination, flow.source),
-                                      ("egress", flow.source, flow.destination)):
-            if end.pods is None:
-                continue
-            modes = clusters[end.pods.cluster].namespaces[end.pods.namespace]
-            if getattr(modes, direction) != "default-deny":
-                continue
-            key = (end.pods, direction, end.name.rsplit("/", 1)[1])
-            entries = wanted.setdefault(key, {}).setdefault(p.protocol, [])
-            entries.extend((first, last, p.first, p.last) for first, last in peers.intervals)
-            grants[key].update(g.name for g in flow.grants)
+    wanted, grants = policy_entries(estate, flows)
     files: dict[str, bytes] = {}
     resources: dict[str, list[str]] = defaultdict(list)
     for key in sorted(wanted):
         pods, direction, owner = key
         name = dns_label("netgen", direction, owner)
         peer_key = "from" if direction == "ingress" else "to"
+        single_ports = expands_port_ranges(clusters[pods.cluster].enforcer)
         policy = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -180,7 +151,7 @@ def compile_kubernetes(estate: Estate, flows: list[Flow]) -> dict[str, bytes]:
             "spec": {
                 "podSelector": {"matchLabels": dict(pods.selector)},
                 "policyTypes": [direction.capitalize()],
-                direction: _rules(wanted[key], peer_key),
+                direction: policy_rules(wanted[key], peer_key, single_ports),
             },
         }
         relative = f"{pods.namespace}/{name}.yaml"

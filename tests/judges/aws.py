@@ -250,7 +250,8 @@ def build_lab(cloud: MotoCloud, specs: Path, estate: Any, workdir: Path, as_of: 
 
 @dataclass(frozen=True)
 class Probe:
-    kind: str  # flow | other-source | other-destination | other-port | other-service | reverse
+    kind: str  # flow | health-check | other-source | other-destination | other-port | other-service | reverse |
+    # nlb-udp
     about: str  # the flow or grant it was derived from
     src_ip: IPv4Address
     src_vpc: str  # VPC names (inventory)
@@ -365,6 +366,7 @@ def unintended_probes(resolved: Any) -> list[Probe]:
         for p in base:
             probes.append(Probe("reverse", flow.line(), p.dst_ip, flow.destination.vpc, p.src_ip, flow.source.vpc,
                                 p.protocol, p.port, groups_of(flow.destination), groups_of(flow.source)))
+    probes += nlb_udp_probes(estate)
     # Every host to every service front it could dial, on the front's port.
     for host in estate.hosts:
         for service in estate.services:
@@ -382,6 +384,43 @@ def unintended_probes(resolved: Any) -> list[Probe]:
                     probes.append(Probe("other-service", f"host/{host.name} -> {service.ref} {port.name}",
                                         host.address, host.vpc.name, representative(net), cluster.vpc.name,
                                         port.protocol.lower(), number, (host.security_group.name,), groups))
+    return probes
+
+
+def health_check_probes(estate: Any) -> list[Probe]:
+    """What an NLB really sends its targets, taken from the estate, not from the flows: for every port a grant
+    opens on a service behind an NLB, health checks over TCP (never UDP, whatever the port carries) from every
+    NLB subnet to the pods, on the service's healthCheckPort (default: the port's target port)."""
+    probes = []
+    for grant in estate.grants:
+        service = grant.service
+        if service is None or service.exposure.type != "load-balancer":
+            continue
+        exposure, cluster = service.exposure, service.cluster
+        sg = (exposure.security_group.name,) if exposure.security_group else None
+        for port in grant.service_ports:
+            number = exposure.health_check_port or port.target_port
+            probes += [Probe("health-check", f"{service.ref} {port.name} ({grant.name})", representative(net),
+                             cluster.vpc.name, representative(pods), cluster.vpc.name, "tcp", number, sg,
+                             (cluster.security_group.name,))
+                       for net in exposure.subnet_cidrs for pods in cluster.pod_cidrs]
+    return probes
+
+
+def nlb_udp_probes(estate: Any) -> list[Probe]:
+    """UDP from an NLB's own addresses to its targets: never needed (UDP keeps the client's address, and health
+    checks are TCP), so never open unless a flow grants it."""
+    probes = []
+    for service in estate.services:
+        exposure, cluster = service.exposure, service.cluster
+        if exposure.type != "load-balancer":
+            continue
+        sg = (exposure.security_group.name,) if exposure.security_group else None
+        probes += [Probe("nlb-udp", f"{service.ref} {port.name}", representative(net), cluster.vpc.name,
+                         representative(pods), cluster.vpc.name, "udp", port.target_port, sg,
+                         (cluster.security_group.name,))
+                   for port in service.ports if port.protocol == "UDP"
+                   for net in exposure.subnet_cidrs for pods in cluster.pod_cidrs]
     return probes
 
 
@@ -475,6 +514,11 @@ def judge(lab: Lab, resolved: Any) -> Judgement:
             allowed += 1
             if not verdict:
                 failures.append(f"DENIED {probe}: {verdict.reason}")
+    for probe in health_check_probes(resolved.estate):  # (expected from the estate, whatever the flows say)
+        verdict = evaluate(lab, probe)
+        allowed += 1
+        if not verdict:
+            failures.append(f"DENIED {probe}: {verdict.reason}")
     seen: set[Probe] = set()
     for probe in unintended_probes(resolved):
         key = replace(probe, kind="", about="")

@@ -3,7 +3,7 @@
 Bounded on purpose (1-2 clusters, a few namespaces, services, workloads, hosts and grants) so that every example
 is cheap to analyse with nca. Selectors are drawn from a small pool of labels, so selectors of different
 services and workloads often coincide or contain one another; namespace modes, exposures, protocols and port
-ranges are all drawn.
+ranges are all drawn, and so are health-check ports of load balancers (UDP behind an NLB among them).
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ def estates(draw) -> dict[str, str]:
             if exposure_type == "load-balancer":
                 exposure["subnetCidrs"] = [f"10.{second}.{32 + k}.0/24"]
                 exposure["preserveClientIp"] = draw(st.booleans())
+                if draw(st.booleans()):  # the health checks' own port (TCP, whatever the traffic's protocol)
+                    exposure["healthCheckPort"] = draw(st.sampled_from((*SERVICE_PORTS, 10254)))
             elif exposure_type == "node-port":
                 exposure["externalTrafficPolicy"] = draw(st.sampled_from(("Cluster", "Local")))
             docs.append(_doc("Service", name, {"cluster": cluster, "podSelector": _selector(draw), "ports": ports,

@@ -28,7 +28,9 @@ Checks, per cluster (see judge and judge_cluster):
 2. nothing more: any connection nca reports into a default-deny-ingress pod (from an address range or a pod),
    or out of a default-deny-egress pod, must be covered by some flow (address, protocol, port);
 3. directions run 'open' are not cut: such pods reach / are reachable from every address and every pod whose
-   own side is open, on all connections.
+   own side is open, on all connections;
+4. independently of the flows, from the estate: pods behind an NLB admit its health checks (TCP, from the NLB
+   subnets, to the health-check port) where their namespace runs default-deny ingress.
 """
 
 from __future__ import annotations
@@ -595,6 +597,34 @@ def judge_cluster(cluster: Cluster, pods: Sequence[JudgePod], flows: Iterable[Fl
     return problems
 
 
+def health_check_problems(estate: Estate, cluster: Cluster, pods: Sequence[JudgePod], edges: Iterable[Edge]
+                          ) -> list[str]:
+    """What an NLB really sends its targets, taken from the estate, not from the flows: for every port a grant
+    opens on a service behind an NLB whose namespace runs default-deny ingress, its pods must admit TCP (never
+    only UDP, whatever the port carries) from every NLB subnet on the health-check port (default: the target
+    port)."""
+    problems = []
+    by_owner = {pod.owner: pod for pod in pods}
+    observed: dict[PodRef, list[Rect]] = defaultdict(list)
+    for edge in edges:
+        if isinstance(edge.source, IpRange) and isinstance(edge.destination, PodRef):
+            observed[edge.destination].append((edge.source.first, edge.source.last, edge.conns))
+    for grant in estate.grants:
+        service = grant.service
+        if (service is None or service.cluster is not cluster or service.exposure.type != "load-balancer"
+                or cluster.namespaces[service.namespace].ingress != "default-deny"):
+            continue
+        pod = by_owner[f"service/{service.ref}"]
+        for port in grant.service_ports:
+            need = ConnSet.single("TCP", *(2 * (service.exposure.health_check_port or port.target_port,)))
+            for net in service.exposure.subnet_cidrs:
+                for lo, hi, got in partition(*net_span(net), observed[pod.ref]):
+                    if not need.issubset(got):
+                        problems.append(f"missing health checks: {ip_text(lo, hi)} -> {cluster.name}/{pod.ref} "
+                                        f"on {need} ({grant.name}, port {port.name}); nca allows {got}")
+    return problems
+
+
 def policies_for(files: Mapping[str, bytes], cluster: str) -> tuple[dict[str, bytes], list[str]]:
     """The policy files deployed to one cluster: those its kustomization.yaml lists (what `kubectl apply -k`
     applies), relative to kubernetes/<cluster>/; plus problems with the listing."""
@@ -641,6 +671,7 @@ def judge(estate: Estate, flows: Sequence[Flow], files: Mapping[str, bytes], bin
             edges, warnings = run.result()
             problems.extend(f"nca warns about {cluster.name}: {w}" for w in warnings)
             problems.extend(judge_cluster(cluster, pods, flows, edges))
+            problems.extend(health_check_problems(estate, cluster, pods, edges))
     return problems
 
 

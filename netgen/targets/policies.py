@@ -1,0 +1,68 @@
+"""The rules of netgen's NetworkPolicies, before they are written: which policies the flows need (one per pods,
+direction and owning service or workload, in namespaces run default-deny for that direction) and their exact
+rules. netgen.targets.kubernetes writes them; netgen.targets.enforcers checks them against the cluster's
+enforcer."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from netgen.addresses import interval_by_ports
+from netgen.model import Estate
+from netgen.resolve import Flow, Pods
+
+PolicyKey = tuple[Pods, str, str]  # (pods, direction, owner: the service's or workload's name)
+# {protocol: [(first address, last address, first port, last port)]}: what a policy must allow
+Entries = dict[str, list[tuple[int, int, int, int]]]
+
+
+def policy_entries(estate: Estate, flows: list[Flow], only: set[str] | None = None
+                   ) -> tuple[dict[PolicyKey, Entries], dict[PolicyKey, set[str]]]:
+    """({policy: what it must allow}, {policy: its grants' names}), for the clusters named in only (all: None)."""
+    clusters = {c.name: c for c in estate.clusters}
+    wanted: dict[PolicyKey, Entries] = {}
+    grants: dict[PolicyKey, set[str]] = defaultdict(set)
+    for flow in flows:
+        p = flow.ports
+        for direction, end, peers in (("ingress", flow.destination, flow.source),
+                                      ("egress", flow.source, flow.destination)):
+            if end.pods is None or (only is not None and end.pods.cluster not in only):
+                continue
+            modes = clusters[end.pods.cluster].namespaces[end.pods.namespace]
+            if getattr(modes, direction) != "default-deny":
+                continue
+            key = (end.pods, direction, end.name.rsplit("/", 1)[1])
+            entries = wanted.setdefault(key, {}).setdefault(p.protocol, [])
+            entries.extend((first, last, p.first, p.last) for first, last in peers.intervals)
+            grants[key].update(g.name for g in flow.grants)
+    return wanted, grants
+
+
+# Each protocol's ports sit on one axis at its own offset, far enough apart that no range of one touches another's.
+_PROTOCOL_OFFSET = {"TCP": 0, "UDP": 1 << 17, "SCTP": 2 << 17}
+_PROTOCOL_AT = sorted((offset, protocol) for protocol, offset in _PROTOCOL_OFFSET.items())
+
+
+def policy_rules(entries: Entries, peer_key: str, single_ports: bool = False) -> list[dict]:
+    """Policy rules allowing exactly the entries: one rule per set of ports, a port being a protocol and a number
+    (so 53/TCP and 53/UDP granted to the same hosts are one rule), whose peers are the fewest ipBlocks covering
+    exactly the addresses allowed that set. The peers of a policy's rules are disjoint: no two rules have the
+    same peers. single_ports: each port of a range as an entry of its own, for enforcers that ignore endPort
+    (see netgen.targets.enforcers)."""
+    combined = [(a, b, first + offset, last + offset)
+                for protocol, items in entries.items() for offset in (_PROTOCOL_OFFSET[protocol],)
+                for a, b, first, last in items]
+    rules = []
+    for ports, nets in interval_by_ports(combined).items():
+        port_list = []
+        for first, last in ports:
+            offset, protocol = next(pair for pair in reversed(_PROTOCOL_AT) if pair[0] <= first)
+            if single_ports:
+                port_list.extend({"protocol": protocol, "port": number - offset} for number in range(first, last + 1))
+                continue
+            port = {"protocol": protocol, "port": first - offset}
+            if last != first:
+                port["endPort"] = last - offset
+            port_list.append(port)
+        rules.append({peer_key: [{"ipBlock": {"cidr": str(n)}} for n in nets], "ports": port_list})
+    return rules
