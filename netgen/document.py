@@ -88,8 +88,8 @@ class Document:
     # Where metadata.name's value starts, (line, column), recorded as the document loads: the position that
     # diagnostics about a whole object (a duplicate name, a duplicate grant) point at, found without composing.
     name_position: tuple[int, int] | None = None
-    # (line, column) of each value the loader reported as written wrong (NG009): the document is not used, and
-    # no other check words those values again (see schema.check_document).
+    # (line, column) of each value reported as written wrong (NG009, NG123, the first of duplicate keys): the
+    # document is not used, and no other check words those values again (see schema.check_document).
     flagged: tuple[tuple[int, int], ...] = ()
 
     def at(self, path: Path_ = (), *, key: bool = False) -> Location:

@@ -82,7 +82,8 @@ _TEXT_FIELDS = {"reason"}  # free text: line breaks and tabs allowed
 
 def _plain_values(doc: Document, reporter: Reporter) -> bool:
     """No control characters in strings (Python's '$' lets "name\\n" through every schema pattern) and no
-    fractional numbers (jsonschema counts 8080.0 as an integer). True when the document is clean."""
+    fractional numbers (jsonschema counts 8080.0 as an integer). True when the document is clean; the positions
+    reported go to doc.flagged, so that the schema's own checks do not word the same values again."""
     clean = True
     stack: list[tuple[tuple, object]] = [((), doc.data)]
     while stack:
@@ -91,18 +92,22 @@ def _plain_values(doc: Document, reporter: Reporter) -> bool:
             for key, item in value.items():
                 if CONTROL_CHARACTERS.search(key):
                     reporter.add(doc.at((*path, key), key=True), "NG123", f"control character in key {key!r}")
-                    clean = False
+                    clean = False  # (a key: the schema's checks of its value are still worded)
                 stack.append(((*path, key), item))
         elif isinstance(value, list):
             stack.extend(((*path, i), item) for i, item in enumerate(value))
         elif isinstance(value, str):
             text = value.replace("\n", "").replace("\t", "") if path[-1:] and path[-1] in _TEXT_FIELDS else value
             if CONTROL_CHARACTERS.search(text):
-                reporter.add(doc.at(path), "NG123", f"control character in {value!r}; remove it (a trailing "
-                                                    "newline from a block scalar, say)")
+                where = doc.at(path)
+                reporter.add(where, "NG123", f"control character in {value!r}; remove it (a trailing newline from "
+                                             "a block scalar, say)")
+                doc.flagged += ((where.line, where.column),)
                 clean = False
         elif isinstance(value, float):
-            reporter.add(doc.at(path), "NG123", f"{value!r}: netgen takes whole numbers only")
+            where = doc.at(path)
+            reporter.add(where, "NG123", f"{value!r}: netgen takes whole numbers only")
+            doc.flagged += ((where.line, where.column),)
             clean = False
     return clean
 
@@ -121,7 +126,8 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
     YAML 1.1 reads in another base: Document.flagged) is not reported again, and fails the document."""
     data = doc.data
     assert isinstance(data, dict)
-    reporter = _Unless(doc.flagged, reporter) if doc.flagged else reporter
+    if doc.flagged:
+        reporter = _Unless(doc.flagged, reporter)
     version = data.get("apiVersion")
     if version != API_VERSION:
         where = doc.at(("apiVersion",)) if "apiVersion" in data else doc.at()
@@ -140,6 +146,8 @@ def check_document(doc: Document, reporter: Reporter) -> bool:
         reporter.add(where, "NG011", msg)
         return False
     plain = (_plain_values(doc, reporter) if doc.irregular else True) and not doc.flagged
+    if doc.flagged:
+        reporter = _Unless(doc.flagged, reporter)
     try:
         _fast_check(kind)(data)
         return plain

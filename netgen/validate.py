@@ -33,6 +33,13 @@ from netgen.schema import check_document, kinds
 from netgen.validate_common import BROKEN
 from netgen.validate_grants import GrantKinds
 from netgen.validate_kubernetes import KubernetesKinds
+from netgen.yamlload import ANY_NAME
+
+
+def same_name(a: Document, b: Document) -> bool:
+    """Whether two documents have the same name (and namespace): one written twice, which named() reports."""
+    return (a.data["metadata"]["name"], a.data["metadata"].get("namespace")) == \
+        (b.data["metadata"]["name"], b.data["metadata"].get("namespace"))
 
 
 class EstateBuilder(KubernetesKinds, GrantKinds):
@@ -45,6 +52,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         self.by_kind: dict[str, list[Document]] = defaultdict(list)
         self.broken: dict[str, set[str]] = defaultdict(set)
         self.wrong_cidrs: set[str] = set()  # VPCs with a CIDR reported wrong: nothing is judged outside them
+        self.nameless: set[str] = set()  # kinds of documents that failed their checks without a name (see admit)
         self.admit(docs)
         self.tables: dict[str, dict[str, object]] = defaultdict(dict)
         self.host_docs: dict[str, Document] = {}
@@ -73,6 +81,8 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
                     kind = doc.data.get("kind")
                     for meant in [kind] if kind in kinds() else kinds():  # a misspelled kind: whichever was meant
                         self.broken[meant].add(name)
+                else:  # no name to read: an unknown name of its kind may be its, and is not reported
+                    self.nameless.update([doc.data.get("kind")] if doc.data.get("kind") in kinds() else kinds())
         return admitted
 
     # ---- helpers -------------------------------------------------------------------------------------------
@@ -97,7 +107,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         table = self.tables[kind]
         if name in table:
             return table[name]
-        if name not in self.broken[kind] and name not in self.r.unloaded_names:  # (that set only grows)
+        if name not in self.broken[kind] and kind not in self.nameless and name not in self.r.unloaded_names:
             message = (unknown_host_group(name, table, self.tables["LegacyHost"].values()) if kind == "HostGroup"
                        else f"unknown {kind} '{name}'{did_you_mean(name, table)}")
             self.unless_unloaded.append((name, doc.at(path), "NG104", message))
@@ -137,7 +147,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         seen: dict[str, Document] = {}
         for doc in self.by_kind[kind]:
             value = doc.data["spec"][field_name]
-            if value in seen:
+            if value in seen and not same_name(doc, seen[value]):  # (a document written twice is NG101 once)
                 self.r.add(doc.at(("spec", field_name)), "NG101",
                            f"{label} {value} is already used at {seen[value].at(('spec', field_name))}")
             else:
@@ -239,7 +249,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         seen = {doc.data["spec"]["groupId"]: doc for doc in self.by_kind["SecurityGroup"]}
         for doc in self.by_kind["SecurityGroup"]:
             for i, group_id in enumerate(doc.data["spec"].get("overflowGroupIds", [])):
-                if group_id in seen:
+                if group_id in seen and not same_name(doc, seen[group_id]):
                     self.r.add(doc.at(("spec", "overflowGroupIds", i)), "NG101",
                                f"security group id {group_id} is already used at "
                                f"{seen[group_id].at(('metadata', 'name'))}")
@@ -333,7 +343,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         far, explains."""
         unloaded = self.r.unloaded_names
         return [problem for name, *problem in self.unless_unloaded
-                if not (name in unloaded if name is not None else unloaded)]
+                if not (name in unloaded or ANY_NAME in unloaded if name is not None else unloaded)]
 
     def estate(self) -> Estate:
         """The estate of everything validated; reports what no name that failed to load explains."""

@@ -25,10 +25,11 @@ class GrantKinds:
         candidates = self.tables[kind].get(text)
         if candidates is None:
             short = text.split("/", 1)[1] if text.count("/") == 2 else text
-            if (short not in self.broken[kind] and text not in self.broken[kind]
-                    and text.rsplit("/", 1)[-1] not in self.r.unloaded_names):
+            name = text.rsplit("/", 1)[-1]  # (a broken document without its namespace is known by its name)
+            if (short not in self.broken[kind] and text not in self.broken[kind] and name not in self.broken[kind]
+                    and kind not in self.nameless and name not in self.r.unloaded_names):
                 known = [k for k in self.tables[kind]]
-                self.unless_unloaded.append((text.rsplit("/", 1)[-1], doc.at(path), "NG104",
+                self.unless_unloaded.append((name, doc.at(path), "NG104",
                                              f"unknown {kind} '{text}'{did_you_mean(text, known)}"))
             return BROKEN
         if len(candidates) > 1:

@@ -90,8 +90,10 @@ class _Builder:
             if not key.isprintable():
                 self.look_at(key)
             if key in result:
-                line, col = node_mark(first_entry(node, key)[0])
+                first_key, first_value = first_entry(node, key)
+                line, col = node_mark(first_key)
                 self.error(key_node, "NG003", f"duplicate key '{key}' (first defined at line {line}, column {col})")
+                self.flagged.append(node_mark(first_value))  # what the first one holds is not worded as well
                 continue
             if type(value_node) is yaml.ScalarNode and value_node.tag == STR_TAG:  # most values: build(), inlined
                 value = intern(value_node.value)
@@ -170,9 +172,14 @@ def _empty(node: yaml.Node) -> bool:
     return node.tag == _NULL and node.value == "" and node.start_mark.index == node.end_mark.index
 
 
-def remember_unloaded(text: str, reporter: Reporter) -> None:
-    """Names that text which failed to load seems to define: references to them are not worded."""
-    reporter.unloaded_names.update(_NAME_ENTRY.findall(text))
+ANY_NAME = "*"  # in Reporter.unloaded_names: a document whose name cannot be read failed, which any name may be
+
+
+def remember_unloaded(text: str, reporter: Reporter, nameless: bool = False) -> None:
+    """Names that text which failed to load seems to define: references to them are not worded. nameless: the
+    text is one document, which names none it seems to define could be."""
+    names = _NAME_ENTRY.findall(text)
+    reporter.unloaded_names.update(names or ([ANY_NAME] if nameless else []))
 
 
 def load_text(text: str, display: str, reporter: Reporter, budget: Budget | None = None) -> list[Document]:
@@ -231,6 +238,7 @@ def load_text(text: str, display: str, reporter: Reporter, budget: Budget | None
             doc.name_position = mark_of(find_mark(node, NAME_PATH, False))
             if not isinstance(doc.data, dict):
                 reporter.add(doc.at(), "NG006", "a spec document must be a mapping with apiVersion and kind")
+                remember_unloaded(text[mark.index:node.end_mark.index], reporter, nameless=True)
                 continue
             documents.append(doc)
     except yaml.MarkedYAMLError as exc:

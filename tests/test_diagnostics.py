@@ -111,6 +111,15 @@ CASES: list[Case] = [
          edits=(("inventory/settings.yaml", "broadestPrefix: 16", "broadestPrefix: !!int sixteen"),),
          also=frozenset({"NG012"})),
     Case("NG006", "NG006", "access/list.yaml", 3, 1, files={"access/list.yaml": "# a list\n---\n- a\n- b\n"}),
+    # One mistake, one error: what no longer has a name to read (a document that is not a mapping, one without
+    # metadata or without its namespace, a key written twice) is not also reported where it is referred to
+    Case("NG006-nameless", "NG006", "inventory/vpcs.yaml", 13, 1,
+         edits=(("inventory/vpcs.yaml", "apiVersion: netgen.dev/v1alpha1\nkind: Vpc\nmetadata:\n  name: legacy-euw1\n"
+                 "spec:\n  account: acme-legacy\n  region: eu-west-1\n  vpcId: vpc-0b2c3d4e5f6071829\n"
+                 "  cidrs: [10.20.0.0/16]\n  routeTables: [rtb-0b22c33d44e55f661]\n", "- legacy-euw1\n"),)),
+    Case("NG003-block-key-twice", "NG003", "inventory/vpcs.yaml", 7, 1, message="first defined at line 6",
+         edits=(("inventory/vpcs.yaml", "name: legacy-use1\nspec:\n  account: acme-legacy\n  region: us-east-1\n",
+                 "name: legacy-use1\nspec:\nspec:\n  account: acme-legacy\n  region: us-east-1\n"),)),
     Case("NG007-dangling-symlink", "NG007", "access/gone.yaml", 0, 0,
          symlinks={"access/gone.yaml": "no-such-file.yaml"}),
     # Hostile and careless input (issue 20): the other limits, at sizes that run in a moment, are in
@@ -145,6 +154,12 @@ CASES: list[Case] = [
                  "  vpc: legacy-use1\n"),), message="'groupId' is required in spec"),
     Case("NG012-impossible-date", "NG012", "access/payments.yaml", 19, 12,
          edits=(("access/payments.yaml", "expires: 2027-09-30", "expires: 2027-02-30"),), message="not a date"),
+    # (one mistake, one error: see NG006-nameless)
+    Case("NG012-no-metadata", "NG012", "inventory/vpcs.yaml", 13, 1, message="'metadata' is required",
+         edits=(("inventory/vpcs.yaml", "metadata:\n  name: legacy-euw1\n", ""),)),
+    Case("NG012-no-namespace", "NG012", "inventory/workloads.yaml", 5, 3, message="'namespace' is required",
+         edits=(("inventory/workloads.yaml", "  name: settlement-worker\n  namespace: payments\n",
+                 "  name: settlement-worker\n"),)),
     Case("NG013", "NG013", "inventory/accounts.yaml", 9, 3,
          edits=(("inventory/accounts.yaml", "  profile: acme-legacy\n", "  profiles: acme-legacy\n"),),
          message="did you mean 'profile'"),
@@ -158,6 +173,10 @@ CASES: list[Case] = [
                 "  accountId: \"333333333333\"\n"
                 "  peeringAcceptRoleArn: arn:aws:iam::333333333333:role/x\n"},
          message="inventory/accounts.yaml:5:9"),
+    # One mistake, one error: a document written twice is one duplicate name (not also its ids)
+    Case("NG101-document-twice", "NG101", "inventory/zz-again.yaml", 4, 9, message="already defined",
+         files={"inventory/zz-again.yaml": HEAD + "kind: SecurityGroup\nmetadata:\n  name: legacy-db-use1\nspec:\n"
+                "  vpc: legacy-use1\n  groupId: sg-0a1000000000000a1\n"}),
     Case("NG101-address", "NG101", "inventory/hosts-euw1.yaml", 19, 12,
          edits=(("inventory/hosts-euw1.yaml", "address: 10.20.10.12", "address: 10.20.10.11"),)),
     Case("NG101-port-name", "NG101", "inventory/services.yaml", 28, 14,

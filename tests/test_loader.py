@@ -353,7 +353,7 @@ NASTY: list[tuple[str, bytes, int, set[str]]] = [
     ("int-over-python-limit", (HEAD + "kind: Settings\nmetadata: {name: s}\nspec: {broadestPrefix: " + "9" * 5000
                                + "}\n").encode(), 1, {"NG005", "NG012"}),
     ("huge-float", (HEAD + "kind: Settings\nmetadata: {name: s}\nspec: {broadestPrefix: 1.0e+99999}\n").encode(),
-     1, {"NG012", "NG123"}),
+     1, {"NG123"}),  # one error: the schema does not word the value again (a number, but not a whole one)
     ("null-byte", b"a: b\x00c\n", 1, {"NG002"}),
     ("control-char", b"a: \x07\n", 1, {"NG002"}),
     ("lone-surrogate-escape", b'a: "\\ud800"\n', 1, {"NG002"}),

@@ -319,3 +319,39 @@ def test_an_io_error_while_writing_is_a_one_line_error(built, monkeypatch):
     assert_refused(build(built), "flows.txt", os.strerror(errno.ENOSPC))
     with pytest.raises(OutputError, match="cannot write"):
         write_tree(built, {"flows.txt": b"new\n"})
+
+
+# ----- hostile specs (issue 20) -----------------------------------------------------------------------------
+
+def _bombs(specs: Path) -> None:
+    bomb = "a0: &a0 [" + ",".join(["x"] * 16) + "]\n" + "".join(
+        f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 16) + "]\n" for i in range(1, 4))
+    (specs / "access/bombs.yaml").write_text("---\n".join([bomb] * 20))
+
+
+def _sparse(specs: Path) -> None:
+    target = specs.parent / "sparse.bin"
+    with target.open("wb") as f:
+        f.truncate(1 << 30)
+    (specs / "access/huge.yaml").symlink_to(target)
+
+
+HOSTILE = {
+    "alias bombs": _bombs,
+    "a sparse gigabyte behind a symlink": _sparse,
+    "a NUL byte": lambda specs: (specs / "access/nul.yaml").write_bytes(b"apiVersion: netgen.dev/v1\x00alpha1\n"),
+    "port 0443": lambda specs: (specs / "inventory/services.yaml").write_text(
+        (specs / "inventory/services.yaml").read_text().replace("port: 443,", "port: 0443,", 1)),
+    "folders 40 deep": lambda specs: (specs / Path(*["d"] * 40)).mkdir(parents=True),
+}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_hostile_specs_fail_and_leave_the_output_folder_alone(built, tmp_path, hostile):
+    shutil.copytree(Path(__file__).resolve().parent.parent / "specs", tmp_path / "specs")
+    HOSTILE[hostile](tmp_path / "specs")
+    before = snap(built)
+    run = build(built, cwd=tmp_path)
+    assert run.exit_code == 1, run.output
+    assert "Traceback" not in run.output
+    assert snap(built) == before
