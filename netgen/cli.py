@@ -255,6 +255,70 @@ def graph(
     typer.echo(f"wrote {out}", err=True)
 
 
+@app.command()
+def owners(
+    prefix: Annotated[str, typer.Option("--prefix", metavar="TEXT", help="Put before each team to make it a "
+                                                                         "CODEOWNERS owner, e.g. @acme/ for "
+                                                                         "GitHub teams.")] = "@",
+    write: Annotated[Path | None, typer.Option("--write", metavar="FILE", help="Replace netgen's block of lines in "
+                                                                               "this CODEOWNERS file (appended if "
+                                                                               "absent); the rest is kept.")]
+    = None,
+    check: Annotated[Path | None, typer.Option("--check", metavar="FILE", help="Write nothing; exit 1 if FILE's "
+                                                                               "netgen block is stale.")] = None,
+    specs: SpecsOpt = None,
+    as_of: AsOfOpt = None,
+    fmt: Annotated[ResultFormat, typer.Option("--format", help="text: CODEOWNERS lines; json: each spec file's "
+                                                               "teams and why.")] = ResultFormat.text,
+    quiet_all: QuietOpt = False,
+    quiet: QuietCodeOpt = None,
+) -> None:
+    """Which teams must review each spec file: the owners of the services, host groups and hosts it defines or
+    that its grants reach, as CODEOWNERS lines (paths from the repository's top).
+
+    Exit 0 ok, 1 spec errors or (with --check) a stale block, 2 usage errors."""
+    from netgen.review.owners import codeowners, file_owners, repository_top, with_block
+
+    if write is not None and check is not None:
+        raise usage_error("--write and --check: give one")
+    where = locate_specs(specs)
+    printer = Diagnostics.of("text", quiet_all, quiet, embedded=fmt is ResultFormat.json)
+    reporter = Reporter()
+    resolved = resolve(where, as_of, printer, reporter)
+    files = file_owners(resolved.estate)
+    top = repository_top(where.folder)
+
+    def path_of(file: str) -> str:
+        return ((where.root or Path()) / file).resolve().relative_to(top).as_posix()
+
+    if fmt is ResultFormat.json:
+        dump_json({"files": [{"file": path_of(f), "teams": {t: sorted(why) for t, why in teams.items()}}
+                             for f, teams in sorted(files.items(), key=lambda item: path_of(item[0]))],
+                   "diagnostics": printer.data(reporter)})
+        return
+    printer.print(reporter)
+    block = codeowners(files, path_of, prefix)
+    target = write or check
+    if target is None:
+        sys.stdout.write(block)
+        return
+    try:
+        old = target.read_text("utf-8") if target.exists() else ""
+        new = with_block(old, block)
+        if check is not None:
+            if new != old:
+                typer.echo(f"{target} is stale: run 'netgen owners --write {target}' and commit the result", err=True)
+                raise typer.Exit(1)
+            typer.echo(f"{target} is up to date", err=True)
+            return
+        if new != old:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(new, "utf-8")
+    except OSError as exc:
+        raise usage_error(f"{target}: {exc.strerror or exc}") from None
+    typer.echo(f"wrote {target}: {len(block.splitlines()) - 2} line(s) of netgen owners", err=True)
+
+
 # --- talking to AWS (netgen/aws/; boto3 is imported only inside these commands) ------------------------------------
 
 cli_aws.register(app)

@@ -143,6 +143,7 @@ class Host:
     security_group: SecurityGroup
     labels: tuple[tuple[str, str], ...]
     loc: Location
+    owner: str | None = None  # the team that owns it (spec.owner); None: its host groups' owners answer for it
 
     @cached_property
     def network(self) -> IPv4Network:
@@ -154,6 +155,7 @@ class HostGroup:
     name: str
     hosts: tuple[Host, ...]
     loc: Location
+    owner: str | None = None  # the team that owns the group (spec.owner)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ class Service:
     ports: tuple[ServicePort, ...]
     exposure: Exposure
     loc: Location
+    owner: str | None = None  # the team that owns the service (spec.owner)
 
     @property
     def ref(self) -> str:

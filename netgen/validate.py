@@ -288,7 +288,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
                 continue
             labels = tuple(sorted(doc.data["metadata"].get("labels", {}).items()))
             self.host_docs[name] = doc
-            self.tables["LegacyHost"][name] = Host(name, vpc, address, group, labels, doc.at())
+            self.tables["LegacyHost"][name] = Host(name, vpc, address, group, labels, doc.at(), s.get("owner"))
 
     def host_groups(self) -> None:
         by_label: dict[tuple[str, str], set[str]] = defaultdict(set)  # selectors are intersections of these
@@ -322,7 +322,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
                 self.broken["HostGroup"].add(name)
                 continue
             hosts = tuple(members[n] for n in sorted(members))
-            self.tables["HostGroup"][name] = HostGroup(name, hosts, doc.at())
+            self.tables["HostGroup"][name] = HostGroup(name, hosts, doc.at(), s.get("owner"))
 
     def inventory(self) -> None:
         """Every kind but grants, in reference order."""

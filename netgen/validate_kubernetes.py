@@ -100,7 +100,7 @@ class KubernetesKinds:
                 continue
             selector = tuple(sorted(s["podSelector"].items()))
             self._register_namespaced("Service", Service(name, doc.data["metadata"]["namespace"], cluster,
-                                                         selector, tuple(ports), exposure, doc.at()))
+                                                         selector, tuple(ports), exposure, doc.at(), s.get("owner")))
 
     def workloads(self) -> None:
         for doc, name in self.named("Workload"):

@@ -121,7 +121,7 @@ def test_service_port_numbers_and_node_ports_must_not_repeat(tmp_path):
     specs = copy_example_specs(tmp_path)
     edit_spec(specs / "inventory/services.yaml", "    - {name: metrics, port: 9102}",
               "    - {name: metrics, port: 9102}\n    - {name: metrics2, port: 9102}")
-    assert ("NG101", "inventory/services.yaml", 29) in codes(specs)
+    assert ("NG101", "inventory/services.yaml", 30) in codes(specs)
 
 
 def test_resolving_keeps_no_estate_alive():

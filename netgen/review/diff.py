@@ -23,6 +23,7 @@ from netgen.diagnostics import Diagnostic, Reporter, SpecError
 from netgen.pipeline import Resolved
 from netgen.resolve import Flow, GrantRef
 from netgen.review import UsageError
+from netgen.review.owners import Approval, approval_json, approval_markdown, approval_text, approvals
 from netgen.review.provenance import (
     Infrastructure,
     PeeringFact,
@@ -223,6 +224,7 @@ class DiffReport:
     policies: Changes
     peering_grants: dict[PeeringFact, set[str]]
     route_grants: dict[RouteFact, set[str]]
+    approvals: list[Approval] = field(default_factory=list)  # whose services and hosts gain or lose callers
 
     @property
     def access_changed(self) -> bool:
@@ -298,7 +300,8 @@ def compare(base_side: Side, head_side: Side, base: Base, specs: str, base_missi
     return DiffReport(base, specs, base_missing, added, removed, reattributed,
                       sorted(groups.values(), key=lambda g: (g.owner, g.name)),
                       _peering_changes(bi.peerings, hi.peerings), _set_diff(bi.routes, hi.routes), rules, policies,
-                      peering_grants, route_grants)
+                      peering_grants, route_grants,
+                      approvals(added, removed, base_side.resolved.estate, head_side.resolved.estate))
 
 
 def _peering_changes(base: tuple[PeeringFact, ...], head: tuple[PeeringFact, ...]) -> Changes:
@@ -405,6 +408,7 @@ def render_text(report: DiffReport) -> str:
             out += [f"    + {flow_text(f)}" for f in change.added]
             out += [f"    {line}" for line in admits_lines(change.admits)]
             out += [f"    - {flow_text(f)}" for f in change.removed]
+    out += approval_text(report.approvals)  # after the access, by the grants' owners
     if report.reattributed:
         out += ["", "Same access, other grants:"]
         for before, after in report.reattributed:
@@ -429,6 +433,7 @@ def render_markdown(report: DiffReport) -> str:
     if report.base_missing:
         out += [f"`{report.specs}` did not exist at the base revision: every flow is new.", ""]
     out += [f"**{_summary(report)}**", ""]
+    out += approval_markdown(report.approvals)
     if report.grants:
         out += ["#### Access", ""]
         for owner, changes in group_by_owner(report).items():
@@ -480,6 +485,7 @@ def render_json(report: DiffReport) -> str:
         "specs": report.specs,
         "accessChanged": report.access_changed,
         "infrastructureChanged": report.infrastructure_changed,
+        "approvals": approval_json(report.approvals),
         "flows": {"added": [_flow_json(f) for f in report.added],
                   "removed": [_flow_json(f) for f in report.removed],
                   "reattributed": [{"flow": flow_text(a), "before": [list(x) for x in _names(b.grants)],
