@@ -74,7 +74,7 @@ class DeployCli:
         concurrency = "--concurrency" in text
         default = None
         if concurrency:
-            found = re.search(r"--concurrency.{0,600}?\[default: (\d+)\]", text, re.S)
+            found = re.search(r"--concurrency.{0,600}?\[default: (\d+)", text, re.S)
             default = int(found.group(1)) if found else None
         return cls(concurrency, default, "--format" in text)
 

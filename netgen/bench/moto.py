@@ -107,6 +107,8 @@ def _serve(rule_quota: int) -> None:
     """The child of moto_process: what moto's ThreadedMotoServer runs, in this process's main thread, on a free
     port that it prints (its URL) once it listens; with `rule_quota` rules per group and direction."""
     import logging
+    import threading
+    import time
 
     from moto.ec2.exceptions import RulesPerSecurityGroupLimitExceededError
     from moto.ec2.models.security_groups import SecurityGroupBackend
@@ -124,6 +126,14 @@ def _serve(rule_quota: int) -> None:
         if quota["QuotaCode"] == RULES_QUOTA_CODE:
             quota["Value"] = float(rule_quota)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    parent = os.getppid()
+
+    def orphaned() -> None:  # the bench was killed without stopping its server: stop too
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, daemon=True).start()
     server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True,
                          request_handler=MotoRequestHandler)
     print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
