@@ -52,15 +52,16 @@ class _Builder:
     and values repeat across documents ("apiVersion", a team's name), so interned they take a third less memory
     and pickle once per file when the second core loads it (specs to flows: 0.92x the CPU at 100k grants)."""
 
-    def __init__(self, display: str, reporter: Reporter, aliases: int | None):
-        """aliases: the nodes this document may build again through aliases, or None when its text holds none
-        (then nothing is counted: the nodes built are those written out)."""
+    def __init__(self, display: str, reporter: Reporter):
         self.display = display
         self.reporter = reporter
-        self.aliases = aliases or 0
-        self.seen: set[int] | None = None if aliases is None else set()  # ids of this document's collections
         self.irregular = False  # see Document.irregular
-        self.flagged: list[tuple[int, int]] = []  # see Document.flagged
+        self.flagged: tuple[tuple[int, int], ...] = ()  # see Document.flagged
+
+    def start(self, aliases: int = 0) -> None:
+        """Called before each document (one builder serves a file: it costs a little for each document)."""
+        self.irregular = False
+        self.flagged = ()
 
     def error(self, node: yaml.Node, code: str, message: str) -> None:
         self.reporter.add(Location(self.display, *node_mark(node)), code, message)
@@ -74,8 +75,6 @@ class _Builder:
         if node.tag != _COLLECTION_TAGS[kind]:
             self.error(node, "NG005", f"explicit tag '{node.tag}' is not allowed")
             return None
-        if self.seen is not None:
-            self.count(node)
         if kind is yaml.SequenceNode:
             return [self.build(item) for item in node.value]
         result: dict[str, object] = {}
@@ -93,7 +92,7 @@ class _Builder:
                 first_key, first_value = first_entry(node, key)
                 line, col = node_mark(first_key)
                 self.error(key_node, "NG003", f"duplicate key '{key}' (first defined at line {line}, column {col})")
-                self.flagged.append(node_mark(first_value))  # what the first one holds is not worded as well
+                self.flagged += (node_mark(first_value),)  # what the first one holds is not worded as well
                 continue
             if type(value_node) is yaml.ScalarNode and value_node.tag == STR_TAG:  # most values: build(), inlined
                 value = intern(value_node.value)
@@ -103,15 +102,6 @@ class _Builder:
             else:
                 result[key] = self.build(value_node)
         return result
-
-    def count(self, node: yaml.Node) -> None:
-        """A collection built before in this document is built again, through an alias: its items count."""
-        if id(node) in self.seen:
-            self.aliases -= len(node.value) * (2 if type(node) is yaml.MappingNode else 1)
-            if self.aliases < 0:
-                raise _TooLarge
-        else:
-            self.seen.add(id(node))
 
     def look_at(self, text: str) -> None:
         """Called for text that is not all printable: is there a control character in it?"""
@@ -134,8 +124,29 @@ class _Builder:
             return None
         if name == "int" and not (node.value.isdigit() and node.value[0] != "0" or _DECIMAL.fullmatch(node.value)):
             self.error(node, "NG009", _misread(node.value, value))
-            self.flagged.append(node_mark(node))
+            self.flagged += (node_mark(node),)
         return value
+
+
+class _AliasBuilder(_Builder):
+    """A builder for text that may hold aliases: it counts the nodes built again through them. A collection built
+    before in the document is built again, through an alias, and its items count against what start() allows
+    (past it, _TooLarge). Only such text pays for the counting."""
+
+    def start(self, aliases: int = 0) -> None:
+        super().start()
+        self.aliases = aliases
+        self.seen: set[int] = set()  # ids of this document's collections built so far
+
+    def build(self, node: yaml.Node) -> object:
+        if type(node) is not yaml.ScalarNode:
+            if id(node) in self.seen:
+                self.aliases -= len(node.value) * (2 if type(node) is yaml.MappingNode else 1)
+                if self.aliases < 0:
+                    raise _TooLarge
+            else:
+                self.seen.add(id(node))
+        return super().build(node)
 
 
 _DECIMAL = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")  # how a whole number is written, in YAML 1.1 and 1.2 alike
@@ -194,6 +205,7 @@ def load_text(text: str, display: str, reporter: Reporter, budget: Budget | None
     documents: list[Document] = []
     directives = text.startswith("%") or "\n%" in text
     aliased = "*" in text  # no alias without one: then nothing is counted
+    builder = (_AliasBuilder if aliased else _Builder)(display, reporter)
     aliases = ALIAS_NODES_PER_FILE  # what this file may still build through aliases
     file_ran_out = False  # and it was reported (once for the file)
     loaded = 0  # where the text not composed yet starts
@@ -210,8 +222,8 @@ def load_text(text: str, display: str, reporter: Reporter, budget: Budget | None
             mark = node.start_mark
             doc = Document(display, mark.line + 1, mark.column + 1, None, text, (mark.index, node.end_mark.index),
                            directives)
-            allowed = min(aliases, budget.alias_nodes) if aliased else None
-            builder = _Builder(display, reporter, allowed)
+            allowed = min(aliases, budget.alias_nodes) if aliased else 0
+            builder.start(allowed)
             try:
                 doc.data = builder.build(node)
             except (_TooLarge, RecursionError) as exc:
@@ -230,11 +242,11 @@ def load_text(text: str, display: str, reporter: Reporter, budget: Budget | None
                 remember_unloaded(text[mark.index:node.end_mark.index], reporter)
                 continue
             finally:
-                if allowed is not None:
+                if aliased:
                     spent = allowed - max(builder.aliases, 0)
                     aliases, budget.alias_nodes = aliases - spent, budget.alias_nodes - spent
             doc.irregular = builder.irregular
-            doc.flagged = tuple(builder.flagged)
+            doc.flagged = builder.flagged
             doc.name_position = mark_of(find_mark(node, NAME_PATH, False))
             if not isinstance(doc.data, dict):
                 reporter.add(doc.at(), "NG006", "a spec document must be a mapping with apiVersion and kind")
