@@ -164,8 +164,9 @@ def test_json_format_is_one_event_per_line(cloud: MotoCloud, example_build) -> N
     events = [json.loads(line) for line in output.splitlines()]
     assert {e["event"] for e in events} >= {"log", "stack", "summary"}
     outcomes = {e["stack"]: e["outcome"] for e in events if e["event"] == "stack"}
-    assert set(outcomes.values()) == {"created"} and len(outcomes) == 5
-    assert events[-1] == {"event": "summary", "dryRun": False, "counts": {"created": 5}, "adopted": 0,
+    here = sum(s["region"] == "eu-west-1" for s in json.loads((out / "aws/deploy-plan.json").read_text())["stacks"])
+    assert set(outcomes.values()) == {"created"} and len(outcomes) == here
+    assert events[-1] == {"event": "summary", "dryRun": False, "counts": {"created": here}, "adopted": 0,
                           "repairs": events[-1]["repairs"], "failures": {}}
 
 
@@ -248,4 +249,5 @@ def test_a_stack_whose_settle_failed_is_deployed_again(cloud: MotoCloud, example
     code, output = deploy(cloud, specs, out, "--region", "eu-west-1")
     assert code == 0, output
     assert f"[{name}] no changes" in output  # not skipped: its change set is made, found empty, and it is settled
-    assert output.splitlines()[-1] == "deploy: 4 unchanged, 1 no changes", output
+    here = sum(s["region"] == "eu-west-1" for s in json.loads((out / "aws/deploy-plan.json").read_text())["stacks"])
+    assert output.splitlines()[-1] == f"deploy: {here - 1} unchanged, 1 no changes", output

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from netgen.aws.deploy.context import Context, botocore_errors
-from netgen.aws.deploy.lifecycle import deployed_template, describe_stack
+from netgen.aws.deploy.lifecycle import deployed_template
 from netgen.aws.generated import StackPlan, peerings_of
 
 LIVE_PEERING = {"initiating-request", "pending-acceptance", "provisioning", "active"}
@@ -69,9 +69,7 @@ def find_peering(ec2: Any, vpc_id: str, peer_vpc_id: str) -> dict | None:
 def output_from_template(ctx: Context, stack: StackPlan, output: str) -> str | None:
     """An output that DescribeStacks does not report, read from the deployed template and the stack's resources.
     On AWS DescribeStacks has them and this is not reached."""
-    cfn = ctx.clients.cloudformation(stack.account, stack.region)
-    if describe_stack(cfn, stack.name) is None:
-        return None
+    cfn = ctx.clients.cloudformation(stack.account, stack.region)  # (the caller knows the stack exists)
     value = ((deployed_template(cfn, stack.name) or {}).get("Outputs", {}).get(output) or {}).get("Value")
     if isinstance(value, dict) and set(value) == {"Ref"}:
         try:
