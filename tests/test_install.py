@@ -9,6 +9,7 @@ proves the wheel's declared dependencies are met. The netgen that runs is the wh
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -89,4 +90,4 @@ def test_the_wheel_installed_in_a_fresh_environment_runs_netgen(wheel, tmp_path)
     copy_example_specs(tmp_path)
     validated = run(env / "bin" / "netgen", "validate", cwd=tmp_path)
     assert validated.returncode == 0, validated.stdout + validated.stderr
-    assert "ok: 16 grants" in validated.stdout + validated.stderr
+    assert re.search(r"^ok: \d+ grants", validated.stdout + validated.stderr, re.MULTILINE), validated.stdout
