@@ -22,10 +22,12 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -82,8 +84,8 @@ def moto_process(recording: Path | None = None, log: Path | None = None,
     if recording is not None:
         env["MOTO_RECORDER_FILEPATH"] = str(recording)
     sink = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115  (closed below)
-    proc = subprocess.Popen([sys.executable, "-m", "netgen.bench.moto", str(rule_quota)], env=env,
-                            stdout=subprocess.PIPE, stderr=sink, text=True)
+    command = [sys.executable, "-m", "netgen.bench.moto", "serve", "--rule-quota", str(rule_quota)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=sink, text=True)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         if not line.startswith("http://"):
@@ -103,7 +105,7 @@ def moto_process(recording: Path | None = None, log: Path | None = None,
             sink.close()  # type: ignore[union-attr]
 
 
-def _serve(rule_quota: int) -> None:
+def _serve(rule_quota: int, port: int = 0) -> None:
     """The child of moto_process: what moto's ThreadedMotoServer runs, in this process's main thread, on a free
     port that it prints (its URL) once it listens; with `rule_quota` rules per group and direction."""
     import logging
@@ -134,7 +136,7 @@ def _serve(rule_quota: int) -> None:
         os._exit(0)
 
     threading.Thread(target=orphaned, daemon=True).start()
-    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True,
+    server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), threaded=True,
                          request_handler=MotoRequestHandler)
     print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
     try:
@@ -353,5 +355,58 @@ def rewrite_spec_ids(source: Path, target: Path, substitutions: Mapping[str, str
     return target
 
 
+def seed_specs(endpoint_url: str, specs: Path, out: Path, as_of: date, aws_config: Path | None) -> Seeded:
+    """`seed`: the inventory of a spec folder created in the moto server at endpoint_url, and a copy of the specs
+    with moto's ids written to out; with aws_config, an AWS config file with a profile (dummy keys) for every
+    profile the inventory's accounts name, so that netgen's per-account clients find them."""
+    from netgen.diagnostics import Reporter, SpecError
+    from netgen.pipeline import resolve_specs
+
+    for _ in range(50):  # a server started just before (`serve ... &`) may not listen yet
+        try:
+            urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    reporter = Reporter()
+    try:
+        resolved = resolve_specs(specs, as_of, reporter)
+    except SpecError:
+        raise SystemExit("\n".join(str(d) for d in reporter.sorted())) from None
+    seeded = seed_estate(MotoCloud(endpoint_url), resolved.estate, hosts=True)
+    rewrite_spec_ids(specs, out, seeded.substitutions)
+    if aws_config is not None:
+        profiles = sorted({a.profile for a in resolved.estate.accounts if a.profile})
+        aws_config.write_text("".join(f"[profile {name}]\naws_access_key_id = testing\n"
+                                      "aws_secret_access_key = testing\nregion = us-east-1\n\n" for name in profiles))
+    return seeded
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m netgen.bench.moto",
+                                     description="moto as a local stand-in for AWS (see docs/deploy.md)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a moto server on 127.0.0.1 (a free port, its URL printed)")
+    serve.add_argument("--rule-quota", type=int, default=RAISED_RULE_QUOTA,
+                       help="rules per security group and direction, in EC2 and in Service Quotas")
+    serve.add_argument("--port", type=int, default=0, help="default: a free port")
+    seed = commands.add_parser("seed", help="create a spec folder's inventory in moto; write the specs with "
+                                            "moto's ids")
+    seed.add_argument("--endpoint-url", required=True)
+    seed.add_argument("--specs", type=Path, default=Path("specs"))
+    seed.add_argument("--out", type=Path, required=True, help="folder for the copy of the specs (must not exist)")
+    seed.add_argument("--as-of", type=date.fromisoformat, default=date.today())
+    seed.add_argument("--aws-config", type=Path, help="write an AWS config file with the inventory's profiles")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        _serve(args.rule_quota, args.port)
+        return
+    seeded = seed_specs(args.endpoint_url, args.specs, args.out, args.as_of, args.aws_config)
+    print(f"seeded {len(seeded.vpcs)} VPCs, {len(seeded.groups)} security groups and {len(seeded.hosts)} hosts; "
+          f"specs with moto's ids in {args.out}")
+
+
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]) if len(sys.argv) > 1 else RAISED_RULE_QUOTA)
+    main()
