@@ -30,14 +30,17 @@ tags are those of the entries that allow some of its pairs. Why the answer is th
    v lies in one *class* of v: a component of the union of the options and needed components at or below v,
    components that merely touch kept apart (no rule can hold pieces of both). So g(v, X) is the sum over v's
    classes of g restricted to the class, and the search runs per (prefix, class, X within the class), memoised.
-   Each step is a minimum over every choice the lemmas leave: the result is the minimum.
+   Within a class, g only falls as X grows (more covered never needs more rules), so a half's class worth as
+   much with every option taken as with none is worth that whatever is taken; the options then split into groups
+   linked by the halves' other classes they meet, and each group's best subset is found on its own. Each step is
+   a minimum over every choice the lemmas leave: the result is the minimum.
 
 Each class of a run's largest prefixes is searched within a share of the rule set's budget (work units: states and
 subsets tried, and the sizes of what is built: deterministic, so the output never depends on the machine). A class
 past its share gets a heuristic cover instead (an option is taken when both halves need some of it) and counts 1
-in the lower bound when it holds a needed component (a rule of its own), else 0; forced options of uniform prefixes
-count 1 each, and a proven class its minimum. The subproblem keeps the fast path's rules unless the cover found is
-smaller, and its lower bound, which equals its rules when every class was proven, is reported with it.
+in the lower bound (it holds an option or a needed component, and only a rule of the class can cover that);
+forced options of uniform prefixes count 1 each, and a proven class its minimum. The subproblem keeps the fast
+path's rules unless the cover found is smaller, and reports its lower bound, equal to its rules when proven.
 """
 
 from __future__ import annotations
@@ -265,7 +268,6 @@ class _Class:
     forced: tuple[Span, ...]  # options of every address below: always taken
     free: tuple[Span, ...]  # the other options
     inside: list[tuple[_Node, Span]]  # the halves' classes inside this one
-    demand: bool  # holds a needed component of a uniform prefix: takes a rule of its own
 
 
 class _Node:
@@ -295,7 +297,7 @@ class _Search:
         self.firsts = [segment.first for segment, _ in problem.segments]
         self.spans = [sorted((index[first], index[last + 1] - 1) for first, last in held)
                       for _, held in problem.segments]
-        self.memo: dict[tuple[int, Span, tuple[Span, ...]], tuple[int, int]] = {}
+        self.memo: dict[tuple[int, Span, tuple[Span, ...]], tuple[int, tuple[Span, ...]]] = {}
         self.forced = 0  # forced options of uniform prefixes: each takes a rule of its own
 
     def spend(self, units: int) -> None:
@@ -316,13 +318,13 @@ class _Search:
         bound = self.forced
         left = sum(len(node.classes) for node in nodes)
         for node in nodes:
-            for cls, held in node.classes.items():
+            for cls in node.classes:
                 self.limit = self.work + (self.budget - self.work) // min(4, left)  # a share of what is left
                 left -= 1
                 try:
                     best = self._best(node, cls, ())
                 except _OutOfBudget:
-                    bound += held.demand
+                    bound += 1  # it holds an option or a needed component: some rule of the class covers it
                     self._guess(node, cls, (), chosen)
                     continue
                 bound += best
@@ -354,7 +356,7 @@ class _Search:
             self.forced += len(options)
             chosen.extend((node, c) for c in options)
             node.needed = [c for c in node.p if _inside(parent_p, c)]
-            node.classes = {c: _Class((), (), [], True) for c in node.needed}
+            node.classes = {c: _Class((), (), []) for c in node.needed}
             return
         for half in node.halves:
             self._annotate(half, node.p, chosen)
@@ -371,8 +373,7 @@ class _Search:
         for half in node.halves:
             for c in half.classes:
                 inside[classes[bisect_right(lows, c[0]) - 1]].append((half, c))
-        node.classes = {cls: _Class(tuple(forced[cls]), tuple(free[cls]), inside[cls],
-                                    any(half.classes[c].demand for half, c in inside[cls])) for cls in classes}
+        node.classes = {cls: _Class(tuple(forced[cls]), tuple(free[cls]), inside[cls]) for cls in classes}
         self.spend(len(classes) + len(options))
 
     def _best(self, node: _Node, cls: Span, covered: tuple[Span, ...]) -> int:

@@ -9,7 +9,7 @@ from functools import cache
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-from buildhelpers import build, copy_specs, replace_once
+from buildhelpers import build, copy_specs
 from conftest import EXAMPLE_AS_OF
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -134,25 +134,93 @@ def test_out_of_budget_keeps_an_exact_cover_and_a_true_lower_bound():
         assert spent.work <= budget and spent.bound <= 2 <= spent.rules
 
 
-def test_ng208_reports_a_rule_set_not_proven_and_builds(tmp_path, monkeypatch):
-    """ledger-api's NLB subnet gets 8080-8081 beside the DNS NLB's subnet on 8080 (health checks): overlapping
-    ranges in one /23. The search proves 2 rules there; with no budget the build keeps the fast path's rules,
-    which are exact, and warns."""
+OVERLAP = "".join(
+    [f"""---
+apiVersion: netgen.dev/v1alpha1
+kind: LegacyHost
+metadata:
+  name: kiosk-{i}
+  labels: {{role: kiosk}}
+spec:
+  vpc: legacy-use1
+  address: 10.10.99.{i}
+  securityGroup: legacy-billing-use1
+""" for i in range(4)]) + """---
+apiVersion: netgen.dev/v1alpha1
+kind: HostGroup
+metadata:
+  name: kiosks
+spec:
+  selector: {matchLabels: {role: kiosk}}
+---
+apiVersion: netgen.dev/v1alpha1
+kind: Service
+metadata:
+  name: till
+  namespace: payments
+spec:
+  cluster: prod-use1
+  podSelector: {app.kubernetes.io/name: till}
+  ports:
+    - {name: sale, port: 7000}
+    - {name: refund, port: 7001}
+  exposure:
+    type: pod-ip
+---
+apiVersion: netgen.dev/v1alpha1
+kind: Grant
+metadata:
+  name: kiosks-to-till
+spec:
+  owner: team-payments
+  reason: Kiosks record sales
+  from: {hostGroup: kiosks}
+  to: {service: payments/till, ports: [sale]}
+---
+apiVersion: netgen.dev/v1alpha1
+kind: Grant
+metadata:
+  name: kiosk-1-refunds
+spec:
+  owner: team-payments
+  reason: The supervisor's kiosk also refunds
+  from: {host: kiosk-1}
+  to: {service: payments/till, ports: [sale, refund]}
+"""
+
+
+def _node_rules(out: Path) -> list[tuple[str, int, int, str]]:
+    """The TCP ingress rules of the cluster's node group: (CIDR, from port, to port, description)."""
+    body = json.loads((out / "aws/acme-legacy/us-east-1/sg-prod-use1-nodes.json").read_text())
+    return sorted((p["CidrIp"], p["FromPort"], p["ToPort"], p["Description"])
+                  for p in (r["Properties"] for r in body["Resources"].values()) if p["IpProtocol"] == "tcp")
+
+
+def test_overlapping_rules_in_a_build_and_ng208_when_the_search_has_no_budget(tmp_path, monkeypatch):
+    """Four kiosks on a /30 allowed 7000, one of them 7000-7001 too: 2 rules (the /30 on 7000 and the host on
+    7000-7001, overlapping) where ranges taken one by one need 3. With no budget the build keeps those 3, which
+    are exact, and warns (NG208) at the node group with the lower bound, 2 below."""
     specs = copy_specs(tmp_path)
-    replace_once(specs / "inventory/services.yaml", "    - {name: http, port: 80, targetPort: 8080}\n",
-                 "    - {name: http, port: 80, targetPort: 8080}\n    - {name: admin, port: 81, targetPort: 8081}\n")
-    proven = build(tmp_path / "proven", cwd=tmp_path)
-    assert proven.exit_code == 0 and "NG208" not in proven.stderr, proven.stderr
+    (specs / "inventory/kiosks.yaml").write_text(OVERLAP)
+    result = build(tmp_path / "fewest", cwd=tmp_path)
+    assert result.exit_code == 0 and "NG208" not in result.stderr, result.stderr
+    fewest = _node_rules(tmp_path / "fewest")
+    kiosks = [rule for rule in fewest if rule[0].startswith("10.10.99.")]
+    assert kiosks == [("10.10.99.0/30", 7000, 7000, "netgen: kiosk-1-refunds, kiosks-to-till"),
+                      ("10.10.99.1/32", 7000, 7001, "netgen: kiosk-1-refunds, kiosks-to-till")]
     monkeypatch.setattr(cover, "EXACT_BUDGET", 0)
-    result = build(tmp_path / "out", cwd=tmp_path)
+    result = build(tmp_path / "fast", cwd=tmp_path)
     assert result.exit_code == 0, result.stderr
+    fast = _node_rules(tmp_path / "fast")
+    assert [rule[:3] for rule in fast if rule[0].startswith("10.10.99.")] == [
+        ("10.10.99.0/32", 7000, 7000), ("10.10.99.1/32", 7000, 7001), ("10.10.99.2/31", 7000, 7000)]
+    lines = (specs / "inventory/security-groups.yaml").read_text().splitlines()
+    line = lines.index("  name: prod-use1-nodes") - 2  # the document's first line, apiVersion
     assert result.stderr.splitlines()[0] == (
-        "specs/inventory/security-groups.yaml:76:1: warning[NG208]: security group 'prod-use1-nodes' "
-        "(sg-0c3000000000000c1): 17 ingress TCP rules, not proven the fewest (at least 16): the search of "
-        "overlapping port ranges ran out of its budget")
-    nodes = "aws/acme-legacy/us-east-1/sg-prod-use1-nodes.json"
-    rules = json.loads((tmp_path / "out" / nodes).read_text())["Resources"].values()
-    assert sum(r["Properties"]["IpProtocol"] == "tcp" for r in rules) == 17
+        f"specs/inventory/security-groups.yaml:{line}:1: warning[NG208]: security group 'prod-use1-nodes' "
+        f"(sg-0c3000000000000c1): {len(fast)} ingress TCP rules, not proven the fewest (at least {len(fast) - 2}): "
+        "the search of overlapping port ranges ran out of its budget")
+    assert len(fast) == len(fewest) + 1
 
 
 def _planning_lines(specs: Path, tmp_path: Path, ports: int) -> int:
