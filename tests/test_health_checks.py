@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 GENERATED = Path(__file__).resolve().parent.parent / "generated"
-NLB_SUBNET = "10.40.35.0/24"
+NLB_SUBNET = "10.40.36.0/24"
 PODS = "10.40.64.0/18"
 
 
@@ -27,10 +27,7 @@ def openings(found: list[dict], kind: str, cidr: str) -> set[tuple[str, int, int
 
 def test_the_cluster_group_admits_the_nlb_health_checks_over_tcp_only():
     cluster = rules("sg-prod-use1-nodes.json")
-    # the ledger NLB (10.40.34.0/24, traffic port 8080) and the resolver's (health checks on 8080) collapse
-    from_nlbs = openings(cluster, "AWS::EC2::SecurityGroupIngress", "10.40.34.0/23")
-    assert from_nlbs == {("tcp", 8080, 8080)}
-    assert not openings(cluster, "AWS::EC2::SecurityGroupIngress", NLB_SUBNET)
+    assert openings(cluster, "AWS::EC2::SecurityGroupIngress", NLB_SUBNET) == {("tcp", 8080, 8080)}
     assert not any(r["IpProtocol"] == "udp" and r["CidrIp"].startswith("10.40.3") for r in cluster)
 
 

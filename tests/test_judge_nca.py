@@ -115,7 +115,7 @@ def test_one_rule_per_set_of_ports_across_protocols(example_files):
     rules = [([p["ipBlock"]["cidr"] for p in rule["from"]], rule["ports"]) for rule in policy["spec"]["ingress"]]
     assert rules == [(["10.11.30.31/32", "10.11.30.32/32", "10.20.30.31/32", "10.20.30.32/32"],
                       [{"port": 5353, "protocol": "TCP"}, {"port": 5353, "protocol": "UDP"}]),
-                     (["10.40.35.0/24"], [{"port": 8080, "protocol": "TCP"}])]
+                     (["10.40.36.0/24"], [{"port": 8080, "protocol": "TCP"}])]
     assert_rules_have_distinct_peers(example_files)
 
 

@@ -83,7 +83,7 @@ def test_preserved_client_ip_still_admits_the_load_balancer_health_checks():
     assert (check.ports.protocol, check.ports.first, check.ports.last) == ("TCP", 8443, 8443)
     # the example's resolver, UDP and TCP behind its NLB: checked over TCP on its healthCheckPort, nothing else
     (dns,) = [f for f in checks if f.destination.name == "prod-use1/platform/internal-dns"]
-    assert dns.ports.text == "tcp/8080" and dns.source.addresses == (IPv4Network("10.40.35.0/24"),)
+    assert dns.ports.text == "tcp/8080" and dns.source.addresses == (IPv4Network("10.40.36.0/24"),)
 
 
 def test_vpc_cidr_route_scope_routes_to_every_vpc_block_a_collapsed_prefix_touches(tmp_path):
