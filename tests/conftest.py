@@ -89,3 +89,33 @@ def forks(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(netgen.parallel.os, "fork", fork)
     return pids
+
+
+# -- moto in server mode, for the tests of netgen's AWS commands (deploy, verify, drift, discover, import) ------
+
+
+@pytest.fixture(scope="module")
+def endpoint():
+    """One moto server (127.0.0.1, a free port) per test module; its URL."""
+    from judges.aws import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def cloud(endpoint: str, tmp_path: Path, monkeypatch):
+    """The module's moto server, reset; the example's account profiles in an AWS config file (dummy keys), so
+    that the per-account profile path is the one exercised; clients send moto's account header."""
+    from judges.aws import MotoCloud
+
+    from netgen.aws.session import ACCOUNT_HEADER_ENV
+
+    cloud = MotoCloud(endpoint)
+    cloud.reset()
+    config = tmp_path / "aws-config"
+    config.write_text("".join(f"[profile {name}]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+                              "region = us-east-1\n\n" for name in ("acme-legacy", "acme-platform")))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv(ACCOUNT_HEADER_ENV, "x-moto-account-id")
+    return cloud

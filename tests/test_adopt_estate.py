@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from judges.aws import rewrite_spec_ids, seed_estate
-from test_aws_deploy import LEGACY, PLATFORM, SPECS, build, cloud, deploy, drift, endpoint, netgen, verify  # noqa: F401  (fixtures)
+from test_aws_deploy import LEGACY, PLATFORM, SPECS, build, deploy, drift, netgen, verify
 from test_judge_aws import example
 
 from netgen.bench.moto import MotoCloud

@@ -23,16 +23,14 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-from judges.aws import MotoCloud, moto_server, rewrite_spec_ids, seed_estate
+from judges.aws import MotoCloud, rewrite_spec_ids, seed_estate
 from test_judge_aws import Lab, example, judge
 from typer.testing import CliRunner
 
-from netgen.aws.session import ACCOUNT_HEADER_ENV
 from netgen.cli import app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,24 +40,6 @@ NETGEN = Path(sys.executable).parent / "netgen"
 LEGACY, PLATFORM = "123456789012", "210987654321"
 # moto warns that its CloudFormation skips AWS::EC2::SecurityGroupEgress: the gap deploy works around
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..EC2..SecurityGroupEgress")
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def cloud(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MotoCloud:
-    cloud = MotoCloud(endpoint)
-    cloud.reset()
-    config = tmp_path / "aws-config"
-    config.write_text("".join(f"[profile {name}]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
-                              "region = us-east-1\n\n" for name in ("acme-legacy", "acme-platform")))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv(ACCOUNT_HEADER_ENV, "x-moto-account-id")
-    return cloud
 
 
 def netgen(*args: str | Path) -> tuple[int, str]:

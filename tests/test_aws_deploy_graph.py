@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 from judges.aws import rewrite_spec_ids, seed_estate
-from test_aws_deploy import LEGACY, PLATFORM, SPECS, build, cloud, deploy, endpoint, example_build, stacks, verify  # noqa: F401  (fixtures)
+from test_aws_deploy import (
+    LEGACY,
+    PLATFORM,
+    SPECS,
+    build,
+    deploy,
+    example_build,  # noqa: F401  (a fixture)
+    stacks,
+    verify,
+)
 from test_judge_aws import example
 
 from netgen.aws.session import ACCOUNT_HEADER_ENV

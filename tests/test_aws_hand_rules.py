@@ -21,62 +21,20 @@ this leaves a hand rule or route that is identical to a generated one in place r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from judges.aws import MotoCloud, moto_server, rewrite_spec_ids, seed_estate
-from typer.testing import CliRunner
+from judges.aws import MotoCloud, rewrite_spec_ids, seed_estate
+from test_aws_deploy import AS_OF, LEGACY, SPECS, build, drift, netgen
 
 from netgen.addresses import interval
 from netgen.aws.coverage import Coverage, pieces_text, uncovered_pieces
 from netgen.aws.generated import RuleSpec, load_plan, peerings_of, routes_of, rules_of
-from netgen.aws.session import ACCOUNT_HEADER_ENV
-from netgen.cli import app
 from netgen.diagnostics import Reporter
 from netgen.pipeline import resolve_specs
-
-REPO = Path(__file__).resolve().parent.parent
-SPECS = REPO / "specs"
-AS_OF = date(2026, 11, 26).isoformat()
-LEGACY, PLATFORM = "123456789012", "210987654321"
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def cloud(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MotoCloud:
-    cloud = MotoCloud(endpoint)
-    cloud.reset()
-    config = tmp_path / "aws-config"
-    config.write_text("".join(f"[profile {name}]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
-                              "region = us-east-1\n\n" for name in ("acme-legacy", "acme-platform")))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv(ACCOUNT_HEADER_ENV, "x-moto-account-id")
-    return cloud
-
-
-def netgen(*args: str | Path) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.output
-
-
-def build(specs: Path, out: Path) -> None:
-    code, output = netgen("build", "--specs", specs, "--out", out, "--as-of", AS_OF)
-    assert code == 0, output
-
-
-def drift(cloud: MotoCloud, specs: Path, out: Path, *extra: str) -> tuple[int, dict]:
-    code, output = netgen("drift", "--specs", specs, "--out", out, "--as-of", AS_OF, "--endpoint-url",
-                          cloud.endpoint_url, "--format", "json", *extra)
-    return code, json.loads(output[output.index("{"):])
 
 
 def import_grants(cloud: MotoCloud, specs: Path, *extra: str | Path) -> tuple[int, str]:

@@ -157,33 +157,32 @@ def quota(ctx: Context, account: str, region: str, which: tuple[str, str, str], 
 
 def check_quotas(ctx: Context, account: str, region: str, here: list[StackPlan], stacks: list[StackPlan],
                  where: str, found: Findings) -> None:
-    rules = rule_needs(ctx, account, region, here)
-    if rules:
-        (group, direction), most = max(rules.items(), key=lambda kv: (kv[1], kv[0]))
-        limit = quota(ctx, account, region, RULES_QUOTA, where, found)
+    """Each quota against the largest need of its kind in this account and region."""
+    rules = {f"security group {group} would hold {{n}} {direction} rules": n
+             for (group, direction), n in rule_needs(ctx, account, region, here).items()}
+    routes = {f"route table {table} would hold {{n}} routes": n
+              for table, n in route_needs(ctx, account, region, here).items()}
+    peerings = {f"VPC {vpc} would have {{n}} peerings from netgen alone": n
+                for vpc, n in peering_needs(account, region, stacks).items()}
+    advice = {RULES_QUOTA: ": request an increase, or lower the group's ruleQuota so that netgen uses overflow "
+                           "groups", ROUTES_QUOTA: "", PEERINGS_QUOTA: ""}
+    for which, needs in ((RULES_QUOTA, rules), (ROUTES_QUOTA, routes), (PEERINGS_QUOTA, peerings)):
+        if not needs:
+            continue
+        what, most = max(needs.items(), key=lambda kv: (kv[1], kv[0]))
+        limit = quota(ctx, account, region, which, where, found)
         if limit is not None and most > limit:
-            found.problems.append((where, f"security group {group} would hold {most} {direction} rules, over the "
-                                          f"account's quota of {int(limit)} ({RULES_QUOTA[1]}): request an increase, "
-                                          "or lower the group's ruleQuota so that netgen uses overflow groups"))
-    tables = route_needs(ctx, account, region, here)
-    if tables:
-        table, most = max(tables.items(), key=lambda kv: (kv[1], kv[0]))
-        limit = quota(ctx, account, region, ROUTES_QUOTA, where, found)
-        if limit is not None and most > limit:
-            found.problems.append((where, f"route table {table} would hold {most} routes, over the account's quota "
-                                          f"of {int(limit)} ({ROUTES_QUOTA[1]})"))
-    # every VPC of this place that a peering of the plan joins, on either side
+            found.problems.append((where, f"{what.format(n=most)}, over the account's quota of {int(limit)} "
+                                          f"({which[1]}){advice[which]}"))
+
+
+def peering_needs(account: str, region: str, stacks: list[StackPlan]) -> dict[str, int]:
+    """Peerings per VPC of this account and region, requester or accepter, from the whole plan."""
     joined = [(s, p) for s in stacks for p in peerings_of(s.template).values()]
     vpcs = {str(p.get("VpcId")) for s, p in joined if s.place == (account, region)} | {
         str(p.get("PeerVpcId")) for s, p in joined
         if (p.get("PeerOwnerId", s.account), p.get("PeerRegion", s.region)) == (account, region)}
-    per_vpc = Counter(v for _, p in joined for v in (str(p.get("VpcId")), str(p.get("PeerVpcId"))) if v in vpcs)
-    if per_vpc:
-        vpc, most = max(per_vpc.items(), key=lambda kv: (kv[1], kv[0]))
-        limit = quota(ctx, account, region, PEERINGS_QUOTA, where, found)
-        if limit is not None and most > limit:
-            found.problems.append((where, f"VPC {vpc} would have {most} peerings from netgen alone, over the "
-                                          f"account's quota of {int(limit)} ({PEERINGS_QUOTA[1]})"))
+    return dict(Counter(v for _, p in joined for v in (str(p.get("VpcId")), str(p.get("PeerVpcId"))) if v in vpcs))
 
 
 def rule_needs(ctx: Context, account: str, region: str, here: list[StackPlan]) -> dict[tuple[str, str], int]:
