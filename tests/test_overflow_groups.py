@@ -15,7 +15,7 @@ from netgen.pipeline import resolve_specs
 from netgen.targets.aws_rules import Rule, _spread
 
 GROUP = "  name: prod-use1-nodes\nspec:\n  vpc: k8s-use1\n  groupId: sg-0c3000000000000c1\n"
-OVERFLOW = ("  ruleQuota: 5\n  overflowGroupIds: [sg-0c30000000000f001, sg-0c30000000000f002, "
+OVERFLOW = ("  ruleQuota: 6\n  overflowGroupIds: [sg-0c30000000000f001, sg-0c30000000000f002, "
             "sg-0c30000000000f003]\n")
 
 
@@ -43,8 +43,8 @@ def test_rules_over_quota_spread_over_overflow_groups_and_allow_exactly_the_same
     before, after = rules_in(tmp_path / "before"), rules_in(tmp_path / "after")
     primary = "sg-0c3000000000000c1"
     spread = {g: r for g, r in after.items() if g == primary or g.startswith("sg-0c30000000000f")}
-    assert len(before[primary]) > 5  # the example needs more than the quota
-    assert all(len(r) <= 5 for r in spread.values())  # every group within its quota
+    assert len(before[primary]) > 6  # the example needs more than the quota
+    assert all(len(r) <= 6 for r in spread.values())  # every group within its quota
     assert len(spread) > 1
     # the union over the group and its overflow groups is exactly the rule set of the group alone
     assert Counter(r for rules in spread.values() for r in rules) == Counter(before[primary])
@@ -60,7 +60,7 @@ def test_spreading_is_stable_when_a_rule_is_added(tmp_path):
     """Placement hashes what a rule is: a new rule that sorts first moves at most a couple of others."""
     specs = copy_specs(tmp_path)
     replace_once(specs / "inventory/security-groups.yaml", GROUP,
-                 GROUP + OVERFLOW.replace("ruleQuota: 5", "ruleQuota: 6"))
+                 GROUP + OVERFLOW)
     estate = resolve_specs(specs, EXAMPLE_AS_OF, Reporter()).estate
     group = next(g for g in estate.security_groups if g.name == "prod-use1-nodes")
     rules = [Rule(group, "ingress", "TCP", 443, 443, IPv4Network(f"10.10.{i}.0/24"), ("g",)) for i in range(1, 19)]
@@ -75,7 +75,7 @@ def test_spreading_is_stable_when_a_rule_is_added(tmp_path):
 def test_no_room_left_is_ng201_naming_group_and_count(tmp_path):
     specs = copy_specs(tmp_path)
     replace_once(specs / "inventory/security-groups.yaml", GROUP,
-                 GROUP + OVERFLOW.replace("ruleQuota: 5", "ruleQuota: 1"))
+                 GROUP + OVERFLOW.replace("ruleQuota: 6", "ruleQuota: 1"))
     result = build(tmp_path / "out", cwd=tmp_path)
     assert result.exit_code == 1
     assert "error[NG201]: security group 'prod-use1-nodes' (sg-0c3000000000000c1) would need" in result.stderr
