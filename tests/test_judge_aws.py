@@ -224,6 +224,31 @@ def test_mutation_wrong_port_is_caught(cloud: MotoCloud, tmp_path: Path) -> None
     assert not any("(k8s-usw2) -> 10.20.10.11:5432" in f for f in failures)
 
 
+def test_mutation_udp_health_checks_are_caught(cloud: MotoCloud, tmp_path: Path) -> None:
+    """The defect of issue 18, put back: the resolver's NLB (UDP and TCP 53 -> 5353, health checks TCP 8080) gets
+    UDP 5353 from its subnet on the cluster group instead of TCP 8080. The judge expects the health checks from the
+    estate, not from the flows: they are denied, and the UDP opening nothing sends is reachable."""
+    hits: list[str] = []
+
+    def udp(seeded: Seeded, stack: str, template: dict) -> None:
+        if stack != "netgen-acme-legacy-us-east-1-sg-prod-use1-nodes":
+            return
+        found = resources(template, "AWS::EC2::SecurityGroupIngress", GroupId=seeded.groups["prod-use1-nodes"],
+                          FromPort=8080, CidrIp="10.40.36.0/24")
+        assert len(found) == 1
+        template["Resources"][found[0]]["Properties"].update(IpProtocol="udp", FromPort=5353, ToPort=5353)
+        hits.append(found[0])
+
+    lab = build_lab(cloud, tmp_path, mutate_template=udp)
+    assert hits
+    failures = judge(lab).failures
+    assert any(f.startswith("DENIED [health-check] 10.40.36.4 (k8s-use1) -> 10.40.64.4:8080/tcp") for f in failures), \
+        "\n".join(failures)
+    # (found first as another source of the hosts' UDP flow; the nlb-udp probe asks the same packet)
+    assert any(f.startswith("REACHABLE [") and "] 10.40.36.4 (k8s-use1) -> 10.40.64.4:5353/udp" in f
+               for f in failures), "\n".join(failures)
+
+
 @pytest.mark.parametrize(("direction", "stack", "vpc", "at", "cidr", "broken", "intact"), [
     # k8s-usw2 pods -> db-euw1-01: the route there, in the table of the pod subnet only.
     ("there", "netgen-acme-platform-us-west-2-network", "k8s-usw2", "10.50.64.4", "10.20.10.11/32",

@@ -161,6 +161,24 @@ def test_judge_catches_a_flow_missing_from_the_policies(nca_bin, example, exampl
     assert problems and all("missing ingress" in p and extra.line() in p for p in problems), problems
 
 
+def test_judge_expects_health_checks_from_the_estate_not_the_flows(nca_bin, example, example_files):
+    """The defect of issue 18, in flows and policy alike: the resolver's NLB health checks as UDP 5353 (the traffic's
+    protocol and port) instead of TCP 8080. The policies then match the flows, and only the estate says the NLB
+    checks over TCP on the health-check port."""
+    flows = tuple(dataclasses.replace(f, ports=dataclasses.replace(f.ports, protocol="UDP", first=5353, last=5353))
+                  if f.note == "nlb health check" and f.destination.name.endswith("/internal-dns") else f
+                  for f in example.flows)
+    name = "kubernetes/prod-use1/platform/netgen-ingress-internal-dns.yaml"
+    policy = yaml.safe_load(example_files[name])
+    for rule in policy["spec"]["ingress"]:
+        if [p["ipBlock"]["cidr"] for p in rule["from"]] == ["10.40.36.0/24"]:
+            rule["ports"] = [{"port": 5353, "protocol": "UDP"}]
+    files = {**example_files, name: yaml.safe_dump(policy).encode()}
+    problems = nca.judge(example.estate, flows, files, nca_bin)
+    assert problems and all(p.startswith("missing health checks: 10.40.36.0-10.40.36.255 -> prod-use1/platform/")
+                            for p in problems), problems
+
+
 # ---- the parsing of nca's output, without nca ------------------------------------------------------------------
 
 
