@@ -202,10 +202,13 @@ def wait_stack(ctx: Context, cfn: Any, name: str) -> str:
         if described is None:  # deleted: a deleted stack is not found by name any more
             return "DELETE_COMPLETE"
         status = described["StackStatus"]
-        try:
-            events = cfn.describe_stack_events(StackName=described["StackId"]).get("StackEvents", [])
-        except botocore_errors():
-            events = []
+        events: list[dict] = []
+        # A stack already settled at the first look (moto) has no progress to show: a request per stack saved.
+        if not first or status.endswith("_IN_PROGRESS"):
+            try:
+                events = cfn.describe_stack_events(StackName=described["StackId"]).get("StackEvents", [])
+            except botocore_errors():
+                pass
         for event in reversed(events):
             if event["EventId"] in seen:
                 continue

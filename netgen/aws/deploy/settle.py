@@ -40,15 +40,34 @@ def settle(ctx: Context, stack: StackPlan, cfn: Any, template: dict, previous: d
            ids: dict[str, str], adopted: set[tuple]) -> None:
     """template: the one generated (adopted rules and routes included); ids: values for its Refs that are not
     resources of the stack (parameters, --ec2-peering ids); adopted: keys of rules left in place."""
-    physical = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
-                for r in cfn.describe_stack_resources(StackName=stack.name).get("StackResources", [])
-                if r.get("LogicalResourceId")}  # moto lists the egress rules it skipped without one
+    physical = {}
+    # A group's stack names literal ids only: no need to ask for its resources (a request saved per stack).
+    if stack.peerings or refers_to_own_resources(template):
+        physical = {r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+                    for r in cfn.describe_stack_resources(StackName=stack.name).get("StackResources", [])
+                    if r.get("LogicalResourceId")}  # moto lists the egress rules it skipped without one
     ids = {**physical, **ids}
     resolved = replace_refs(template, ids)
     settle_peerings(ctx, stack, ids)
     settle_rules(ctx, stack, rules_of(resolved), rules_of(previous or {}), adopted)
     old_routes = {(r.table, r.cidr) for r in routes_of(previous or {})}
     settle_routes(ctx, stack, routes_of(resolved), old_routes)
+
+
+def refers_to_own_resources(template: dict) -> bool:
+    """Whether some value of the template is a Ref to one of its own resources (a route to its peering)."""
+    own = set(template.get("Resources", {}))
+
+    def walk(node: Any) -> bool:
+        if isinstance(node, dict):
+            if set(node) == {"Ref"}:
+                return node["Ref"] in own
+            return any(walk(v) for v in node.values())
+        if isinstance(node, list):
+            return any(walk(v) for v in node)
+        return False
+
+    return walk(template.get("Resources", {}))
 
 
 def settle_peerings(ctx: Context, stack: StackPlan, ids: dict[str, str]) -> None:
