@@ -61,6 +61,9 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG122": (Severity.ERROR, "legacy host address inside a cluster's pod, node or load-balancer ranges"),
     "NG123": (Severity.ERROR, "control characters or fractional numbers in a value"),
     "NG124": (Severity.ERROR, "grant opens legacy hosts' groups to more addresses than maxCollateralAddresses"),
+    "NG125": (Severity.ERROR, "transit gateway route table is not one of the gateway's routeTables"),
+    "NG126": (Severity.ERROR, "VPC attached to a transit gateway of another region"),
+    "NG127": (Severity.ERROR, "VpcPath through a transit gateway, but no gateway joins the two VPCs"),
     # build (NG2xx)
     "NG201": (Severity.ERROR, "security group would exceed its rule quota"),
     "NG202": (Severity.ERROR, "route table would exceed its route quota"),
@@ -73,6 +76,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG210": (Severity.ERROR, "aws-vpc-cni: a CIDR would get more than 24 port/protocol entries for some pods"),
     "NG211": (Severity.ERROR, "cilium: pods must admit node addresses, which ipBlocks do not select by default"),
     "NG212": (Severity.ERROR, "cilium: some pods' policy map would exceed its 16,384 entries"),
+    "NG213": (Severity.ERROR, "a transit gateway's route tables would exceed its route quota"),
+    "NG214": (Severity.ERROR, "a transit gateway route table would route overlapping prefixes to two attachments"),
 }
 
 

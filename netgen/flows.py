@@ -72,6 +72,7 @@ class NetworkPath:
     cross_region: bool
     cross_account: bool
     connection: str = ""  # the id of the existing peering the path takes (VpcPeering); "" for netgen's own
+    transit: tuple[str, ...] = ()  # the transit gateways it takes, by id, in order (netgen.transit); () if none
 
     @property
     def peered(self) -> bool:
@@ -88,6 +89,10 @@ class NetworkPath:
         scope = "cross-region" if self.cross_region else "same-region"
         if self.cross_account:
             scope += ", cross-account"
+        if self.transit:
+            gateways = (f"transit gateway {self.transit[0]}" if len(self.transit) == 1
+                        else f"transit gateways {' -> '.join(self.transit)}")
+            return f"{self.source_vpc} -> {self.destination_vpc} ({gateways}, {scope})"
         if self.connection:
             return f"{self.source_vpc} -> {self.destination_vpc} (peering {self.connection}, existing, {scope})"
         return f"{self.source_vpc} -> {self.destination_vpc} (peering, {scope})"

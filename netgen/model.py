@@ -21,6 +21,7 @@ class Settings:
     default_rule_quota: int = 60
     default_route_quota: int = 50
     max_collateral_addresses: int | None = None  # NG124 (netgen.blast); None: no limit
+    path_preference: str = "transit-gateway"  # transit-gateway | peering: see netgen.transit
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +71,57 @@ class ExistingPeering:
     @property
     def pair(self) -> frozenset[str]:
         return frozenset((self.requester.name, self.accepter.name))
+
+
+@dataclass(frozen=True, eq=False)
+class TgwAttachment:
+    """A VPC attachment of a transit gateway (TransitGateway.spec.attachments): traffic from the VPC is routed by
+    the gateway route table the attachment is associated with; its VPC's CIDRs propagate to propagates_to."""
+
+    vpc: Vpc
+    attachment_id: str
+    route_table: str
+    propagates_to: tuple[str, ...]
+    loc: Location
+
+
+@dataclass(frozen=True, eq=False)
+class TransitGateway:
+    """A transit gateway that exists outside netgen (TransitGateway); netgen writes routes, never the gateway."""
+
+    name: str
+    account: Account  # the owner: static routes in its route tables are deployed in this account
+    region: str
+    gateway_id: str
+    route_tables: tuple[str, ...]
+    attachments: tuple[TgwAttachment, ...]
+    route_quota: int  # routes across all its route tables, static and propagated (AWS default 10,000)
+    loc: Location
+
+
+@dataclass(frozen=True, eq=False)
+class TgwPeering:
+    """A peering attachment between two transit gateways (TransitGatewayPeering): static routes only."""
+
+    name: str
+    requester: TransitGateway
+    accepter: TransitGateway
+    attachment_id: str
+    route_tables: tuple[str, str]  # the route table it is associated with on the requester, then the accepter
+    loc: Location
+
+    def table_on(self, gateway: TransitGateway) -> str:
+        return self.route_tables[0] if gateway is self.requester else self.route_tables[1]
+
+
+@dataclass(frozen=True, eq=False)
+class VpcPath:
+    """How one pair of VPCs reaches each other (VpcPath), overriding Settings.path_preference."""
+
+    name: str
+    vpcs: frozenset[str]
+    via: str  # transit-gateway | peering
+    loc: Location
 
 
 @dataclass(frozen=True, eq=False)
@@ -254,3 +306,6 @@ class Estate:
     workloads: tuple[Workload, ...] = ()
     grants: tuple[Grant, ...] = ()
     peerings: tuple[ExistingPeering, ...] = ()  # VpcPeering: peerings that exist outside netgen
+    transit_gateways: tuple[TransitGateway, ...] = ()  # TransitGateway
+    gateway_peerings: tuple[TgwPeering, ...] = ()  # TransitGatewayPeering
+    vpc_paths: tuple[VpcPath, ...] = ()  # VpcPath: per-pair overrides of Settings.path_preference

@@ -31,6 +31,7 @@ from netgen.loader import (
 from netgen.model import Estate
 from netgen.resolve import Flow, Resolution, resolve
 from netgen.schema import check_document
+from netgen.transit import PathChooser
 from netgen.validate import EstateBuilder, build_estate
 
 
@@ -61,10 +62,15 @@ class _AsFilesLoad:
         self.resolve_reporter = Reporter()  # reported only when nothing else was an error, as in _all_at_once
         self.builder = EstateBuilder([d for d in documents if d.data.get("kind") != "Grant"], self.reporter, as_of)
         self.builder.inventory()
-        vpcs = tuple(self.builder.tables["Vpc"].values())
-        peerings = tuple(self.builder.tables["VpcPeering"].values())
+        tables = self.builder.tables
+        vpcs = tuple(tables["Vpc"].values())
+        peerings = tuple(tables["VpcPeering"].values())
+        gateways = tuple(tables["TransitGateway"].values())
+        chooser = PathChooser(self.builder.settings_, peerings, gateways,
+                              tuple(tables["TransitGatewayPeering"].values()),
+                              tuple(tables["VpcPath"].values())) if gateways else None
         self.resolution: Resolution | None = Resolution(self.builder.settings_, vpcs, self.resolve_reporter,
-                                                        peerings)
+                                                        peerings, chooser)
         self.checked = (0, 0)  # diagnostics of self.loading and self.reporter looked at for errors
         self.stop_if_failing()
 

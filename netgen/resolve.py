@@ -7,13 +7,14 @@ share, checks each distinct hop once (broad prefixes, SCTP, peerings of overlapp
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from operator import attrgetter
 
 from netgen.diagnostics import Reporter
 from netgen.flows import Endpoint, Flow, GrantRef, NetworkPath, Pods  # noqa: F401  (re-exported: importers use resolve)
 from netgen.hops import HEALTH_CHECK, clear_memos, grant_hops  # noqa: F401  (HEALTH_CHECK re-exported)
 from netgen.model import Estate, ExistingPeering, Grant, Settings, Vpc
+from netgen.transit import PathChooser
 
 SCTP = ("NG121", ": SCTP cannot be limited to ports in a security group; netgen will not open every SCTP port")
 
@@ -33,7 +34,8 @@ _REF_ORDER = attrgetter("name", "owner", "location")  # GrantRef order, compared
 
 def resolve(estate: Estate, reporter: Reporter) -> list[Flow]:
     """All flows of the estate, merged across grants and sorted. Problems go to reporter."""
-    with Resolution(estate.settings, estate.vpcs, reporter, estate.peerings) as resolution:
+    chooser = PathChooser.of(estate) if estate.transit_gateways else None
+    with Resolution(estate.settings, estate.vpcs, reporter, estate.peerings, chooser) as resolution:
         resolution.add(estate.grants)
         return resolution.flows()
 
@@ -45,12 +47,13 @@ class Resolution:
     that goes on (netgen as a library, `netgen diff` resolving two revisions)."""
 
     def __init__(self, settings: Settings, vpcs: tuple[Vpc, ...], reporter: Reporter,
-                 peerings: tuple[ExistingPeering, ...] = ()):
+                 peerings: tuple[ExistingPeering, ...] = (), chooser: PathChooser | None = None):
         self.vpcs = {v.name: v for v in vpcs}
         # The existing peering of a pair of VPCs, by (source VPC, destination VPC) both ways: its paths name it.
         self.existing = {(a.name, b.name): p.connection_id for p in peerings
                          for a, b in ((p.requester, p.accepter), (p.accepter, p.requester))}
-        self.via: dict[NetworkPath, NetworkPath] = {}  # a path -> the same path over its existing peering
+        # A path -> the path flows take (through transit gateways, over an existing peering): netgen.transit.
+        self.choose = chooser if chooser is not None else PathChooser(settings, peerings) if peerings else None
         self.limit = settings.broadest_prefix
         self.reporter = reporter
         self.distinct: dict[tuple, _Hop] = {}
@@ -74,11 +77,15 @@ class Resolution:
         return None
 
     def clash(self, path: NetworkPath) -> tuple[str, str] | None:
-        """The NG107 problem of a peering between VPCs whose CIDRs overlap."""
+        """The NG107 problem of a peering (or a path through transit gateways) between VPCs whose CIDRs overlap."""
         a, b = self.vpcs[path.source_vpc], self.vpcs[path.destination_vpc]
         overlaps = [f"{x} ~ {y}" for x in a.cidrs for y in b.cidrs if x.overlaps(y)]
         if not overlaps:
             return None
+        if path.transit:
+            return "NG107", (f" needs a route through transit gateway {' -> '.join(path.transit)} between VPC "
+                             f"'{a.name}' and '{b.name}', whose CIDRs overlap ({', '.join(overlaps)}); a transit "
+                             "gateway does not route between overlapping VPCs")
         return "NG107", (f" needs a peering between VPC '{a.name}' and '{b.name}', whose CIDRs overlap "
                          f"({', '.join(overlaps)}); peering would fail")
 
@@ -90,11 +97,9 @@ class Resolution:
             src, src_broad = endpoints.get(src) or endpoints.setdefault(src, (src, self.broad(src)))
             dst, dst_broad = endpoints.get(dst) or endpoints.setdefault(dst, (dst, self.broad(dst)))
             key = flow = (src, dst, *flow[2:])
-            if self.existing and path.peered:
-                via = self.via.get(path)
-                if via is None:
-                    connection = self.existing.get((path.source_vpc, path.destination_vpc), "")
-                    via = self.via[path] = replace(path, connection=connection) if connection else path
+            via = path
+            if self.choose is not None and path.peered:
+                via = self.choose(path)
                 flow = (src, dst, ports, via, flow[4])
             if ports.protocol == "SCTP":
                 problems, blocked = (SCTP,), True
@@ -108,7 +113,7 @@ class Resolution:
                     pair = (path.source_vpc, path.destination_vpc)
                     if pair not in self.clashes:
                         # (an existing peering's VPCs were checked when it was validated)
-                        self.clashes[pair] = None if pair in self.existing else self.clash(path)
+                        self.clashes[pair] = None if via.connection else self.clash(via)
                     clashing = self.clashes[pair]
                     if clashing:
                         problems += (clashing,)

@@ -33,6 +33,7 @@ from netgen.schema import check_document, kinds
 from netgen.validate_common import BROKEN
 from netgen.validate_grants import GrantKinds
 from netgen.validate_kubernetes import KubernetesKinds
+from netgen.validate_transit import TransitKinds
 from netgen.yamlload import ANY_NAME
 
 
@@ -42,7 +43,7 @@ def same_name(a: Document, b: Document) -> bool:
         (b.data["metadata"]["name"], b.data["metadata"].get("namespace"))
 
 
-class EstateBuilder(KubernetesKinds, GrantKinds):
+class EstateBuilder(KubernetesKinds, GrantKinds, TransitKinds):
     """Builds the estate kind by kind, in reference order: inventory(), then grants(), which takes grant
     documents in file order (all at once, or file by file as they load: see netgen.pipeline)."""
 
@@ -168,6 +169,7 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
             default_rule_quota=spec.get("defaultRuleQuota", base.default_rule_quota),
             default_route_quota=spec.get("defaultRouteQuota", base.default_route_quota),
             max_collateral_addresses=spec.get("maxCollateralAddresses"),
+            path_preference=spec.get("pathPreference", base.path_preference),
         )
 
     def accounts(self) -> None:
@@ -330,6 +332,9 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
         self.accounts()
         self.vpcs(self.settings_)
         self.vpc_peerings()
+        self.transit_gateways()
+        self.transit_gateway_peerings()
+        self.vpc_paths()
         self.security_groups(self.settings_)
         self.clusters()
         self.hosts()
@@ -361,7 +366,8 @@ class EstateBuilder(KubernetesKinds, GrantKinds):
                            key=lambda w: w.ref)
         return Estate(self.settings_, ordered("Account"), ordered("Vpc"), ordered("SecurityGroup"),
                       ordered("Cluster"), ordered("LegacyHost"), ordered("HostGroup"), tuple(services),
-                      tuple(workloads), ordered("Grant"), ordered("VpcPeering"))
+                      tuple(workloads), ordered("Grant"), ordered("VpcPeering"), ordered("TransitGateway"),
+                      ordered("TransitGatewayPeering"), ordered("VpcPath"))
 
 
 def build_estate(documents: list[Document], reporter: Reporter, as_of: date) -> Estate:

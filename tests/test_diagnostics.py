@@ -66,6 +66,18 @@ spec:
   to: {to}
 """
 
+TGW = HEAD + """kind: TransitGateway
+metadata:
+  name: tgw-use1
+spec:
+  account: acme-legacy
+  region: {region}
+  transitGatewayId: tgw-0e100000000000001
+  routeTables: [tgw-rtb-0e100000000000011]
+  attachments:
+    - {{vpc: {vpc}, attachmentId: tgw-attach-0e100000000000021, routeTable: {table}}}
+"""
+
 CASES: list[Case] = [
     # ---- loading -------------------------------------------------------------------------------------------
     Case("NG001-column-in-characters", "NG001", "bad.yaml", 4, 14, base="empty",
@@ -319,6 +331,18 @@ CASES: list[Case] = [
          message="exclude 10.20.50.51/32 from SNAT on cluster 'prod-use1' (Cluster.spec.sourceNat.excludedCidrs)",
          edits=(("inventory/settings.yaml", "  defaultRouteQuota: 50",
                  "  maxCollateralAddresses: 4096\n  defaultRouteQuota: 50"),)),
+    # transit gateways (tests/test_transit_gateways.py has the estate that routes through them)
+    Case("NG125", "NG125", "inventory/tgw.yaml", 11, 82, message="is not a route table of transit gateway 'tgw-use1'",
+         files={"inventory/tgw.yaml": TGW.format(region="us-east-1", vpc="legacy-use1",
+                                                 table="tgw-rtb-0e100000000000012")}),
+    Case("NG126", "NG126", "inventory/tgw.yaml", 11, 13, message="VPC 'legacy-euw1' is in eu-west-1",
+         files={"inventory/tgw.yaml": TGW.format(region="us-east-1", vpc="legacy-euw1",
+                                                 table="tgw-rtb-0e100000000000011")}),
+    Case("NG127", "NG127", "inventory/path.yaml", 7, 8, message="no transit gateway joins VPCs 'legacy-euw1'",
+         files={"inventory/path.yaml": HEAD + "kind: VpcPath\nmetadata:\n  name: erp-path\nspec:\n"
+                                             "  vpcs: [legacy-euw1, k8s-usw2]\n  via: transit-gateway\n",
+                "inventory/tgw.yaml": TGW.format(region="us-east-1", vpc="legacy-use1",
+                                                 table="tgw-rtb-0e100000000000011")}),
 ]
 
 

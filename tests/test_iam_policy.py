@@ -165,9 +165,9 @@ def handler_permissions() -> set[str]:
     """What CloudFormation's handlers (create, read, update, delete) of the templates' resource types call."""
     from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-    from netgen.targets import aws
+    from netgen.targets import aws, aws_transit
 
-    types = {cls.resource_type for cls in vars(aws).values()
+    types = {cls.resource_type for module in (aws, aws_transit) for cls in vars(module).values()
              if isinstance(cls, type) and str(getattr(cls, "resource_type", "")).startswith("AWS::")}
     assert types >= {"AWS::EC2::VPCPeeringConnection", "AWS::EC2::Route", "AWS::EC2::SecurityGroupIngress"}
     permissions = set()

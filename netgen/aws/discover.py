@@ -1,7 +1,7 @@
 """`netgen discover`: inventory spec files from what exists in an account, so a platform team can start specs/.
 
-Reads VPCs (all their CIDRs), route tables, subnets, security groups, running instances (names and tags) and VPC
-peerings in one account and the given regions, and writes:
+Reads VPCs (all their CIDRs), route tables, subnets, security groups, running instances (names and tags), VPC
+peerings and transit gateways (netgen.aws.discover_transit) in one account and the given regions, and writes:
 
 - <out>/<account>.yaml: the Account, one HostGroup per value of an instance tag `Role`/`role`
   (selector role=<value>), unless a HostGroup of that name is already in another file under <out>, and one
@@ -151,6 +151,8 @@ def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: P
              account_name: str | None = None, account_id: str | None = None,
              profile: str | None = None) -> list[Path]:
     """Write the inventory files; returns their paths."""
+    from netgen.aws.discover_transit import read_transit_gateways, transit_docs  # (it imports this module)
+
     if not regions:
         raise ValueError("give at least one --region")
     identity = clients.client("sts", account_id or "", regions[0]).get_caller_identity()
@@ -165,6 +167,7 @@ def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: P
     wanted = set(vpc_ids)
     discovered: dict[str, str] = {}  # VPC id -> name, in every region read
     peerings: dict[str, dict] = {}  # by id: a cross-region peering is reported in both regions
+    transit_raw: list[dict] = []  # each region's transit gateway answers (netgen.aws.discover_transit)
     for region in regions:
         ec2 = clients.ec2(account_id, region)
         docs: list[dict] = []
@@ -220,6 +223,7 @@ def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: P
         per_region[region] = docs
         for pcx in _pages(ec2, "describe_vpc_peering_connections", "VpcPeeringConnections"):
             peerings.setdefault(pcx["VpcPeeringConnectionId"], pcx)
+        transit_raw.append(read_transit_gateways(ec2, account_id, region))
     out.mkdir(parents=True, exist_ok=True)
     written = []
     account_file = out / f"{account}.yaml"
@@ -237,6 +241,11 @@ def discover(clients: Clients, *, regions: list[str], vpc_ids: list[str], out: P
             docs.append(_doc("HostGroup", name, {"selector": {"matchLabels": {"role": role}}}))
     peering_docs, notes = _peering_docs(peerings, discovered, others)
     docs += peering_docs
+    gateway_docs, gateway_peerings, gateway_notes = transit_docs(transit_raw, account, account_id, discovered, others)
+    docs += gateway_peerings
+    notes += gateway_notes
+    for region, found in gateway_docs.items():
+        per_region[region] += found
     header = (f"# Discovered by `netgen discover` in account {account_id}. Check peeringAcceptRoleArn: it is the "
               "conventional\n# role name, not read from AWS. Host groups: one per instance tag Role. VPC "
               "peerings: the active ones\n# netgen does not own (made by hand or another tool); netgen routes over "

@@ -35,10 +35,11 @@ from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VP
 
 from netgen.addresses import collapse_intervals, interval
 from netgen.diagnostics import Reporter
-from netgen.model import DEFAULT_STACK_QUOTA, Estate, SecurityGroup, Vpc
+from netgen.model import DEFAULT_STACK_QUOTA, Estate, SecurityGroup, TransitGateway, Vpc
 from netgen.parallel import Beside, deal, worth_forking
 from netgen.resolve import Flow
 from netgen.targets.aws_rules import Rule, _rule_weights, group_rules, ruled_flows
+from netgen.targets.aws_transit import TransitPlan, plan_entries, plan_transit, transit_resources
 
 T = TypeVar("T")
 
@@ -104,6 +105,11 @@ def stack_of(vpc: Vpc) -> StackKey:
     return StackKey(vpc.account.account_id, vpc.region, "network", vpc.account.name)
 
 
+def gateway_stack_of(gateway: TransitGateway) -> StackKey:
+    """The network stack of a transit gateway's owner account and region: its route tables' static routes."""
+    return StackKey(gateway.account.account_id, gateway.region, "network", gateway.account.name)
+
+
 def rules_stack_of(group: SecurityGroup, part: int = 0) -> StackKey:
     """The stack of a group's rules; an overflow group's rules (part 1..) have a stack of their own."""
     vpc = group.vpc
@@ -141,15 +147,17 @@ def _peering(a: Vpc, b: Vpc) -> Peering:
     return Peering(a, b) if ka < kb else Peering(b, a)
 
 
-def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Reporter):
+def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Reporter,
+                             transit: TransitPlan | None = None):
     """Peerings by VPC pair, and {(vpc, peering): minimal destination prefixes}. A pair with a peering that
-    exists outside netgen (VpcPeering) gets that one, as AWS has it; every other pair one netgen requests."""
+    exists outside netgen (VpcPeering) gets that one, as AWS has it; every other pair one netgen requests.
+    Pairs joined through transit gateways get none: their routes (transit) count in the route-table checks."""
     vpcs = {v.name: v for v in estate.vpcs}
     existing = {p.pair: p for p in estate.peerings}
     wanted: dict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)  # address intervals
     peerings: dict[frozenset, Peering] = {}
     for flow in flows:
-        if not flow.path.peered:
+        if not flow.path.peered or flow.path.transit:
             continue
         a, b = flow.path.source_vpc, flow.path.destination_vpc
         wanted[(a, b)].update(flow.destination.intervals)  # there ...
@@ -174,12 +182,18 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
     for known in estate.peerings:
         peers_of[known.requester.name].add(known.accepter.name)
         peers_of[known.accepter.name].add(known.requester.name)
+    gateway_routes: dict[str, int] = defaultdict(int)
+    for name, entries in (transit.vpc_entries() if transit else {}).items():
+        per_vpc[name].extend(entries)
+        gateway_routes[name] = len(entries)
     for name, entries in sorted(per_vpc.items()):
         vpc = vpcs[name]
         if len(entries) > vpc.route_quota:
-            reporter.add(vpc.loc, "NG202", f"route tables of VPC '{name}' would need {len(entries)} peering "
-                                           f"routes, over the quota of {vpc.route_quota} (raise Vpc.routeQuota, or set "
-                                           "Vpc.routeScope: vpc-cidrs)")
+            what = (f"{len(entries)} routes ({gateway_routes[name]} to transit gateways)" if gateway_routes[name]
+                    else f"{len(entries)} peering routes")
+            reporter.add(vpc.loc, "NG202", f"route tables of VPC '{name}' would need {what}, over the quota of "
+                                           f"{vpc.route_quota} (raise Vpc.routeQuota, or set Vpc.routeScope: "
+                                           "vpc-cidrs)")
         reach: tuple[int, IPv4Network, str] | None = None  # the entry reaching furthest so far
         for net, peer in sorted(entries):
             first, last = interval(net)
@@ -328,7 +342,10 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
                                              f"{MAX_RESOURCES} resources per stack")
 
     def network_stacks(peerings: dict[frozenset, Peering], routes: dict) -> tuple[dict, dict]:
-        """Peerings and routes into the network stacks; (cross-stack parameters, peerings to accept)."""
+        """Peerings and routes (transit gateways' too) into the network stacks; (cross-stack parameters,
+        peerings to accept)."""
+        for key, owner, resource in transit_resources(transit, estate, logical_id, stack_of, gateway_stack_of):
+            add(key, owner, resource)
         parameters: dict[StackKey, dict[str, dict[str, str]]] = defaultdict(dict)
         accepts: dict[StackKey, list[dict]] = defaultdict(list)
         for pair in sorted(peerings.values(), key=lambda p: p.logical_id):
@@ -388,7 +405,8 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
             return share, None, exc
 
     with Beside(their_share, fork=fork) as later:
-        peerings, routes = plan_peerings_and_routes(estate, flows, reporter)
+        transit = plan_transit(estate, flows, reporter)
+        peerings, routes = plan_peerings_and_routes(estate, flows, reporter, transit)
         rule_files, found, parts = _rule_stacks([groups[names[i]] for i in mine], ruled)
         if not reporter.has_errors:  # (a failed plan, e.g. two routes to one prefix, is never built)
             parameters, accepts = network_stacks(peerings, routes)
@@ -425,7 +443,8 @@ def compile_aws(estate: Estate, flows: list[Flow], reporter: Reporter, beside: C
     reporter.raise_if_errors()  # NG205, NG206, NG207
     files = {key.path: template_json(t.to_dict()) for key, t in templates.items() if key not in by_stack}
     files.update(rule_files)
-    files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts, _existing(estate, routed_by))
+    files["aws/deploy-plan.json"] = _deploy_plan(templates, parameters, accepts, _existing(estate, routed_by),
+                                                 plan_entries(transit, estate, stack_of, gateway_stack_of))
     if failure is not None:
         raise failure
     return files, others if fork else beside()
@@ -484,9 +503,11 @@ def _existing(estate: Estate, routed_by: dict[str, set[str]]) -> list[dict]:
             for p in sorted(estate.peerings, key=lambda p: p.connection_id)]
 
 
-def _deploy_plan(templates, parameters, accepts, existing: list[dict] | None = None) -> bytes:
+def _deploy_plan(templates, parameters, accepts, existing: list[dict] | None = None,
+                 gateways: list[dict] | None = None) -> bytes:
     """The order to deploy stacks in, with the cross-stack parameters each one takes; and, when the estate
-    declares any, the peerings that exist outside netgen, which deploy must leave as they are."""
+    declares any, the peerings that exist outside netgen, which deploy must leave as they are, and the transit
+    gateways flows route through."""
     # A peering's requester stack sorts before its accepter's, so this order meets every dependency.
     order = sorted(templates)
     done: set[str] = set()
@@ -514,4 +535,9 @@ def _deploy_plan(templates, parameters, accepts, existing: list[dict] | None = N
                                 "documents): the routes of the stacks in 'routedBy' use them by id; deploy never "
                                 "creates, changes or deletes them, and each must be active before those stacks.")
         plan["existingPeerings"] = existing
+    if gateways:  # (likewise)
+        plan["description"] += (" 'transitGateways' lists the transit gateways (TransitGateway documents) that "
+                                "routes of the stacks in 'routedBy' use: their attachments and peering attachments "
+                                "must exist, and be available, before those stacks; deploy never changes them.")
+        plan["transitGateways"] = gateways
     return (json.dumps(plan, indent=2, sort_keys=True) + "\n").encode()
