@@ -39,7 +39,7 @@ ACTION_OF = {("s3", "head_bucket"): "s3:ListBucket", ("s3", "list_objects"): "s3
 # CloudFormation reads a template given as TemplateURL with them, and authorizes the stack tags given at
 # creation (managed-by=netgen) as TagResource.
 EXPLAINED = {"s3:GetObject", "cloudformation:TagResource"}
-READ_VERBS = ("Describe", "Get", "List")
+READ_VERBS = ("Describe", "Get", "List", "Search")  # SearchTransitGatewayRoutes: a read (access level List)
 
 
 @cache

@@ -19,7 +19,8 @@ Drift is about netgen's own things, as before: rules (`missing`: in generated/, 
 `extra`: a rule with a `netgen:` description that generated/ does not have; `changed`: the same group,
 direction, protocol and CIDR with other ports, or a netgen rule with another description), routes (`missing`;
 `changed`: the destination goes through another target, a gateway or a blackhole; `extra`: a route through a
-netgen peering that generated/ does not have) and peerings (netgen's, tagged managed-by=netgen, by the pair of
+netgen peering that generated/ does not have; routes to transit gateways likewise, and the static routes in
+their route tables: drift_transit.py) and peerings (netgen's, tagged managed-by=netgen, by the pair of
 VPCs they connect, and the existing ones the deploy plan names by id: `missing`, `changed` when not active,
 `extra`). The AWS default egress rule (all traffic to 0.0.0.0/0) of a group that does not restrict egress is
 expected and in no category.
@@ -34,6 +35,7 @@ from ipaddress import IPv4Network
 from pathlib import Path
 
 from netgen.aws.coverage import ADOPTED, COVERED, MANAGED, UNCOVERED, classify_rules, ipv4, within
+from netgen.aws.drift_transit import gateway_route_drift
 from netgen.aws.generated import (
     RuleSpec,
     StackPlan,
@@ -202,11 +204,13 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> DriftReport:
                 pair, literal, logical, stack = target
                 route = live_routes.get((table_id, cidr))
                 peer = _vpc(vpc_names, next((v for v in pair if v != vpc.vpc_id), "?"))
-                via = f"peering {literal}" if literal else f"peering with {peer}"
+                gateway = literal.startswith("tgw-")  # a route to a transit gateway, by id
+                via = (f"transit gateway {literal}" if gateway else f"peering {literal}" if literal
+                       else f"peering with {peer}")
                 if route is None:
                     found.append(Drift("route", "missing", where, f"{cidr} -> {via}"))
                     continue
-                pcx = route.get("VpcPeeringConnectionId")
+                pcx = route.get("TransitGatewayId" if gateway else "VpcPeeringConnectionId")
                 same = pcx == literal if literal else pairs_of.get(pcx or "") == pair
                 if not same or route.get("State") == "blackhole":
                     target_id = (pcx or route.get("GatewayId") or route.get("NatGatewayId")
@@ -237,6 +241,7 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> DriftReport:
                 detail = ("within the generated routes to that VPC" if covered
                           else "no generated route of this table goes there through that peering")
                 found.append(Drift("route", "hand", where, f"{cidr} -> {pcx}: {detail}", category))
+    found += gateway_route_drift(stacks, clients, report.counts["routes"], Drift)
     found.sort(key=lambda d: (CATEGORIES.index(d.category) if not d.is_drift else -1, d))
     return report
 
@@ -250,7 +255,7 @@ def _expected_routes(stacks: list[StackPlan], pairs_of: dict[str, frozenset]
     for stack in stacks:
         for route in routes_of(stack.template):
             key = (route.table, route.cidr)
-            if isinstance(route.target, str):  # an existing peering, by id
+            if isinstance(route.target, str):  # an existing peering, or a transit gateway, by id
                 found[key] = (pairs_of.get(route.target, frozenset()), route.target, route.logical, stack.name)
             elif key in through:
                 found[key] = (frozenset(through[key]), "", route.logical, stack.name)

@@ -141,13 +141,37 @@ class RouteSpec:
     logical: str
     table: str
     cidr: str
-    target: Any  # {"Ref": logical id or parameter} as in the template, or a literal pcx id once resolved
+    target: Any  # {"Ref": logical id or parameter} as in the template, or a literal pcx (or tgw) id once resolved
+    via: str = "VpcPeeringConnectionId"  # the property naming the target: or TransitGatewayId
+
+
+def target_key(props: Mapping[str, Any]) -> str:
+    """The property of an AWS::EC2::Route that names its target: a transit gateway, else a peering."""
+    return "TransitGatewayId" if props.get("TransitGatewayId") else "VpcPeeringConnectionId"
 
 
 def routes_of(template: Mapping[str, Any]) -> list[RouteSpec]:
     return sorted((RouteSpec(logical, r["Properties"]["RouteTableId"], r["Properties"]["DestinationCidrBlock"],
-                             r["Properties"].get("VpcPeeringConnectionId"))
+                             r["Properties"].get(target_key(r["Properties"])), target_key(r["Properties"]))
                    for logical, r in template.get("Resources", {}).items() if r.get("Type") == "AWS::EC2::Route"),
+                  key=lambda r: (r.table, r.cidr))
+
+
+@dataclass(frozen=True)
+class GatewayRouteSpec:
+    """A static route of a transit gateway route table (AWS::EC2::TransitGatewayRoute)."""
+
+    logical: str
+    table: str
+    cidr: str
+    attachment: str
+
+
+def gateway_routes_of(template: Mapping[str, Any]) -> list[GatewayRouteSpec]:
+    return sorted((GatewayRouteSpec(logical, str(p.get("TransitGatewayRouteTableId")),
+                                    str(p.get("DestinationCidrBlock")), str(p.get("TransitGatewayAttachmentId")))
+                   for logical, r in template.get("Resources", {}).items()
+                   if r.get("Type") == "AWS::EC2::TransitGatewayRoute" for p in [r.get("Properties", {})]),
                   key=lambda r: (r.table, r.cidr))
 
 

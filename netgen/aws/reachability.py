@@ -18,8 +18,12 @@ What it models (and what it does not):
   source group must admit the destination likewise. A group keeping the default egress rule (all traffic to
   0.0.0.0/0) admits everything. `None` for a side's groups means that side has no security group at all
   (e.g. a Network Load Balancer created without one): no filtering on that side.
-- Not modelled: network ACLs (the defaults allow everything), prefix-list rules, IPv6, transit gateways,
-  middlebox routes more specific than the local route, and the Kubernetes layer.
+- Transit gateways: a route to a transit gateway (TransitGatewayId) is followed through the gateway's route
+  tables, and peered gateways', to the VPC attachment it delivers to (netgen/aws/reachability_tgw.py, which
+  says what it models); that VPC must be the destination's, and the reply must come back the same way. Rules
+  naming a group are not taken to match across a gateway (they can, inbound, in one region, when enabled).
+- Not modelled: network ACLs (the defaults allow everything), prefix-list rules, IPv6, middlebox routes more
+  specific than the local route, and the Kubernetes layer.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from typing import Any
+
+from netgen.aws.reachability_tgw import GatewayView, gateway_view, read_gateways, through_gateway
 
 # ---------------------------------------------------------------------------------------------------------------
 # 1. The evaluator: EC2 API answers only.
@@ -68,6 +74,7 @@ class Ec2View:
     peerings: dict[str, dict] = field(default_factory=dict)
     security_groups: dict[str, dict] = field(default_factory=dict)
     instances: dict[str, dict] = field(default_factory=dict)
+    gateways: GatewayView = field(default_factory=GatewayView)  # transit gateways (reachability_tgw)
 
     @classmethod
     def from_answers(cls, *, vpcs: Iterable[dict], subnets: Iterable[dict], route_tables: Iterable[dict],
@@ -171,15 +178,21 @@ def _route_text(route: dict | None) -> str:
 
 def route_via_peering(view: Ec2View, vpc_id: str, from_ip: IPv4Address, to_ip: IPv4Address,
                       peer_vpc_id: str | None) -> Verdict:
-    """Does traffic from `from_ip` (in vpc_id) to `to_ip` leave through an active peering to peer_vpc_id?
+    """Does traffic from `from_ip` (in vpc_id) to `to_ip` leave through an active peering to peer_vpc_id, or
+    through transit gateways that deliver it to peer_vpc_id?
 
-    peer_vpc_id None accepts any active peering whose other end contains to_ip.
+    peer_vpc_id None accepts any active peering whose other end contains to_ip (any VPC holding it, through
+    gateways).
     """
     table, why = view.route_table_of(vpc_id, from_ip)
     if table is None:
         return Verdict(False, why)
     route = longest_match(table, to_ip)
     where = f"{table['RouteTableId']} ({vpc_id}) for {to_ip}"
+    if route is not None and route.get("TransitGatewayId") and route.get("State", "active") == "active":
+        delivered, why = through_gateway(view.gateways, view.vpc_cidrs, vpc_id, route["TransitGatewayId"], to_ip,
+                                         peer_vpc_id)
+        return Verdict(True) if delivered else Verdict(False, f"{where}: {_route_text(route)}: {why}")
     if route is None or not route.get("VpcPeeringConnectionId"):
         return Verdict(False, f"{where}: {_route_text(route)}, not a peering")
     if route.get("State", "active") != "active":
@@ -267,9 +280,9 @@ def reachable(view: Ec2View, src_ip: str, src_vpc_id: str, dst_ip: str, dst_vpc_
         if not back:
             return Verdict(False, f"no route back: {back.reason}")
         table, _ = view.route_table_of(src_vpc_id, src)
-        pcx_id = longest_match(table, dst)["VpcPeeringConnectionId"]  # type: ignore[arg-type,index]
-        pcx = view.peerings[pcx_id]
-        same_region_peering = pcx["RequesterVpcInfo"].get("Region") == pcx["AccepterVpcInfo"].get("Region")
+        pcx = view.peerings.get(longest_match(table, dst).get("VpcPeeringConnectionId") or "")  # type: ignore
+        same_region_peering = bool(pcx) and pcx["RequesterVpcInfo"].get("Region") == pcx["AccepterVpcInfo"].get(
+            "Region")  # (never through a transit gateway: see above)
     elif not view.in_vpc(dst_vpc_id, src):
         # Forwarded inside the VPC with a foreign source address: the local route delivers, the reply needs a
         # peering route back to the source's own VPC.
@@ -310,13 +323,13 @@ def groups_at(view: Ec2View, ip: str, vpc_id: str | None = None) -> tuple[str, .
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _pages(client: Any, operation: str, key: str) -> list[dict]:
+def _pages(client: Any, operation: str, key: str, **kwargs: Any) -> list[dict]:
     items: list[dict] = []
     if client.can_paginate(operation):
-        for page in client.get_paginator(operation).paginate():
+        for page in client.get_paginator(operation).paginate(**kwargs):
             items.extend(page.get(key, []))
     else:
-        items.extend(getattr(client, operation)().get(key, []))
+        items.extend(getattr(client, operation)(**kwargs).get(key, []))
     return items
 
 
@@ -329,7 +342,11 @@ def describe_estate(ec2_clients: Iterable[Any]) -> Ec2View:
              "peerings": ("describe_vpc_peering_connections", "VpcPeeringConnections"),
              "security_groups": ("describe_security_groups", "SecurityGroups"),
              "reservations": ("describe_instances", "Reservations")}
+    regions = []
     for client in ec2_clients:
         for name, (operation, key) in calls.items():
             answers[name].extend(_pages(client, operation, key))
-    return Ec2View.from_answers(**answers)
+        regions.append(read_gateways(client, _pages))
+    view = Ec2View.from_answers(**answers)
+    view.gateways = gateway_view(regions)
+    return view

@@ -5,8 +5,12 @@ account, and an estate's inventory seeded into it.
   deploys into it and the server do not share one GIL. The child is `python -m netgen.bench.moto`.
 - `MotoCloud`: boto3 clients of one moto server, in any account (moto's `x-moto-account-id` header), plus
   moto's reset and its request recorder (/moto-api/recorder/...).
-- `seed_estate`: create an estate's VPCs, route tables, subnets, security groups (and, optionally, one instance
-  per legacy host) in moto; `rewrite_spec_ids`: a copy of the specs with the inventory's ids replaced by moto's.
+- `seed_estate`: create an estate's VPCs, route tables, subnets, security groups, transit gateways (their route
+  tables, attachments, associations, propagations and peerings) and, optionally, one instance per legacy host in
+  moto; `rewrite_spec_ids`: a copy of the specs with the inventory's ids replaced by moto's.
+- netgen/bench/moto_transit.py: seeding transit gateways, and `faithful_transit_gateway_routes` (moto keeps a
+  static transit gateway route's attachment but answers it in a shape boto3 reads as an empty list; the servers
+  of the bench and the tests store it as AWS answers it).
 
 tests/judges/aws.py (the AWS judge) and tests/test_aws_deploy.py use these too; the judge keeps its own
 in-process server fixture (`moto_server`), which needs pytest.
@@ -124,6 +128,9 @@ def _serve(rule_quota: int, port: int = 0) -> None:
             raise RulesPerSecurityGroupLimitExceededError
 
     SecurityGroupBackend._verify_group_will_respect_rule_count_limit = within_quota  # type: ignore[method-assign]
+    from netgen.bench.moto_transit import faithful_transit_gateway_routes
+
+    faithful_transit_gateway_routes()
     for quota in VPC_DEFAULT_QUOTAS:  # what moto's GetServiceQuota answers in every account
         if quota["QuotaCode"] == RULES_QUOTA_CODE:
             quota["Value"] = float(rule_quota)
@@ -259,7 +266,7 @@ class Seeded:
     vpcs: dict[str, SeededVpc]
     groups: dict[str, str]  # group name -> moto id
     hosts: dict[str, str]  # host name -> instance id
-    substitutions: dict[str, str]  # inventory id -> moto id (VPCs, groups, route tables)
+    substitutions: dict[str, str]  # inventory id -> moto id (VPCs, groups, route tables, transit gateways' ids)
 
     @property
     def places(self) -> list[tuple[str, str]]:
@@ -330,6 +337,9 @@ def seed_estate(cloud: MotoCloud, estate: Any, hosts: bool = True) -> Seeded:
                 {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
         seeded.groups[group.name] = group_id
         seeded.substitutions[group.group_id] = group_id
+    from netgen.bench.moto_transit import seed_transit_gateways  # (it imports this module)
+
+    seed_transit_gateways(cloud, estate, seeded)
     for host in estate.hosts if hosts else ():
         vpc = seeded.vpcs[host.vpc.name]
         subnet_id = next(s for cidr, (s, _) in vpc.subnets.items() if host.address in cidr)

@@ -24,7 +24,9 @@ moto gaps found while building the harness (moto 5.2; see `deploy` for how each 
 - CloudFormation never auto-accepts a peering, even inside one account and region: it stays
   pending-acceptance. The deploy plan already says to accept pending peerings through the EC2 API.
 - CloudFormation has no model for AWS::EC2::SecurityGroupEgress: the resource is skipped with a warning, the
-  stack still reaches CREATE_COMPLETE and no egress rule exists.
+  stack still reaches CREATE_COMPLETE and no egress rule exists. Likewise AWS::EC2::TransitGatewayRoute: `deploy`
+  creates those with CreateTransitGatewayRoute. Transit gateways' other gaps are listed in netgen/transit.py
+  (a static route's attachment is made readable by the servers here: netgen/bench/moto_transit.py).
 - PeerRoleArn is ignored (moto has no cross-account authorisation); acceptance is done as the accepter account.
 - Per the project's design notes (not re-checked here): moto drops descriptions of inline security-group rules
   (netgen emits standalone rules, whose descriptions moto keeps).
@@ -93,6 +95,9 @@ def moto_server() -> Iterator[str]:
         env.delenv("MOTO_ACCOUNT_ID", raising=False)
         env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # hosts use a made-up image id; skip loading AMIs
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from netgen.bench.moto_transit import faithful_transit_gateway_routes
+
+        faithful_transit_gateway_routes()  # (static routes' attachments readable, as on AWS)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
@@ -120,6 +125,7 @@ class Deployment:
     peerings: dict[str, str] = field(default_factory=dict)  # peering logical id -> pcx id
     peerings_created_outside_cloudformation: list[str] = field(default_factory=list)
     egress_rules_applied_outside_cloudformation: int = 0
+    gateway_routes_created_outside_cloudformation: int = 0
     workarounds: dict[str, list[str]] = field(default_factory=dict)  # stack -> logical ids moved out of its template
 
 
@@ -139,7 +145,8 @@ def deploy(cloud: MotoCloud, out_dir: Path, mutate_template: Callable[[str, dict
       CloudFormation creates it from the template; only the creation step moves, the id flows the same way.
     - AWS::EC2::SecurityGroupEgress resources, which moto's CloudFormation silently skips, are removed from the
       template and applied with AuthorizeSecurityGroupEgress (same group, protocol, ports, CIDR, description)
-      once the stack is CREATE_COMPLETE.
+      once the stack is CREATE_COMPLETE; so are AWS::EC2::TransitGatewayRoute resources, with
+      CreateTransitGatewayRoute (same route table, destination and attachment).
 
     The plan is read generically: any number of stacks, in its order. netgen emits a network stack (peerings,
     routes) and one stack per security group (its rules) per account and region, so the peering workaround
@@ -178,7 +185,9 @@ def deploy(cloud: MotoCloud, out_dir: Path, mutate_template: Callable[[str, dict
             del resources[logical]
         template = _replace_refs(template, direct)
         egress = {k: r for k, r in template["Resources"].items() if r["Type"] == "AWS::EC2::SecurityGroupEgress"}
-        for logical in egress:
+        gateway_routes = {k: r for k, r in template["Resources"].items()
+                          if r["Type"] == "AWS::EC2::TransitGatewayRoute"}
+        for logical in [*egress, *gateway_routes]:
             del template["Resources"][logical]
             result.workarounds.setdefault(name, []).append(logical)
         if not template["Resources"]:
@@ -196,6 +205,11 @@ def deploy(cloud: MotoCloud, out_dir: Path, mutate_template: Callable[[str, dict
                 "IpProtocol": props["IpProtocol"], "FromPort": props["FromPort"], "ToPort": props["ToPort"],
                 "IpRanges": [{"CidrIp": props["CidrIp"], "Description": props.get("Description", "")}]}])
             result.egress_rules_applied_outside_cloudformation += 1
+        for resource in gateway_routes.values():
+            props = _replace_refs(resource["Properties"], parameters)
+            ec2.create_transit_gateway_route(**{k: props[k] for k in (
+                "TransitGatewayRouteTableId", "DestinationCidrBlock", "TransitGatewayAttachmentId") if k in props})
+            result.gateway_routes_created_outside_cloudformation += 1
         for request in stack["peerings"]:
             logical = request["peering"]
             pcx_id = direct.get(logical) or cfn.describe_stack_resource(

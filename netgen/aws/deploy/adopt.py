@@ -23,7 +23,7 @@ from typing import Any
 
 from netgen.aws.deploy.context import Context, StackFailed
 from netgen.aws.deploy.settle import live_routes, route_target
-from netgen.aws.generated import StackPlan, live_rules, routes_of, rules_of
+from netgen.aws.generated import StackPlan, live_rules, routes_of, rules_of, target_key
 
 _RULE_TYPES = ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress")
 # CloudFormation refuses a template without resources: a stack whose every rule is adopted keeps this one.
@@ -63,8 +63,9 @@ def adopt(ctx: Context, stack: StackPlan, template: dict, previous: dict | None,
             have = live_route.get((props["RouteTableId"], props["DestinationCidrBlock"]))
             if have is None:
                 continue
-            target = literal_target(props.get("VpcPeeringConnectionId"), ids)
-            if target is not None and have.get("VpcPeeringConnectionId") == target:
+            key = target_key(props)  # a peering's id, or a transit gateway's
+            target = literal_target(props.get(key), ids)
+            if target is not None and have.get(key) == target:
                 del resources[logical]
                 ctx.console.adopted(stack.name, f"route {props['RouteTableId']} {props['DestinationCidrBlock']} -> "
                                                 f"{target}")
@@ -86,9 +87,9 @@ def literal_target(target: Any, ids: dict[str, str]) -> str | None:
 
 
 def describe_target(props: dict) -> str:
-    target = props.get("VpcPeeringConnectionId")
+    target = props.get(target_key(props))
     ref = target.get("Ref") if isinstance(target, dict) else target
-    return f"the peering {ref}"
+    return f"the transit gateway {ref}" if target_key(props) == "TransitGatewayId" else f"the peering {ref}"
 
 
 def route_conflict(table: str, cidr: str, existing: str, wanted: str) -> str:

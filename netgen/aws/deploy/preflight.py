@@ -29,7 +29,16 @@ from netgen.aws.deploy.adopt import describe_target, literal_target, route_confl
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import LIVE_PEERING
 from netgen.aws.deploy.settle import live_routes, route_target
-from netgen.aws.generated import STACK_PREFIX, StackPlan, is_managed, live_rules, peerings_of, rules_of, tag_value
+from netgen.aws.generated import (
+    STACK_PREFIX,
+    StackPlan,
+    is_managed,
+    live_rules,
+    peerings_of,
+    rules_of,
+    tag_value,
+    target_key,
+)
 from netgen.aws.session import error_text
 
 # (service code, quota code, what it limits) read from Service Quotas
@@ -256,8 +265,9 @@ def check_existing(ctx: Context, account: str, region: str, here: list[StackPlan
         have = live.get((props["RouteTableId"], props["DestinationCidrBlock"]))
         if have is None:
             continue
-        target = literal_target(props.get("VpcPeeringConnectionId"), {})
-        existing = have.get("VpcPeeringConnectionId")
+        key = target_key(props)  # a peering's id, or a transit gateway's
+        target = literal_target(props.get(key), {})
+        existing = have.get(key)
         if existing and (existing == target or (target is None and is_managed(peerings.get(existing, {})))):
             continue  # the same target (adopted), or netgen's own peering (the stack already holds the route)
         found.problems.append((stack.name, route_conflict(props["RouteTableId"], props["DestinationCidrBlock"],

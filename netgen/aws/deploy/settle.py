@@ -5,8 +5,9 @@
   account); the template's tags are put on it when missing;
 - every route and security-group rule of the template must exist in EC2 (adopted ones included: adopt.py),
   and every rule with a netgen description in the stack's groups that the template no longer has, and every
-  peering route the previous template had and the new one does not, must be gone. A hand-made rule or route
-  is never removed, and an adopted rule keeps its own description.
+  route to a peering or a transit gateway the previous template had and the new one does not, must be gone. A
+  hand-made rule or route is never removed, and an adopted rule keeps its own description;
+- likewise the static routes in transit gateway route tables (settle_transit.py).
 
 Anything settle has to add or remove is done through the EC2 API and reported as a repair. On AWS this
 normally finds nothing to do (it catches rules and routes changed by hand in between); on moto it does real
@@ -20,12 +21,14 @@ from typing import Any
 
 from netgen.aws.deploy.context import Context, StackFailed
 from netgen.aws.deploy.moto import LIVE_PEERING
+from netgen.aws.deploy.settle_transit import settle_gateway_routes
 from netgen.aws.generated import (
     MANAGED_KEY,
     MANAGED_VALUE,
     RouteSpec,
     RuleSpec,
     StackPlan,
+    gateway_routes_of,
     is_managed,
     is_owned,
     live_rules,
@@ -52,6 +55,7 @@ def settle(ctx: Context, stack: StackPlan, cfn: Any, template: dict, previous: d
     settle_rules(ctx, stack, rules_of(resolved), rules_of(previous or {}), adopted)
     old_routes = {(r.table, r.cidr) for r in routes_of(previous or {})}
     settle_routes(ctx, stack, routes_of(resolved), old_routes)
+    settle_gateway_routes(ctx, stack, gateway_routes_of(resolved), gateway_routes_of(previous or {}))
 
 
 def refers_to_own_resources(template: dict) -> bool:
@@ -174,20 +178,25 @@ def settle_routes(ctx: Context, stack: StackPlan, wanted: list[RouteSpec], old_r
     live = live_routes(ec2, tables)
     wanted_keys = {(r.table, r.cidr) for r in wanted}
     for (table, cidr), route in sorted(live.items()):
-        if (table, cidr) in old_routes and (table, cidr) not in wanted_keys and route.get("VpcPeeringConnectionId"):
+        if (table, cidr) in old_routes and (table, cidr) not in wanted_keys and netgen_target(route):
             ec2.delete_route(RouteTableId=table, DestinationCidrBlock=cidr)
-            ctx.repair(stack.name, f"deleted route {table} {cidr} -> {route['VpcPeeringConnectionId']}: no longer "
+            ctx.repair(stack.name, f"deleted route {table} {cidr} -> {netgen_target(route)}: no longer "
                                    "in the template, but still in EC2")
     for route in wanted:
         have = live.get((route.table, route.cidr))
         target = str(route.target)
         if have is None:
-            ec2.create_route(RouteTableId=route.table, DestinationCidrBlock=route.cidr, VpcPeeringConnectionId=target)
+            ec2.create_route(RouteTableId=route.table, DestinationCidrBlock=route.cidr, **{route.via: target})
             ctx.repair(stack.name, f"created route {route.table} {route.cidr} -> {target}: in the template, missing "
                                    "in EC2")
-        elif have.get("VpcPeeringConnectionId") != target:
-            ec2.replace_route(RouteTableId=route.table, DestinationCidrBlock=route.cidr, VpcPeeringConnectionId=target)
+        elif have.get(route.via) != target:
+            ec2.replace_route(RouteTableId=route.table, DestinationCidrBlock=route.cidr, **{route.via: target})
             ctx.repair(stack.name, f"pointed route {route.table} {route.cidr} at {target} (was {route_target(have)})")
+
+
+def netgen_target(route: dict) -> str | None:
+    """The target of a live route of a kind netgen writes (a peering or a transit gateway), else None."""
+    return route.get("VpcPeeringConnectionId") or route.get("TransitGatewayId")
 
 
 def settle_removed(ctx: Context, name: str, account: str, region: str, removed: dict,
@@ -206,6 +215,6 @@ def settle_removed(ctx: Context, name: str, account: str, region: str, removed: 
     routes = [r for r in routes_of(removed) if (r.table, r.cidr) not in wanted_routes]
     keys = {(r.table, r.cidr) for r in routes}
     for key, route in sorted(live_routes(ec2, sorted({r.table for r in routes})).items()):
-        if key in keys and route.get("VpcPeeringConnectionId"):
+        if key in keys and netgen_target(route):
             ec2.delete_route(RouteTableId=key[0], DestinationCidrBlock=key[1])
             ctx.repair(name, f"deleted route {key[0]} {key[1]}: its stack is deleted, but the route was still in EC2")
