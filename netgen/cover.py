@@ -62,8 +62,10 @@ from netgen.addresses import (
     range_cidrs,
 )
 
-# Work units per rule set (search states, subsets tried, sizes of the masks and tries built): about a second at
-# most at this machine's pace, far more than the overlaps of the example or synthetic estates take (microseconds).
+# Work units per rule set (search states, subsets tried, sizes of the tries built): half a second or so at this
+# machine's pace, far more than the overlaps of the example estate take (microseconds); what follows a spent budget
+# is a single pass (the heuristic cover), linear in the trie. It bounds the search's exponential part, not the rule
+# set's size: a /24 on 10,000 separate ports beside one host on their range takes 3.5 s (10,001 rules, proven).
 EXACT_BUDGET = 300_000
 
 Span = tuple[int, int]  # an inclusive interval of pieces

@@ -436,8 +436,10 @@ def test_make_bench_prints_its_table(tmp_path):
     result = subprocess.run([sys.executable, "-m", "netgen.bench.run", "--sizes", "300", "--runs", "1",
                              "--work", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    row = next(line for line in result.stdout.splitlines() if line.startswith("| 300 |"))
+    row, bounds = [line for line in result.stdout.splitlines() if line.startswith("| 300 |")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert len(cells) == 12 and cells[9].endswith("x")
     assert int(cells[10].replace(",", "")) < int(cells[11].replace(",", ""))  # minimal rules below the naive count
+    sets, rules, bound, ratio = [cell.strip() for cell in bounds.strip("|").split("|")][1:5]
+    assert int(sets) > 0 and rules == cells[10] == bound and ratio == "1.000"  # the fewest, proven
     assert "netgen build --check on the example estate:" in result.stdout
