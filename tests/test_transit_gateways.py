@@ -508,3 +508,67 @@ def test_netgen_deploy_writes_the_gateway_routes_and_verify_agrees(endpoint: str
     assert [(e["change"], e["where"], e["detail"]) for e in entries] == [
         ("missing", f"transit gateway route table {gone['TransitGatewayRouteTableId']}",
          f"{gone['DestinationCidrBlock']} -> {gone['TransitGatewayAttachmentId']}")], entries
+
+
+# --- review: explain, diff, graph -------------------------------------------------------------------------------
+
+def test_explain_shows_each_gateway_hop_both_ways(built: Built):
+    result = run_cli("explain", "--specs", str(built.specs), "--as-of", AS_OF, "erp-euw1-01", "ledger/ledger-export")
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert f"path: through transit gateways {EUW1} -> {USE1} (TransitGateway;" in text
+    assert (f"routes there (legacy-euw1, generated/aws/acme-legacy/eu-west-1/network.json): rtb-0b22c33d44e55f661 "
+            f"10.40.64.0/18 -> transit gateway {EUW1}") in text
+    assert (f"there: transit gateway tgw-euw1 route table {RTB_EUW1} -> {PEERING} (transit gateway tgw-use1): static "
+            "10.40.64.0/18 in generated/aws/acme-legacy/eu-west-1/network.json") in text
+    assert (f"there: transit gateway tgw-use1 route table {RTB_USE1_PEER} -> {ATTACH_K8S_USE1} (k8s-use1): "
+            "propagated 10.40.0.0/16") in text
+    assert (f"back: transit gateway tgw-use1 route table {RTB_USE1_MAIN} -> {PEERING} (transit gateway tgw-euw1): "
+            "static 10.20.50.51/32 in generated/aws/acme-legacy/us-east-1/network.json") in text
+    assert (f"back: transit gateway tgw-euw1 route table {RTB_EUW1} -> {ATTACH_LEGACY_EUW1} (legacy-euw1): "
+            "propagated 10.20.0.0/16") in text
+    assert "peering" not in text.split("who else")[0].replace("TransitGatewayPeering", "")
+
+
+def test_diff_moving_pairs_onto_gateways_changes_no_access(tmp_path: Path):
+    import shutil
+    import subprocess
+
+    repo = tmp_path / "repo"
+    shutil.copytree(copy_example_specs(tmp_path / "example"), repo / "specs")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo, check=True,
+                       capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "example")
+    (repo / "specs/inventory/transit-gateways.yaml").write_text(GATEWAYS)
+    result = run_cli("diff", "--specs", str(repo / "specs"), "--as-of", AS_OF, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert not data["accessChanged"] and data["flows"]["added"] == data["flows"]["removed"] == []
+    assert sorted(sorted((p["requester"], p["accepter"])) for p in data["peerings"]["removed"]) == [
+        ["k8s-use1", "legacy-euw1"], ["k8s-use1", "legacy-use1"]]
+    assert data["peerings"]["added"] == []
+    added = data["routes"]["added"]
+    assert added and all(r["transitGatewayId"] in (USE1, EUW1) for r in added)
+    assert all("transitGatewayId" not in r for r in data["routes"]["removed"])
+    statics = data["transitGatewayRoutes"]["added"]
+    assert {(r["transitGateway"], r["routeTable"], r["attachment"]) for r in statics} == {
+        ("tgw-use1", RTB_USE1_MAIN, ATTACH_LEGACY_USE1), ("tgw-use1", RTB_USE1_MAIN, PEERING),
+        ("tgw-euw1", RTB_EUW1, PEERING)}
+    assert all(r["grants"] for r in statics)
+    text = run_cli("diff", "--specs", str(repo / "specs"), "--as-of", AS_OF).stdout
+    assert "Transit gateway routes" in text and f"+ transit gateway tgw-euw1 {RTB_EUW1} 10.40.64.0/18 -> {PEERING}" \
+        in text
+
+
+def test_graph_draws_the_pairs_joined_through_gateways(built: Built):
+    result = run_cli("graph", "--specs", str(built.specs), "--as-of", AS_OF, "--format", "mermaid")
+    assert result.exit_code == 0, result.stderr
+    assert (f'vpc_k8s_use1 ===|"transit gateways {USE1} -> {EUW1} (cross-region)"| vpc_legacy_euw1'
+            in result.stdout)
+    assert f'vpc_k8s_use1 ===|"transit gateway {USE1} (same-region)"| vpc_legacy_use1' in result.stdout
+    assert 'vpc_legacy_use1 -.-|"peering (cross-region, cross-account)"| vpc_k8s_usw2' in result.stdout

@@ -25,6 +25,7 @@ from netgen.resolve import Flow, GrantRef
 from netgen.review import UsageError
 from netgen.review.owners import Approval, approval_json, approval_markdown, approval_text, approvals
 from netgen.review.provenance import (
+    GatewayRouteFact,
     Infrastructure,
     PeeringFact,
     PolicyFact,
@@ -165,9 +166,10 @@ AccessKey = tuple  # (source, destination, ports, path, note): a flow without it
 
 
 def _key(flow: Flow) -> AccessKey:
-    """Which peering a path takes is infrastructure, not access: a pair whose peering turns from netgen's own
-    into an existing one (VpcPeering) or back changes no access, and shows under the VPC peerings."""
-    path = replace(flow.path, connection="") if flow.path.connection else flow.path
+    """Which peering (or transit gateway) a path takes is infrastructure, not access: a pair whose peering turns
+    from netgen's own into an existing one (VpcPeering), or that moves to a transit gateway, or back, changes no
+    access, and shows under the VPC peerings and the routes."""
+    path = replace(flow.path, connection="", transit=()) if flow.path.connection or flow.path.transit else flow.path
     return (flow.source, flow.destination, flow.ports, path, flow.note)
 
 
@@ -223,8 +225,9 @@ class DiffReport:
     rules: Changes
     policies: Changes
     peering_grants: dict[PeeringFact, set[str]]
-    route_grants: dict[RouteFact, set[str]]
+    route_grants: dict[RouteFact, set[str]]  # (transit gateway routes' grants too, by GatewayRouteFact)
     approvals: list[Approval] = field(default_factory=list)  # whose services and hosts gain or lose callers
+    gateway_routes: Changes = field(default_factory=lambda: Changes([], []))  # static transit gateway routes
 
     @property
     def access_changed(self) -> bool:
@@ -232,7 +235,7 @@ class DiffReport:
 
     @property
     def infrastructure_changed(self) -> bool:
-        return bool(self.peerings or self.routes or self.rules or self.policies)
+        return bool(self.peerings or self.routes or self.rules or self.policies or self.gateway_routes)
 
 
 def _names(grants: tuple[GrantRef, ...]) -> tuple[tuple[str, str], ...]:
@@ -301,7 +304,8 @@ def compare(base_side: Side, head_side: Side, base: Base, specs: str, base_missi
                       sorted(groups.values(), key=lambda g: (g.owner, g.name)),
                       _peering_changes(bi.peerings, hi.peerings), _set_diff(bi.routes, hi.routes), rules, policies,
                       peering_grants, route_grants,
-                      approvals(added, removed, base_side.resolved.estate, head_side.resolved.estate))
+                      approvals(added, removed, base_side.resolved.estate, head_side.resolved.estate),
+                      _set_diff(bi.gateway_routes, hi.gateway_routes))
 
 
 def _peering_changes(base: tuple[PeeringFact, ...], head: tuple[PeeringFact, ...]) -> Changes:
@@ -366,6 +370,9 @@ def infrastructure_sections(report: DiffReport) -> list[tuple[str, list[str]]]:
     lines = [f"+ {r}{_via(report.route_grants.get(r))}" for r in report.routes.added]
     lines += [f"- {r}{_via(report.route_grants.get(r))}" for r in report.routes.removed]
     sections.append(("Routes", lines))
+    lines = [f"+ {r}{_via(report.route_grants.get(r))}" for r in report.gateway_routes.added]  # type: ignore
+    lines += [f"- {r}{_via(report.route_grants.get(r))}" for r in report.gateway_routes.removed]  # type: ignore
+    sections.append(("Transit gateway routes", lines))
     lines = [f"+ {r}{_via(set(r.grants))}" for r in report.rules.added]
     lines += [f"- {r}{_via(set(r.grants))}" for r in report.rules.removed]
     lines += [f"~ {a}: grants {', '.join(b.grants)} -> {', '.join(a.grants)}" for b, a in report.rules.changed]
@@ -473,7 +480,13 @@ def render_json(report: DiffReport) -> str:
 
     def route(r: RouteFact) -> dict:
         return {"vpc": r.vpc, "routeTable": r.route_table, "prefix": str(r.prefix), "peer": r.peer,
+                **({"transitGatewayId": r.gateway} if r.gateway else {}),
                 "grants": sorted(report.route_grants.get(r, ()))}
+
+    def gateway_route(r: GatewayRouteFact) -> dict:
+        return {"transitGateway": r.gateway, "routeTable": r.route_table, "prefix": str(r.prefix),
+                "attachment": r.attachment, "leadsTo": r.leads_to,
+                "grants": sorted(report.route_grants.get(r, ()))}  # type: ignore[call-overload]
 
     def policy(p: PolicyFact) -> dict:
         return {"file": p.file, "cluster": p.cluster, "namespace": p.namespace, "name": p.name,
@@ -500,6 +513,9 @@ def render_json(report: DiffReport) -> str:
                      "changed": [{"before": peering(b), "after": peering(a)} for b, a in report.peerings.changed]},
         "routes": {"added": [route(r) for r in report.routes.added],
                    "removed": [route(r) for r in report.routes.removed]},
+        **({"transitGatewayRoutes": {"added": [gateway_route(r) for r in report.gateway_routes.added],
+                                     "removed": [gateway_route(r) for r in report.gateway_routes.removed]}}
+           if report.gateway_routes else {}),
         "securityGroupRules": {"added": [rule(r) for r in report.rules.added],
                                "removed": [rule(r) for r in report.rules.removed],
                                "changed": [{"before": rule(b), "after": rule(a)} for b, a in report.rules.changed]},

@@ -20,6 +20,7 @@ from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, W
 from netgen.pipeline import Resolved
 from netgen.resolve import HEALTH_CHECK, Endpoint, Flow, resolve
 from netgen.review import UsageError
+from netgen.review.explain_transit import gateway_lines
 from netgen.review.provenance import Carriers, Infrastructure, carriers, infrastructure
 
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -394,7 +395,9 @@ class Explainer:
 
     def _carrier_lines(self, flow: Flow, found: Carriers) -> list[str]:
         lines = []
-        if flow.path.peered:
+        if flow.path.transit:
+            lines += gateway_lines(self.estate, self._stack_file, flow, found)
+        elif flow.path.peered:
             if found.peering and found.peering.connection:
                 lines.append(f"    peering: {found.peering}, declared at {found.peering.declared} (VpcPeering): "
                              "it exists outside netgen, which routes over it and never changes it")
@@ -442,7 +445,10 @@ class Explainer:
     def _in_place(self, flow: Flow, found: Carriers) -> list[str]:
         lines = []
         if flow.path.peered:
-            if found.peering and found.peering.connection:
+            if flow.path.transit:
+                lines.append(f"    transit gateways: {' -> '.join(flow.path.transit)} (declared; netgen writes "
+                             "routes through them)")
+            elif found.peering and found.peering.connection:
                 lines.append(f"    peering: in place ({found.peering}, declared at {found.peering.declared}; "
                              "it exists outside netgen)")
             elif found.peering:

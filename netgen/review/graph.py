@@ -153,6 +153,17 @@ def build_graph(resolved: Resolved) -> EstateGraph:
                                              f"existing peering {pair.connection_id} ({scope})", True))
         else:
             peering_edges.append(PeeringEdge(_id("vpc", a.name), _id("vpc", b.name), f"peering ({scope})"))
+    through: dict[frozenset[str], object] = {}  # pairs of VPCs joined through transit gateways, drawn as existing
+    for flow in resolved.flows:
+        if flow.path.transit:
+            through.setdefault(frozenset((flow.path.source_vpc, flow.path.destination_vpc)), flow.path)
+    for pair, path in sorted(through.items(), key=lambda item: sorted(item[0])):
+        a, b = sorted(pair)
+        ids = path.transit if path.source_vpc == a else tuple(reversed(path.transit))  # type: ignore[attr-defined]
+        scope = ("cross-region" if path.cross_region else "same-region") + (  # type: ignore[attr-defined]
+            ", cross-account" if path.cross_account else "")  # type: ignore[attr-defined]
+        label = f"transit gateway{'s' if len(ids) > 1 else ''} {' -> '.join(ids)} ({scope})"
+        peering_edges.append(PeeringEdge(_id("vpc", a), _id("vpc", b), label, True))
 
     clusters = {c.vpc.name: c.name for c in estate.clusters}
     columns = []

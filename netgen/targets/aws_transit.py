@@ -53,7 +53,7 @@ class TransitPlan:
         return entries
 
 
-def _clean_propagation(gateway: TransitGateway) -> dict[tuple[str, str], list[IPv4Network]]:
+def clean_propagation(gateway: TransitGateway) -> dict[tuple[str, str], list[IPv4Network]]:
     """{(route table, attachment id): the CIDRs the attachment propagates there that no other attachment
     propagating to the same table overlaps}: AWS propagates neither of two overlapping CIDRs reliably."""
     into: dict[str, list[tuple[str, IPv4Network]]] = defaultdict(list)
@@ -96,7 +96,7 @@ def plan_transit(estate: Estate, flows: list[Flow] | tuple[Flow, ...], reporter:
         if vpcs[vpc].route_scope == "vpc-cidrs":
             exact = tuple(c for c in vpcs[peer].cidrs if any(n.overlaps(c) for n in exact))
         plan.vpc_routes[(vpc, peer)] = (gateway_of[(vpc, peer)], exact)
-    clean = {name: _clean_propagation(g) for name, g in plan.gateways.items()}
+    clean = {name: clean_propagation(g) for name, g in plan.gateways.items()}
     for (name, table, attachment), intervals in sorted(static.items()):
         propagated = clean[name].get((table, attachment), [])
         routes = plan.gateway_routes.setdefault((name, table), {})
