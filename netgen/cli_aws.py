@@ -239,8 +239,8 @@ def discover(
     profile: Annotated[str | None, typer.Option("--profile", help="boto3 profile to read with.")] = None,
     endpoint_url: EndpointOpt = None,
 ) -> None:
-    """Write inventory specs (Account, Vpc, SecurityGroup, LegacyHost, HostGroup, VpcPeering) from what exists in
-    AWS."""
+    """Write inventory specs (Account, Vpc, SecurityGroup, LegacyHost, HostGroup, VpcPeering, TransitGateway,
+    TransitGatewayPeering) from what exists in AWS."""
     from netgen.aws.discover import discover as run
     from netgen.aws.session import Clients
 

@@ -2,10 +2,11 @@
 attachments (the table each is associated with, the tables it propagates to) and peering attachments.
 
 - TransitGateway per gateway the account owns (DescribeTransitGateways, owner-id), name from its Name tag: its
-  route tables (DescribeTransitGatewayRouteTables), its available VPC attachments to VPCs of the inventory (this
-  run's, or another file's under <out>) with their association (DescribeTransitGatewayAttachments) and
-  propagations (GetTransitGatewayRouteTablePropagations, per table). An attachment to a VPC in no inventory file
-  is listed in a comment;
+  route tables (DescribeTransitGatewayRouteTables), its available VPC attachments (DescribeTransitGatewayAttachments)
+  to VPCs of the inventory (this run's, or another file's under <out>) with their association and propagations
+  (GetTransitGatewayRouteTableAssociations and ...Propagations, per table: moto answers these right where its
+  DescribeTransitGatewayAttachments does not). An attachment to a VPC in no inventory file is listed in a
+  comment;
 - TransitGatewayPeering per available peering attachment between two gateways of the inventory, with the route
   table it is associated with on each side (read in each gateway's region: the association is per side);
 - a comment for each VPC of this account attached to a gateway another account owns (shared through AWS RAM):
@@ -23,17 +24,21 @@ from netgen.aws.discover import Names, _doc, _named, _pages, _tags
 
 def read_transit_gateways(ec2: Any, account_id: str, region: str) -> dict[str, Any]:
     """The raw answers of one region: gateways owned by account_id, their route tables, attachments (VPC and
-    peering) and propagations per table, and attachments of this account's VPCs to others' gateways."""
+    peering; this account's VPCs' attachments to others' gateways too), and per table its associations and
+    propagations."""
     gateways = [g for g in _pages(ec2, "describe_transit_gateways", "TransitGateways")
                 if g.get("OwnerId", account_id) == account_id and g.get("State") == "available"]
     tables = _pages(ec2, "describe_transit_gateway_route_tables", "TransitGatewayRouteTables")
     attachments = _pages(ec2, "describe_transit_gateway_attachments", "TransitGatewayAttachments")
+    tables = [t for t in tables if t.get("State", "available") == "available"]
     propagations = {t["TransitGatewayRouteTableId"]: _pages(
         ec2, "get_transit_gateway_route_table_propagations", "TransitGatewayRouteTablePropagations",
-        TransitGatewayRouteTableId=t["TransitGatewayRouteTableId"]) for t in tables
-        if t.get("State", "available") == "available"}
+        TransitGatewayRouteTableId=t["TransitGatewayRouteTableId"]) for t in tables}
+    associations = {t["TransitGatewayRouteTableId"]: _pages(
+        ec2, "get_transit_gateway_route_table_associations", "Associations",
+        TransitGatewayRouteTableId=t["TransitGatewayRouteTableId"]) for t in tables}
     return {"region": region, "gateways": gateways, "tables": tables, "attachments": attachments,
-            "propagations": propagations}
+            "propagations": propagations, "associations": associations}
 
 
 def transit_docs(raw: list[dict[str, Any]], account: str, account_id: str, discovered: dict[str, str],
@@ -51,10 +56,12 @@ def transit_docs(raw: list[dict[str, Any]], account: str, account_id: str, disco
     association: dict[tuple[str, str], str] = {}  # (attachment id, gateway id) -> route table it is associated with
     peerings: dict[str, dict] = {}
     for answers in raw:
+        gateway_of = {t["TransitGatewayRouteTableId"]: t["TransitGatewayId"] for t in answers["tables"]}
+        for table, found in answers["associations"].items():
+            for entry in found:
+                if entry.get("State", "associated") == "associated":
+                    association[(entry["TransitGatewayAttachmentId"], gateway_of[table])] = table
         for attachment in answers["attachments"]:
-            table = (attachment.get("Association") or {}).get("TransitGatewayRouteTableId")
-            if table and (attachment.get("Association") or {}).get("State", "associated") == "associated":
-                association[(attachment["TransitGatewayAttachmentId"], attachment["TransitGatewayId"])] = table
             if attachment.get("ResourceType") == "peering" and attachment.get("State") == "available":
                 peerings.setdefault(attachment["TransitGatewayAttachmentId"], attachment)
             owner = attachment.get("TransitGatewayOwnerId", account_id)
