@@ -167,7 +167,8 @@ def existing_peering_problem(view, connection_id: str, requester_vpc_id: str, ac
 
 def verify(resolved: Resolved, clients: Clients) -> VerifyResult:
     estate = resolved.estate
-    places = sorted({(v.account.account_id, v.region) for v in estate.vpcs})
+    places = sorted({(v.account.account_id, v.region) for v in estate.vpcs}  # (a gateway's owner may own no VPC)
+                    | {(g.account.account_id, g.region) for g in estate.transit_gateways})
     view = describe_estate(clients.ec2(a, r) for a, r in places)
     result = VerifyResult(flows=len(resolved.flows))
     seen: set[Probe] = set()
