@@ -163,7 +163,8 @@ def diff(
 
     Exit 0 (a report, whatever it says), 1 on spec errors on either side, 2 on usage errors."""
     from netgen.review import UsageError
-    from netgen.review.diff import RENDERERS, SpecErrors, run
+    from netgen.review.diff import SpecErrors, run
+    from netgen.review.diff_render import RENDERERS
 
     day = as_of_date(as_of)
     try:
