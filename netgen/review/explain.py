@@ -6,79 +6,26 @@ hop is looked up in the resolved flows (a flow of a whole host group covers each
 carries it (peering, routes, security-group rules, NetworkPolicy) comes from the real compile functions
 through provenance.carriers. For "no", the first missing piece is named, what is already in place is listed,
 and the existing grants closest to the question are shown with a grant that would allow it.
+
+This module finds the hops and ranks the closest grants; explain_parties.py finds the two ends of the question,
+explain_render.py writes the lines of each hop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from ipaddress import AddressValueError, IPv4Address
 
-from netgen.blast import admissions, admits_lines
-from netgen.diagnostics import Location, Reporter, did_you_mean
+from netgen.diagnostics import Location, Reporter
 from netgen.hints import port_label
-from netgen.model import Estate, Grant, Host, PortRange, Service, ServicePort, Workload
+from netgen.model import Grant, Host, PortRange, Service, ServicePort, Workload
 from netgen.pipeline import Resolved
 from netgen.resolve import HEALTH_CHECK, Endpoint, Flow, resolve
 from netgen.review import UsageError
-from netgen.review.explain_transit import gateway_lines
+from netgen.review.explain_parties import Party, find_party
+from netgen.review.explain_render import HopLines, closest_lines
 from netgen.review.provenance import Carriers, Infrastructure, carriers, infrastructure
 
 PROTOCOLS = ("tcp", "udp", "sctp")
-
-
-@dataclass(frozen=True)
-class Party:
-    kind: str  # host | service | workload
-    obj: Host | Service | Workload
-
-    @property
-    def label(self) -> str:
-        if isinstance(self.obj, Host):
-            return f"host/{self.obj.name} ({self.obj.address})"
-        return f"{self.kind}/{self.obj.ref}"
-
-
-def _by_ref(items, text: str):
-    if text.count("/") == 2:
-        return [i for i in items if i.ref == text]
-    return [i for i in items if f"{i.namespace}/{i.name}" == text]
-
-
-def find_party(estate: Estate, text: str, role: str) -> Party:
-    """A legacy host (name or address), a service or a workload ([cluster/]namespace/name)."""
-    try:
-        address = IPv4Address(text)
-    except (AddressValueError, ValueError):
-        address = None
-    if address is not None:
-        for host in estate.hosts:
-            if host.address == address:
-                return Party("host", host)
-        raise UsageError(f"no legacy host has the address {text}")
-    if "/" in text:
-        if text.count("/") > 2:
-            raise UsageError(f"'{text}' is not [cluster/]namespace/name")
-        kinds = [("workload", estate.workloads), ("service", estate.services)]
-        if role == "destination":
-            kinds.reverse()
-        for kind, items in kinds:
-            found = _by_ref(items, text)
-            if len(found) > 1:
-                raise UsageError(f"'{text}' is ambiguous: qualify it with the cluster "
-                                 f"({', '.join(sorted(i.ref for i in found))})")
-            if found:
-                return Party(kind, found[0])
-        names = [i.ref for i in (*estate.services, *estate.workloads)]
-        names += [f"{i.namespace}/{i.name}" for i in (*estate.services, *estate.workloads)]
-        raise UsageError(f"unknown service or workload '{text}'{did_you_mean(text, names)}")
-    for host in estate.hosts:
-        if host.name == text:
-            return Party("host", host)
-    for group in estate.host_groups:
-        if group.name == text:
-            members = ", ".join(h.name for h in group.hosts)
-            raise UsageError(f"'{text}' is a host group: ask about one of its hosts ({members})")
-    raise UsageError(f"unknown legacy host '{text}'{did_you_mean(text, [h.name for h in estate.hosts])}")
 
 
 @dataclass
@@ -117,8 +64,7 @@ class Explainer:
         self.estate = resolved.estate
         self.all_flows = resolved.flows
         self.infra: Infrastructure = infrastructure(resolved, Reporter())
-        self.vpcs = {v.name: v for v in self.estate.vpcs}
-        self.groups = {g.name: g for g in self.estate.security_groups}
+        self.out = HopLines(self.estate, self.infra)
 
     # --- the question ------------------------------------------------------------------------------------
 
@@ -234,17 +180,17 @@ class Explainer:
             for sp, hops in allowed:
                 lines.append(f"port {self._port_label(sp)}:")
                 for i, hop in enumerate(hops, 1):
-                    lines += self._hop_lines(i, len(hops), hop)
+                    lines += self.out.hop_lines(i, len(hops), hop)
             others = [sp for sp, _, _ in results if all(sp is not a for a, _ in allowed)]
             if others:
                 lines.append(f"not granted: {', '.join(self._port_label(sp) for sp in others)}")
-            lines += self._blast_lines([hop for _, hops in allowed for hop in hops])
+            lines += self.out.blast_lines([hop for _, hops in allowed for hop in hops])
             return Answer(True, question, lines)
         sp, hops, problems = results[0]
         lines = [f"no: host/{host.name} ({host.address}) cannot reach service/{service.ref} on "
                  f"{', '.join(self._port_label(sp) for sp, _, _ in results)}"]
         lines += [f"a grant for it would be refused: {problem}" for problem in problems]
-        lines += self._missing_lines(hops, f"no grant allows host/{host.name} to reach service/{service.ref} "
+        lines += self.out.missing_lines(hops, f"no grant allows host/{host.name} to reach service/{service.ref} "
                                             f"on {sp.name}")
         lines += self._closest_service_grants(host, service, port, protocol)
         lines += ["a grant that would allow it:",
@@ -283,7 +229,7 @@ class Explainer:
                                   f"{grant.service.ref}", grant))
             elif same_src:
                 ranked.append((4, f"same source, other service: {grant.service.ref}", grant))
-        return self._closest_lines(ranked)
+        return closest_lines(ranked)
 
     # --- workload -> host --------------------------------------------------------------------------------
 
@@ -313,13 +259,13 @@ class Explainer:
             lines = [f"yes: workload/{workload.ref} can reach host/{host.name} ({host.address}) on {ports}; "
                      f"the host sees {seen} ({notes})"]
             for i, hop in enumerate(hops, 1):
-                lines += self._hop_lines(i, 0, hop)
-            lines += self._blast_lines(hops)
+                lines += self.out.hop_lines(i, 0, hop)
+            lines += self.out.blast_lines(hops)
             return Answer(True, question, lines)
         lines = [f"no: workload/{workload.ref} cannot reach host/{host.name} ({host.address}){wanted}"]
         lines += [f"a grant for it would be refused: {problem}" for problem in problems]
         if number is not None:
-            lines += self._missing_lines(hops, f"no grant allows workload/{workload.ref} to reach "
+            lines += self.out.missing_lines(hops, f"no grant allows workload/{workload.ref} to reach "
                                                f"host/{host.name} on {protocol.lower()}/{number}")
         else:
             lines.append(f"first missing piece: a grant from workload/{workload.ref} to host/{host.name} "
@@ -357,149 +303,7 @@ class Explainer:
                                   f"{granted}", grant))
             elif same_src:
                 ranked.append((4, f"same source, other hosts ({grant.legacy_ref}) and port(s) {granted}", grant))
-        return self._closest_lines(ranked)
-
-    # --- shared output -----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _closest_lines(ranked: list[tuple[int, str, Grant]]) -> list[str]:
-        if not ranked:
-            return ["closest existing grant: none between these kinds of endpoints"]
-        best = min(rank for rank, _, _ in ranked)
-        chosen = sorted((g.name, why, g) for rank, why, g in ranked if rank == best)[:3]
-        lines = ["closest existing grant" + ("s:" if len(chosen) > 1 else ":")]
-        for name, why, grant in chosen:
-            lines.append(f"  {name} (owner {grant.owner}, {grant.loc.file}:{grant.loc.line}): {why}")
-        return lines
-
-    def _stack_file(self, vpc_name: str) -> str:
-        """The network stack (peerings, routes) of a VPC."""
-        from netgen.targets.aws import stack_of
-
-        return f"generated/{stack_of(self.vpcs[vpc_name]).path}"
-
-    def _hop_lines(self, index: int, total: int, hop: Hop) -> list[str]:
-        flow, found = hop.expected, hop.carried
-        name = f"hop {index}/{total}" if total > 1 else "flow"
-        lines = [f"  {name}: {flow.line().split(' grant: ')[0]}"]
-        for g in flow.grants:
-            lines.append(f"    grant: {g.name} (owner {g.owner}) {g.location}")
-        lines += self._carrier_lines(flow, found)
-        return lines
-
-    def _blast_lines(self, hops: list[Hop]) -> list[str]:
-        """Who else the openings carrying these hops admit (netgen.blast), their grants' own hosts aside."""
-        names = {g.name for hop in hops for g in hop.expected.grants}
-        own = [host for grant in self.estate.grants if grant.name in names for host in grant.hosts]
-        return admits_lines(admissions(self.estate, [hop.expected for hop in hops], own))
-
-    def _carrier_lines(self, flow: Flow, found: Carriers) -> list[str]:
-        lines = []
-        if flow.path.transit:
-            lines += gateway_lines(self.estate, self._stack_file, flow, found)
-        elif flow.path.peered:
-            if found.peering and found.peering.connection:
-                lines.append(f"    peering: {found.peering}, declared at {found.peering.declared} (VpcPeering): "
-                             "it exists outside netgen, which routes over it and never changes it")
-            elif found.peering:
-                lines.append(f"    peering: {found.peering} in {self._stack_file(found.peering.requester)}")
-            for label, routes, vpc in (("routes there", found.routes_there, flow.path.source_vpc),
-                                       ("routes back", found.routes_back, flow.path.destination_vpc)):
-                if routes:
-                    listed = ", ".join(f"{r.route_table} {r.prefix}" for r in routes)
-                    lines.append(f"    {label} ({vpc}, {self._stack_file(vpc)}): {listed}")
-        else:
-            lines.append(f"    network: inside VPC {flow.path.source_vpc}, no peering or route needed")
-        for rule in found.rules:
-            from netgen.targets.aws import rules_stack_of
-
-            group = self.groups[rule.group]
-            group_file = f"generated/{rules_stack_of(group, group.group_ids.index(rule.group_id)).path}"
-            lines.append(f"    security-group rule: {rule} in {group_file} "
-                         f"(netgen: {', '.join(rule.grants)})")
-        if flow.destination.security_group is None:
-            lines.append(f"    security group: {flow.destination} names none, nothing to open there")
-        for policy in found.policies:
-            lines.append(f"    NetworkPolicy: {policy.file} ({policy.direction}, "
-                         f"netgen.dev/grants: {','.join(policy.grants)})")
-        lines += [f"    {note}" for note in found.notes]
-        if flow.destination.pods is None and flow.source.pods is None:
-            lines.append("    NetworkPolicy: none involved (no pods at either end of this hop)")
-        return lines
-
-    def _missing_lines(self, hops: list[Hop], grant_text: str) -> list[str]:
-        """The first missing piece (the grant, since everything else follows from grants), then the state of
-        each piece of infrastructure the missing hops would need."""
-        lines = [f"first missing piece: {grant_text}"]
-        for i, hop in enumerate(hops, 1):
-            flow, found = hop.expected, hop.carried
-            label = f"hop {i}/{len(hops)}" if len(hops) > 1 else "flow"
-            state = "granted" if hop.present else "NOT granted"
-            lines.append(f"  {label} ({state}): {flow.line().split(' grant: ')[0]}")
-            if hop.present:
-                lines += [f"    grant: {g.name} (owner {g.owner}) {g.location}" for g in flow.grants]
-                continue
-            lines += self._in_place(flow, found)
-        return lines
-
-    def _in_place(self, flow: Flow, found: Carriers) -> list[str]:
-        lines = []
-        if flow.path.peered:
-            if flow.path.transit:
-                lines.append(f"    transit gateways: {' -> '.join(flow.path.transit)} (declared; netgen writes "
-                             "routes through them)")
-            elif found.peering and found.peering.connection:
-                lines.append(f"    peering: in place ({found.peering}, declared at {found.peering.declared}; "
-                             "it exists outside netgen)")
-            elif found.peering:
-                lines.append(f"    peering: in place for other grants ({found.peering})")
-            else:
-                lines.append(f"    peering: missing between {flow.path.source_vpc} and {flow.path.destination_vpc}")
-            there = _covers(found.routes_there, flow.destination.addresses)
-            back = _covers(found.routes_back, flow.source.addresses)
-            lines.append(f"    routes there ({flow.path.source_vpc}): {'in place' if there else 'missing'}; "
-                         f"routes back ({flow.path.destination_vpc}): {'in place' if back else 'missing'}")
-        group = flow.destination.security_group
-        if not group:
-            lines.append(f"    security group: {flow.destination} names none, nothing to open there")
-        else:
-            ingress = [r for r in found.rules if r.direction == "ingress"]
-            covered = _covers_rules(ingress, flow)
-            lines.append(f"    security-group rule on {group} ({self.groups[group].group_id}): "
-                         f"{'in place for other grants' if covered else 'missing'}")
-        end = flow.destination.pods
-        if end is not None:
-            if (end.cluster, end.namespace, "ingress") in self.infra.open_namespaces:
-                lines.append(f"    NetworkPolicy: none needed (namespace {end.namespace} runs ingress open)")
-            else:
-                existing = [p for p in self.infra.policies
-                            if (p.cluster, p.namespace, p.direction, p.selector)
-                            == (end.cluster, end.namespace, "ingress", end.selector)]
-                if not existing:
-                    lines.append("    NetworkPolicy: missing (namespace runs ingress default-deny)")
-                elif _policy_covers(existing, flow):
-                    lines.append(f"    NetworkPolicy: {existing[0].file} already allows it (other grants)")
-                else:
-                    lines.append(f"    NetworkPolicy: {existing[0].file} exists but does not allow this "
-                                 "source and port")
-        return lines
-
-
-def _covers(routes, addresses) -> bool:
-    return all(any(a.subnet_of(r.prefix) for r in routes) for a in addresses)
-
-
-def _covers_rules(rules, flow: Flow) -> bool:
-    p = flow.ports
-    return all(any(a.subnet_of(r.cidr) and r.first <= p.first and p.last <= r.last for r in rules)
-               for a in flow.source.addresses)
-
-
-def _policy_covers(policies, flow: Flow) -> bool:
-    p = flow.ports
-    return all(any(a.subnet_of(cidr) and proto == p.protocol and first <= p.first and p.last <= last
-                   for policy in policies for cidr, proto, first, last in policy.allows)
-               for a in flow.source.addresses)
+        return closest_lines(ranked)
 
 
 def _port_number(port: str) -> int | None:
