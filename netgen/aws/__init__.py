@@ -13,5 +13,6 @@ neither boto3 nor credentials (tests/test_aws_deploy.py checks that build does n
 - drift.py: `netgen drift`: live rules, routes and peerings against generated/, in coverage.py's categories.
 - discover.py: `netgen discover`: inventory spec files from what exists.
 - import_grants.py: `netgen import-grants`: Grant documents that reproduce hand-made rules and flow-log records.
+- grant_matching.py: which hand rules and flow-log records name a legacy host calling a service (for the import).
 - flowlogs.py: VPC Flow Logs files (the default format) read for import-grants.
 """
