@@ -45,7 +45,7 @@ from netgen.diagnostics import Reporter
 from netgen.loader import load_tree
 from netgen.pipeline import Resolved, resolve_specs
 from netgen.render import OWNED
-from netgen.targets.aws import description
+from netgen.targets.aws_names import description
 from netgen.targets.kubernetes import _block, dns_label
 from netgen.targets.kubernetes import dump as kubernetes_dump
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from netgen.diagnostics import Reporter
 from netgen.pipeline import resolve_specs
-from netgen.targets.aws import plan_peerings_and_routes
+from netgen.targets.aws_network import plan_peerings_and_routes
 
 
 def resolved(specs):

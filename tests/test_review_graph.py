@@ -15,7 +15,7 @@ from conftest import EXAMPLE_AS_OF, EXAMPLE_SPECS, run_cli
 
 from netgen.diagnostics import Reporter
 from netgen.pipeline import resolve_specs
-from netgen.targets.aws import plan_peerings_and_routes
+from netgen.targets.aws_network import plan_peerings_and_routes
 
 AS_OF = EXAMPLE_AS_OF.isoformat()
 SVG = "{http://www.w3.org/2000/svg}"

@@ -42,7 +42,7 @@ class HopLines:
 
     def _stack_file(self, vpc_name: str) -> str:
         """The network stack (peerings, routes) of a VPC."""
-        from netgen.targets.aws import stack_of
+        from netgen.targets.aws_names import stack_of
 
         return f"generated/{stack_of(self.vpcs[vpc_name]).path}"
 
@@ -79,7 +79,7 @@ class HopLines:
         else:
             lines.append(f"    network: inside VPC {flow.path.source_vpc}, no peering or route needed")
         for rule in found.rules:
-            from netgen.targets.aws import rules_stack_of
+            from netgen.targets.aws_names import rules_stack_of
 
             group = self.groups[rule.group]
             group_file = f"generated/{rules_stack_of(group, group.group_ids.index(rule.group_id)).path}"

@@ -15,7 +15,7 @@ from netgen.review.provenance import Carriers
 
 def gateway_lines(estate: Estate, stack_file: Callable[[str], str], flow: Flow, found: Carriers) -> list[str]:
     """stack_file(vpc name): the network stack file of a VPC, as explain names it."""
-    from netgen.targets.aws import gateway_stack_of
+    from netgen.targets.aws_names import gateway_stack_of
 
     gateways = {g.name: g for g in estate.transit_gateways}
     lines = [f"    path: through transit gateway{'s' if len(flow.path.transit) > 1 else ''} "

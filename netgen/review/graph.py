@@ -93,7 +93,7 @@ class EstateGraph:
 
 
 def build_graph(resolved: Resolved) -> EstateGraph:
-    from netgen.targets.aws import plan_peerings_and_routes
+    from netgen.targets.aws_network import plan_peerings_and_routes
 
     estate = resolved.estate
     grants = {g.name: g for g in estate.grants}

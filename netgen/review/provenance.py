@@ -177,7 +177,7 @@ def _policy(path: str, text: bytes) -> PolicyFact:
 
 def infrastructure(resolved: Resolved, reporter: Reporter) -> Infrastructure:
     """Run the real compile functions on the flows; build errors (quotas) go to reporter."""
-    from netgen.targets.aws import plan_peerings_and_routes
+    from netgen.targets.aws_network import plan_peerings_and_routes
     from netgen.targets.aws_rules import plan_rules
     from netgen.targets.aws_transit import plan_transit
     from netgen.targets.kubernetes import compile_kubernetes

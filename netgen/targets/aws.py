@@ -19,31 +19,33 @@ Rules the output follows (see docs/generated.md):
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
-from ipaddress import IPv4Network
 from json.encoder import encode_basestring_ascii
 from typing import TypeVar
 
 from troposphere import Output, Parameter, Ref, Tags, Template
 from troposphere.ec2 import Route, SecurityGroupEgress, SecurityGroupIngress, VPCPeeringConnection
 
-from netgen.addresses import collapse_intervals, interval
 from netgen.diagnostics import Reporter
-from netgen.model import DEFAULT_STACK_QUOTA, Estate, SecurityGroup, TransitGateway, Vpc
+from netgen.model import DEFAULT_STACK_QUOTA, Estate, SecurityGroup
 from netgen.parallel import Beside, deal, worth_forking
 from netgen.resolve import Flow
+from netgen.targets.aws_names import (
+    StackKey,
+    description,
+    gateway_stack_of,
+    logical_id,
+    rules_stack_of,
+    stack_of,
+)
+from netgen.targets.aws_network import Peering, plan_peerings_and_routes
 from netgen.targets.aws_rules import Rule, _rule_weights, group_rules, ruled_flows
-from netgen.targets.aws_transit import TransitPlan, plan_entries, plan_transit, transit_resources
+from netgen.targets.aws_transit import plan_entries, plan_transit, transit_resources
 
 T = TypeVar("T")
 
-_DESCRIPTION_OK = re.compile(r"[^a-zA-Z0-9 ._\-:/()#,@\[\]+=;{}!$*]")
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp"}
 MANAGED_TAG = {"managed-by": "netgen"}
 MAX_RESOURCES = 500  # per CloudFormation stack
@@ -53,163 +55,6 @@ PARALLEL_RULE_ENTRIES = 5_000
 # plans the peerings and builds the network stacks (at 100k grants the child, given 1/0.8 of the parent's
 # share, finished half a second after it).
 CHILD_RULES_HANDICAP = 0.9
-
-
-@lru_cache(maxsize=65536)
-def camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
-
-
-def logical_id(prefix: str, readable: str, *identity: object) -> str:
-    digest = hashlib.sha256("|".join(map(str, identity)).encode()).hexdigest()[:10]
-    return f"{prefix}{camel(readable)[:120]}{digest}"
-
-
-@lru_cache(maxsize=65536)
-def description(grants: tuple[str, ...]) -> str:
-    """A security-group rule description naming the grants: legal characters only, at most 255."""
-    names = sorted(set(grants))
-    text = "netgen: " + ", ".join(names)
-    if len(text) > 255:  # as many names as fit beside a "+N more" tail (linear: hot rules have thousands)
-        length, shown = len("netgen: "), 0
-        while shown < len(names):
-            longer = length + len(names[shown]) + (2 if shown else 0)
-            if longer + len(f" +{len(names) - shown - 1} more") > 255:
-                break
-            length, shown = longer, shown + 1
-        text = "netgen: " + ", ".join(names[:shown]) + f" +{len(names) - shown} more"
-    return _DESCRIPTION_OK.sub("_", text)
-
-
-@dataclass(frozen=True, order=True)
-class StackKey:
-    account_id: str
-    region: str
-    part: str  # "network", or "sg-<group name>"
-    account_name: str
-
-    @property
-    def name(self) -> str:
-        name = f"netgen-{self.account_name}-{self.region}-{self.part}"
-        if len(name) > 128:  # CloudFormation's limit on stack names
-            name = f"{name[:117]}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
-        return name
-
-    @property
-    def path(self) -> str:
-        return f"aws/{self.account_name}/{self.region}/{self.part}.json"
-
-
-def stack_of(vpc: Vpc) -> StackKey:
-    """The network stack (peerings and routes) of a VPC's account and region."""
-    return StackKey(vpc.account.account_id, vpc.region, "network", vpc.account.name)
-
-
-def gateway_stack_of(gateway: TransitGateway) -> StackKey:
-    """The network stack of a transit gateway's owner account and region: its route tables' static routes."""
-    return StackKey(gateway.account.account_id, gateway.region, "network", gateway.account.name)
-
-
-def rules_stack_of(group: SecurityGroup, part: int = 0) -> StackKey:
-    """The stack of a group's rules; an overflow group's rules (part 1..) have a stack of their own."""
-    vpc = group.vpc
-    suffix = f"-overflow-{part}" if part else ""
-    return StackKey(vpc.account.account_id, vpc.region, f"sg-{group.name}{suffix}", vpc.account.name)
-
-
-@dataclass(frozen=True)
-class Peering:
-    requester: Vpc
-    accepter: Vpc
-    connection_id: str = ""  # set for a peering that exists outside netgen (VpcPeering): never in a template
-
-    @property
-    def existing(self) -> bool:
-        return bool(self.connection_id)
-
-    @property
-    def logical_id(self) -> str:
-        return logical_id("Peering", f"{self.requester.name}-{self.accepter.name}", self.requester.vpc_id,
-                          self.accepter.vpc_id)
-
-    @property
-    def parameter(self) -> str:
-        return f"{self.logical_id}Id"
-
-    @property
-    def crosses_stacks(self) -> bool:
-        return stack_of(self.requester) != stack_of(self.accepter)
-
-
-def _peering(a: Vpc, b: Vpc) -> Peering:
-    ka = (a.account.account_id, a.region, a.name)
-    kb = (b.account.account_id, b.region, b.name)
-    return Peering(a, b) if ka < kb else Peering(b, a)
-
-
-def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Reporter,
-                             transit: TransitPlan | None = None):
-    """Peerings by VPC pair, and {(vpc, peering): minimal destination prefixes}. A pair with a peering that
-    exists outside netgen (VpcPeering) gets that one, as AWS has it; every other pair one netgen requests.
-    Pairs joined through transit gateways get none: their routes (transit) count in the route-table checks."""
-    vpcs = {v.name: v for v in estate.vpcs}
-    existing = {p.pair: p for p in estate.peerings}
-    wanted: dict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)  # address intervals
-    peerings: dict[frozenset, Peering] = {}
-    for flow in flows:
-        if not flow.path.peered or flow.path.transit:
-            continue
-        a, b = flow.path.source_vpc, flow.path.destination_vpc
-        wanted[(a, b)].update(flow.destination.intervals)  # there ...
-        wanted[(b, a)].update(flow.source.intervals)  # ... and back
-    for a, b in wanted:
-        pair = frozenset((a, b))
-        if pair not in peerings:
-            known = existing.get(pair)
-            peerings[pair] = (Peering(known.requester, known.accepter, known.connection_id) if known
-                              else _peering(vpcs[a], vpcs[b]))
-    routes = {}
-    for (vpc, peer), intervals in sorted(wanted.items()):
-        exact = collapse_intervals(intervals)
-        if vpcs[vpc].route_scope == "vpc-cidrs":
-            exact = tuple(c for c in vpcs[peer].cidrs if any(n.overlaps(c) for n in exact))
-        routes[(vpc, peer)] = exact
-    per_vpc: dict[str, list[tuple[IPv4Network, str]]] = defaultdict(list)
-    peers_of: dict[str, set[str]] = defaultdict(set)  # existing peerings count whether flows use them or not
-    for (vpc, peer), nets in routes.items():
-        peers_of[vpc].add(peer)
-        per_vpc[vpc].extend((net, peer) for net in nets)
-    for known in estate.peerings:
-        peers_of[known.requester.name].add(known.accepter.name)
-        peers_of[known.accepter.name].add(known.requester.name)
-    gateway_routes: dict[str, int] = defaultdict(int)
-    for name, entries in (transit.vpc_entries() if transit else {}).items():
-        per_vpc[name].extend(entries)
-        gateway_routes[name] = len(entries)
-    for name, entries in sorted(per_vpc.items()):
-        vpc = vpcs[name]
-        if len(entries) > vpc.route_quota:
-            what = (f"{len(entries)} routes ({gateway_routes[name]} to transit gateways)" if gateway_routes[name]
-                    else f"{len(entries)} peering routes")
-            reporter.add(vpc.loc, "NG202", f"route tables of VPC '{name}' would need {what}, over the quota of "
-                                           f"{vpc.route_quota} (raise Vpc.routeQuota, or set Vpc.routeScope: "
-                                           "vpc-cidrs)")
-        reach: tuple[int, IPv4Network, str] | None = None  # the entry reaching furthest so far
-        for net, peer in sorted(entries):
-            first, last = interval(net)
-            if reach and first <= reach[0] and reach[2] != peer:
-                reporter.add(vpc.loc, "NG204", f"VPC '{name}' would route {reach[1]} to '{reach[2]}' and {net} "
-                                               f"to '{peer}': peer addresses overlap")
-            if reach is None or last > reach[0]:
-                reach = (last, net, peer)
-    for name, peers in sorted(peers_of.items()):
-        vpc = vpcs[name]
-        if len(peers) > vpc.peering_quota:
-            held = sum(1 for known in estate.peerings if name in known.pair)
-            of_which = f" ({held} of them existing)" if held else ""
-            reporter.add(vpc.loc, "NG203", f"VPC '{name}' would need {len(peers)} peerings{of_which}, over its "
-                                           f"quota of {vpc.peering_quota}")
-    return peerings, routes
 
 
 def _tags(**extra: str) -> Tags:
