@@ -1,13 +1,15 @@
 """Generate a synthetic estate in the real spec format, realistic in shape, for benchmarks and scale tests.
 
-python -m netgen.bench.synth --hosts 20000 --services 4000 --grants 100000 --regions 10 --out DIR
+python -m netgen.bench.synth --hosts 20000 --services 4000 --grants 100000 --regions 10 [--transit-gateway] --out DIR
 
 Shape: per region two legacy VPCs and two cluster VPCs (one cluster each); accounts hold a few regions each.
 Legacy hosts sit in one /20 block per role and VPC, allocated in sequence host groups are of varied sizes
 (by role and VPC, by role across the estate, and hand-picked teams); a few hot services take most grants
 (Zipf-like), from a few roles each. Services sit behind internal NLBs with their own security group, as
 large estates do to keep groups under quota.
-The generator is deterministic for a given --seed.
+With --transit-gateway, the VPCs reach each other through transit gateways rather than a mesh of peerings (see
+transit_gateways). The generator is deterministic for a given --seed, and the rest of the estate is the same
+with or without gateways.
 """
 
 from __future__ import annotations
@@ -34,8 +36,49 @@ def _doc(kind: str, name: str, body: str, namespace: str | None = None, labels: 
     return f"---\n{HEADER}kind: {kind}\n{meta}spec:\n{body}"
 
 
-def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7) -> dict[str, str]:
-    """{relative file name: YAML text} of a valid synthetic estate."""
+def transit_gateways(region_names: list[str], vpcs: list[tuple[str, str]], account: str, seed: int) -> list[str]:
+    """The documents of one transit gateway per region, owned by account (a network account), with every VPC of
+    its region attached, and a TransitGatewayPeering between the gateways of every two regions. vpcs: (name,
+    region), in order. Two route tables per gateway, as a network team often has them: "vpcs", which every VPC
+    attachment is associated with and propagates to (so pairs in one region need no static route), and
+    "peerings", which every peering attachment of the gateway is associated with and the VPC attachments
+    propagate to, all but the second legacy VPC of each region (kept off it, so traffic from other regions to it
+    needs static routes on the far gateway too). Across a peering, routes are static (netgen writes them).
+    Ids come from a generator of their own, seeded from seed, so that the rest of the estate is unchanged."""
+    rng = random.Random(f"transit-gateways-{seed}")
+    docs, tables = [], {}
+    for region in region_names:
+        gateway, to_vpcs, to_peerings = _hexid(rng, "tgw"), _hexid(rng, "tgw-rtb"), _hexid(rng, "tgw-rtb")
+        tables[region] = to_peerings
+        attachments = ""
+        for vpc in (name for name, vpc_region in vpcs if vpc_region == region):
+            kept_off = vpc == f"legacy-{region}-1"  # the second legacy VPC of the region
+            attachments += (f"    - vpc: {vpc}\n      attachmentId: {_hexid(rng, 'tgw-attach')}\n"
+                            f"      routeTable: {to_vpcs}\n"
+                            f"      propagatesTo: [{to_vpcs if kept_off else f'{to_vpcs}, {to_peerings}'}]\n")
+        docs.append(_doc("TransitGateway", f"tgw-{region}", f"  account: {account}\n  region: {region}\n"
+                         f"  transitGatewayId: {gateway}\n  routeTables: [{to_vpcs}, {to_peerings}]\n"
+                         f"  attachments:\n{attachments}"))
+    for i, requester in enumerate(region_names):
+        for accepter in region_names[i + 1:]:
+            docs.append(_doc("TransitGatewayPeering", f"{requester}-{accepter}",
+                             f"  attachmentId: {_hexid(rng, 'tgw-attach')}\n"
+                             f"  requester: {{transitGateway: tgw-{requester}, routeTable: {tables[requester]}}}\n"
+                             f"  accepter: {{transitGateway: tgw-{accepter}, routeTable: {tables[accepter]}}}\n"))
+    return docs
+
+
+def _account(index: int, name: str) -> str:
+    account_id = f"{100000000000 + index * 7919:012d}"
+    return _doc("Account", name, f"  accountId: \"{account_id}\"\n"
+                f"  peeringAcceptRoleArn: arn:aws:iam::{account_id}:role/netgen-peering-accepter\n")
+
+
+def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7,
+             transit_gateway: bool = False) -> dict[str, str]:
+    """{relative file name: YAML text} of a valid synthetic estate; with transit_gateway, its VPCs attached to
+    transit gateways of a network account of their own (acct-network, which holds no VPC; see
+    transit_gateways)."""
     rng = random.Random(seed)
     region_names = [f"{area}-{n}" for n in range(1, 10) for area in ("us-east", "eu-west", "ap-south", "us-west",
                                                                       "eu-central", "ca-central")][:regions]
@@ -47,12 +90,9 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
     n_accounts = max(2, regions // 3 + 1)
     accounts = []
     for a in range(n_accounts):
-        account_id = f"{100000000000 + a * 7919:012d}"
-        name = f"acct-{a:02d}"
-        accounts.append(name)
-        add("inventory/accounts.yaml", _doc("Account", name, f"  accountId: \"{account_id}\"\n"
-            f"  peeringAcceptRoleArn: arn:aws:iam::{account_id}:role/netgen-peering-accepter\n"))
-    legacy_vpcs, cluster_vpcs = [], []
+        accounts.append(f"acct-{a:02d}")
+        add("inventory/accounts.yaml", _account(a, accounts[-1]))
+    legacy_vpcs, cluster_vpcs, all_vpcs = [], [], []
     index = 0
     for r, region in enumerate(region_names):
         for kind in ("legacy", "legacy", "k8s", "k8s"):
@@ -64,7 +104,12 @@ def generate(hosts: int, services: int, grants: int, regions: int, seed: int = 7
                 f"  vpcId: {_hexid(rng, 'vpc')}\n  cidrs: [{net}]\n  routeTables: [{tables}]\n"
                 f"  routeScope: vpc-cidrs\n"))
             (legacy_vpcs if kind == "legacy" else cluster_vpcs).append((name, net, region))
+            all_vpcs.append((name, region))
             index += 1
+    if transit_gateway:
+        add("inventory/accounts.yaml", _account(n_accounts, "acct-network"))
+        for doc in transit_gateways(region_names, all_vpcs, "acct-network", seed):
+            add("inventory/transit-gateways.yaml", doc)
     # legacy hosts, one address block per role
     host_names: dict[tuple[str, str], list[str]] = {}
     all_hosts: list[tuple[str, str, str]] = []
@@ -182,9 +227,11 @@ def main() -> None:
     parser.add_argument("--grants", type=int, default=10000)
     parser.add_argument("--regions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--transit-gateway", action="store_true",
+                        help="join the VPCs through transit gateways (one per region, peered across regions)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    write(args.out, generate(args.hosts, args.services, args.grants, args.regions, args.seed))
+    write(args.out, generate(args.hosts, args.services, args.grants, args.regions, args.seed, args.transit_gateway))
 
 
 if __name__ == "__main__":
