@@ -115,7 +115,34 @@ def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> N
                     for flow in flows if flow.destination.security_group)
         stats.update(rules=len(plan_rules(estate, flows, reporter)), naive_rules=naive, files=len(files))
         stats.update(rule_bounds(estate, flows))
+        stats.update(network_output(files))
     clock.stages["stats"] = stats
+
+
+def network_output(files: dict) -> dict:
+    """What the build wrote for the network, counted in its output, untimed: stacks, the longest dependsOn chain
+    and the stacks that request VPC peerings (aws/deploy-plan.json); in the network stacks, VPC peerings, routes
+    in VPC route tables over a peering and to a transit gateway, and static routes in transit gateway route
+    tables."""
+    stacks = json.loads(files["aws/deploy-plan.json"])["stacks"]
+    depth: dict[str, int] = {}
+    for stack in stacks:  # the plan lists a stack after every stack it depends on
+        depth[stack["stack"]] = 1 + max((depth[d] for d in stack.get("dependsOn", ())), default=0)
+    found = {"stacks": len(stacks), "chain": max(depth.values(), default=0),
+             "peering_stacks": sum(1 for stack in stacks if stack.get("peerings")),
+             "peerings": 0, "peering_routes": 0, "gateway_routes": 0, "gateway_static_routes": 0}
+    for path, text in files.items():
+        if not path.endswith("/network.json"):
+            continue
+        for item in json.loads(text)["Resources"].values():
+            kind = item["Type"]
+            if kind == "AWS::EC2::VPCPeeringConnection":
+                found["peerings"] += 1
+            elif kind == "AWS::EC2::Route":
+                found["gateway_routes" if "TransitGatewayId" in item["Properties"] else "peering_routes"] += 1
+            elif kind == "AWS::EC2::TransitGatewayRoute":
+                found["gateway_static_routes"] += 1
+    return found
 
 
 def rule_bounds(estate, flows) -> dict:
