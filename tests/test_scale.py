@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,103 @@ def test_synthetic_estate_is_valid(synthetic):
     assert not reporter.has_errors
     assert len(resolved.flows) > 1000
     assert {d.code for d in reporter.sorted()} <= {"NG112", "NG120"}  # repeats and expiring grants only
+
+
+# ---- synth --transit-gateway ------------------------------------------------------------------------------------
+
+def test_without_transit_gateways_the_estate_has_none_and_is_otherwise_the_same():
+    """The flag adds the gateways and their network account and changes nothing else, and without it there is no
+    trace of them (the estate `make bench` has always measured)."""
+    shape = {"hosts": 200, "services": 40, "grants": 1000, "regions": 3}
+    plain, gateways = generate(**shape), generate(**shape, transit_gateway=True)
+    assert not any("kind: TransitGateway" in text or "acct-network" in text for text in plain.values())
+    assert set(gateways) - set(plain) == {"inventory/transit-gateways.yaml"}
+    assert gateways["inventory/accounts.yaml"].startswith(plain["inventory/accounts.yaml"] + "---\n")
+    assert {path: text for path, text in gateways.items() if path in plain and path != "inventory/accounts.yaml"} \
+        == {path: text for path, text in plain.items() if path != "inventory/accounts.yaml"}
+    assert generate(**shape, transit_gateway=True) == gateways  # deterministic
+
+
+@dataclass
+class Built:
+    """A build in memory, as test_transit_gateways.walk reads one."""
+
+    resolved: Resolved
+    files: dict
+
+    def template(self, path: str) -> dict:
+        return json.loads(self.files[path])
+
+    def resources(self, kind: str) -> list[dict]:
+        return [r["Properties"] for path in self.files if path.startswith("aws/") and path.endswith(".json")
+                and not path.endswith("deploy-plan.json")
+                for r in self.template(path)["Resources"].values() if r["Type"] == kind]
+
+
+@pytest.fixture(scope="module")
+def through_gateways(tmp_path_factory) -> Built:
+    """A small synthetic estate over 3 regions, its VPCs joined through transit gateways, built."""
+    from netgen.targets import compile_outputs
+
+    specs = tmp_path_factory.mktemp("transit") / "specs"
+    write(specs, generate(hosts=100, services=20, grants=400, regions=3, transit_gateway=True))
+    reporter = Reporter()
+    resolved = resolve_specs(specs, AS_OF_DATE, reporter)
+    files = compile_outputs(resolved, reporter)
+    assert not reporter.has_errors
+    assert {d.code for d in reporter.sorted()} <= {"NG112", "NG120"}
+    return Built(resolved, files)
+
+
+def test_a_transit_gateway_estate_routes_every_pair_of_vpcs_through_the_gateways(through_gateways):
+    from test_transit_gateways import walk
+
+    built = through_gateways
+    estate = built.resolved.estate
+    gateway_of = {g.region: g.gateway_id for g in estate.transit_gateways}
+    region = {v.name: v.region for v in estate.vpcs}
+    between = [f for f in built.resolved.flows if f.path.peered]
+    assert len({frozenset((f.path.source_vpc, f.path.destination_vpc)) for f in between}) > 20
+    assert len(estate.gateway_peerings) == 3  # every two of the 3 regions
+    for flow in between:
+        a, b = flow.path.source_vpc, flow.path.destination_vpc
+        assert flow.path.transit == tuple(dict.fromkeys((gateway_of[region[a]], gateway_of[region[b]]))), \
+            flow.line()
+        src, dst = flow.source.addresses[0][0], flow.destination.addresses[-1][-1]
+        there, back = walk(built, a, src, b, dst), walk(built, b, dst, a, src)
+        assert there[-1] == b and back[-1] == a, (flow.line(), there, back)
+        assert len(there) == (3 if flow.path.cross_region else 2) + 1, there  # one gateway table per gateway
+    assert not built.resources("AWS::EC2::VPCPeeringConnection")
+    assert all("TransitGatewayId" in r for r in built.resources("AWS::EC2::Route"))
+    plan = json.loads(built.files["aws/deploy-plan.json"])
+    assert not any(stack["peerings"] for stack in plan["stacks"])
+    assert {g["name"] for g in plan["transitGateways"]} == {g.name for g in estate.transit_gateways}
+
+
+def test_a_transit_gateway_estate_has_static_routes_across_peerings_and_to_vpcs_not_propagating(through_gateways):
+    """Pairs in one region are propagated; traffic to another region takes a static route to the peering
+    attachment, and, on the far gateway, to the one VPC per region that does not propagate to the peerings' table
+    (synth.transit_gateways), in the stacks of the network account, which owns no VPC."""
+    built = through_gateways
+    estate = built.resolved.estate
+    assert "acct-network" not in {v.account.name for v in estate.vpcs}
+    peering_attachments = {p.attachment_id for p in estate.gateway_peerings}
+    kept_off = {a.attachment_id for g in estate.transit_gateways for a in g.attachments
+                if a.vpc.name == f"legacy-{g.region}-1"}
+    for gateway in estate.transit_gateways:
+        to_vpcs, to_peerings = gateway.route_tables
+        stack = built.template(f"aws/acct-network/{gateway.region}/network.json")["Resources"].values()
+        targets: dict[str, set[str]] = {}
+        for route in stack:
+            assert route["Type"] == "AWS::EC2::TransitGatewayRoute"
+            properties = route["Properties"]
+            targets.setdefault(properties["TransitGatewayRouteTableId"], set()).add(
+                properties["TransitGatewayAttachmentId"])
+        its_peerings = {p.attachment_id for p in estate.gateway_peerings if gateway in (p.requester, p.accepter)}
+        assert targets.get(to_vpcs) == its_peerings
+        assert targets.get(to_peerings) == kept_off & {a.attachment_id for a in gateway.attachments}
+    assert {r["TransitGatewayAttachmentId"] for r in built.resources("AWS::EC2::TransitGatewayRoute")} \
+        == peering_attachments | kept_off
 
 
 @pytest.mark.parametrize("estate", ["example", "synthetic"])
@@ -432,14 +530,23 @@ def test_deal_shares_the_weight_in_turn(weights, handicap, mine, theirs):
 
 
 def test_make_bench_prints_its_table(tmp_path):
-    """`make bench` on a tiny size: every mode runs in its own interpreter and the table comes out filled in."""
-    result = subprocess.run([sys.executable, "-m", "netgen.bench.run", "--sizes", "300", "--runs", "1",
-                             "--work", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    """`make bench` on a tiny size: every mode runs in its own interpreter and the table comes out filled in; the
+    same estate through transit gateways writes no peering and routes to the gateways instead."""
+    result = subprocess.run([sys.executable, "-m", "netgen.bench.run", "--sizes", "300", "--transit-gateway", "300",
+                             "--runs", "1", "--work", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    row, bounds = [line for line in result.stdout.splitlines() if line.startswith("| 300 |")]
+    row, bounds = [line for line in result.stdout.splitlines() if line.startswith("| 300 |") and "(" not in line]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert len(cells) == 12 and cells[9].endswith("x")
     assert int(cells[10].replace(",", "")) < int(cells[11].replace(",", ""))  # minimal rules below the naive count
     sets, rules, bound, ratio = [cell.strip() for cell in bounds.strip("|").split("|")][1:5]
     assert int(sets) > 0 and rules == cells[10] == bound and ratio == "1.000"  # the fewest, proven
+    mesh, gateways = ([int(cell.strip().split()[0].replace(",", "")) for cell in line.strip("|").split("|")[1:7]]
+                      for line in result.stdout.splitlines() if line.startswith("| 300") and "(" in line)
+    stacks, peering_stacks, peerings, peering_routes, gateway_routes, static_routes = range(6)
+    assert mesh[peerings] and mesh[peering_stacks] and mesh[peering_routes] and not mesh[gateway_routes]
+    assert not gateways[peerings] and not gateways[peering_stacks] and not gateways[peering_routes]
+    assert gateways[gateway_routes] == mesh[peering_routes] and gateways[static_routes]
+    assert gateways[stacks] == mesh[stacks] + 4  # the network account's stacks, one per region
     assert "netgen build --check on the example estate:" in result.stdout
