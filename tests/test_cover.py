@@ -258,3 +258,35 @@ def test_planning_grows_linearly_with_the_ports_a_grant_lists(tmp_path):
     specs = copy_specs(tmp_path)
     few, many = _planning_lines(specs, tmp_path, 250), _planning_lines(specs, tmp_path, 1000)
     assert many / few < 5, (few, many)
+
+
+def _policy_pairs(rules) -> set[tuple[int, int]]:
+    """(address, port) pairs the rules of one protocol allow, and their (CIDR, port entry) count."""
+    allowed = set()
+    for rule in rules:
+        for peer in rule["peers"]:
+            first, last = interval(IPv4Network(peer["ipBlock"]["cidr"]))
+            for port in rule["ports"]:
+                allowed.update((a, p) for a in range(first, last + 1)
+                               for p in range(port["port"], port.get("endPort", port["port"]) + 1))
+    return allowed
+
+
+@given(rule_sets())
+@example([(IPv4Network("10.0.0.0/28"), 9, 9), (IPv4Network("10.0.0.3/32"), 8, 10)])  # 2 pairs, not 5
+@settings(max_examples=150, deadline=None)
+def test_policy_rules_with_fewest_pairs_are_the_brute_force_minimum_and_exact(items):
+    """A NetworkPolicy rule allows its ipBlocks x its ports: written for Cilium or Calico (fewest_pairs), a
+    policy holds the fewest (CIDR, port range) pairs, as security-group rules do; by default (the VPC CNI's
+    agent counts entries per CIDR) its CIDRs are disjoint. Both allow exactly the entries."""
+    from netgen.targets.policies import policy_rules
+
+    _, entries = tagged_entries(items)
+    wanted = {(a, p) for lo, hi, first, last, _ in entries for a in range(lo, hi + 1) for p in range(first, last + 1)}
+    policy = {"TCP": [entry[:4] for entry in entries]}
+    fewest, disjoint = policy_rules(policy, "peers", fewest_pairs=True), policy_rules(policy, "peers")
+    pairs = [sum(len(rule["peers"]) * len(rule["ports"]) for rule in rules) for rules in (fewest, disjoint)]
+    assert _policy_pairs(fewest) == _policy_pairs(disjoint) == wanted
+    assert pairs[0] == brute_force_minimum(entries) <= pairs[1]
+    peers = [peer["ipBlock"]["cidr"] for rule in disjoint for peer in rule["peers"]]
+    assert not any(IPv4Network(a).overlaps(IPv4Network(b)) for i, a in enumerate(peers) for b in peers[i + 1:])

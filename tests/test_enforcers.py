@@ -217,3 +217,37 @@ def test_generated_policies_never_use_what_enforcers_resolve_differently():
             for rule in policy["spec"].get(direction, []):
                 assert all(set(peer) == {"ipBlock"} and set(peer["ipBlock"]) == {"cidr"} for peer in rule[peer_key])
                 assert all(isinstance(p["port"], int) and p["protocol"] in ("TCP", "UDP") for p in rule["ports"])
+
+
+def test_cilium_gets_the_fewest_cidr_port_pairs_and_the_vpc_cni_disjoint_cidrs(tmp_path):
+    """Four kiosks on a /30 allowed the till's 7000, one of them 7000-7001 too (tests/test_cover.py): on Cilium
+    the till's ingress holds 2 (CIDR, port range) pairs, the /30 and the host overlapping; under the VPC CNI's
+    agent, which copies a wider CIDR's entries into the narrower ones it contains, its CIDRs stay disjoint (3
+    ipBlocks, 1 entry per address). nca finds both allow exactly the flows."""
+    from test_cover import OVERLAP
+
+    def till_ingress(specs: Path) -> list[tuple[list[str], list[tuple]]]:
+        (specs / "inventory/kiosks.yaml").write_text(OVERLAP)
+        found, files = build(specs)
+        assert found == []
+        policy = yaml.safe_load(files["kubernetes/prod-use1/payments/netgen-ingress-till.yaml"])
+        return [([p["ipBlock"]["cidr"] for p in rule["from"] if p["ipBlock"]["cidr"].startswith("10.10.99.")],
+                 [(p["port"], p.get("endPort")) for p in rule["ports"]]) for rule in policy["spec"]["ingress"]]
+
+    cni = copy_example_specs(tmp_path / "cni")
+    assert [rule for rule in till_ingress(cni) if rule[0]] == [
+        (["10.10.99.0/32", "10.10.99.2/31"], [(7000, None)]), (["10.10.99.1/32"], [(7000, 7001)])]
+    cilium = copy_example_specs(tmp_path / "cilium")
+    enforce(cilium, "prod-use1", "  networkPolicy: {enforcer: cilium, policyCidrMatchMode: [nodes], "
+                                 "version: \"1.16\"}\n")
+    assert [rule for rule in till_ingress(cilium) if rule[0]] == [
+        (["10.10.99.0/30"], [(7000, None)]), (["10.10.99.1/32"], [(7000, 7001)])]
+    binary = nca.nca_binary()
+    if binary is None:
+        if os.environ.get("NETGEN_NCA") or os.environ.get("CI"):
+            pytest.fail("network-config-analyzer not found")
+        pytest.skip("network-config-analyzer (nca) is not installed")
+    for specs in (cni, cilium):
+        resolved = resolve_specs(specs, EXAMPLE_AS_OF, Reporter())
+        assert nca.judge(resolved.estate, resolved.flows, compile_kubernetes(resolved.estate, list(resolved.flows)),
+                         binary) == []

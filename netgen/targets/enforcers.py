@@ -47,12 +47,15 @@ Cilium (`cilium`; github.com/cilium/cilium):
 - NG212. The policy map holds 16k "allowed identity + port + protocol pairs for specific endpoint"
   (Documentation/network/ebpf/maps.rst); every CIDR of a policy is at least one identity, and a port range
   takes one entry per aligned power-of-two block of ports (pkg/policy/l4.go, masked port prefixes), a
-  written-out range one per port. netgen counts that lower bound over its policies.
+  written-out range one per port. netgen counts that lower bound over its policies. Compiled around as far as
+  it goes: a Cilium cluster's rules hold the fewest (CIDR, port range) pairs (policy_shape), CIDRs of different
+  rules overlapping where that takes fewer (a /28 allowed 9 and one of its hosts 8-10: 2 pairs, not 5).
 - SCTP is not supported (policy.rst): netgen writes none.
 
 Calico (`calico`; github.com/projectcalico/calico): endPort becomes a Calico port range and an ipBlock a `nets`
 match of any address, nodes included (libcalico-go/lib/backend/k8s/conversion/conversion.go, k8sPortToCalico,
-k8sPeerToCalicoSelectors), with no per-CIDR entry limit: none of the above applies.
+k8sPeerToCalicoSelectors), with no per-CIDR entry limit: none of the above applies, and its rules hold the
+fewest (CIDR, port range) pairs as Cilium's do.
 
 Which pods a policy's limits concern: netgen cannot see pods, so for each distinct selector it counts the pods
 carrying exactly those labels, which every netgen policy whose selector is within it also selects. Pods that
@@ -82,6 +85,14 @@ def expands_port_ranges(enforcer: Enforcer | None) -> bool:
             and (enforcer.version is None or enforcer.version < CILIUM_PORT_RANGES))
 
 
+def policy_shape(enforcer: Enforcer | None) -> dict[str, bool]:
+    """How policy_rules writes a cluster's rules (its keyword arguments): ranges port by port where endPort is
+    ignored; the fewest (CIDR, port range) pairs, CIDRs overlapping, where the enforcer keeps no count per CIDR
+    (Cilium, Calico), else disjoint CIDRs (the VPC CNI's agent, or an enforcer not declared)."""
+    return {"single_ports": expands_port_ranges(enforcer),
+            "fewest_pairs": enforcer is not None and enforcer.type in ("cilium", "calico")}
+
+
 def check_enforcers(estate: Estate, flows: list[Flow], reporter: Reporter) -> None:
     """Report what the clusters' enforcers would not enforce of netgen's policies (NG210-NG212)."""
     clusters = {c.name: c for c in estate.clusters if c.enforcer is not None and c.enforcer.type in CHECKED}
@@ -89,7 +100,7 @@ def check_enforcers(estate: Estate, flows: list[Flow], reporter: Reporter) -> No
         return
     # (computed again beside the Kubernetes target's own pass, in this process: only for these clusters)
     wanted, _ = policy_entries(estate, flows, set(clusters))
-    rules = {key: policy_rules(entries, "peers", expands_port_ranges(clusters[key[0].cluster].enforcer))
+    rules = {key: policy_rules(entries, "peers", **policy_shape(clusters[key[0].cluster].enforcer))
              for key, entries in wanted.items()}
     owners = _owners(estate)
     for group, keys in _pod_groups(rules).items():

@@ -17,7 +17,7 @@ import yaml
 
 from netgen.model import Estate
 from netgen.resolve import Flow
-from netgen.targets.enforcers import expands_port_ranges
+from netgen.targets.enforcers import policy_shape
 from netgen.targets.policies import policy_entries, policy_rules
 
 try:
@@ -138,7 +138,7 @@ def compile_kubernetes(estate: Estate, flows: list[Flow]) -> dict[str, bytes]:
         pods, direction, owner = key
         name = dns_label("netgen", direction, owner)
         peer_key = "from" if direction == "ingress" else "to"
-        single_ports = expands_port_ranges(clusters[pods.cluster].enforcer)
+        shape = policy_shape(clusters[pods.cluster].enforcer)
         policy = {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -151,7 +151,7 @@ def compile_kubernetes(estate: Estate, flows: list[Flow]) -> dict[str, bytes]:
             "spec": {
                 "podSelector": {"matchLabels": dict(pods.selector)},
                 "policyTypes": [direction.capitalize()],
-                direction: policy_rules(wanted[key], peer_key, single_ports),
+                direction: policy_rules(wanted[key], peer_key, **shape),
             },
         }
         relative = f"{pods.namespace}/{name}.yaml"

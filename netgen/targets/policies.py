@@ -6,8 +6,10 @@ enforcer."""
 from __future__ import annotations
 
 from collections import defaultdict
+from ipaddress import IPv4Network
 
-from netgen.addresses import interval_by_ports
+from netgen.addresses import Ports, interval_by_ports
+from netgen.cover import fewest_rules
 from netgen.model import Estate
 from netgen.resolve import Flow, Pods
 
@@ -43,17 +45,24 @@ _PROTOCOL_OFFSET = {"TCP": 0, "UDP": 1 << 17, "SCTP": 2 << 17}
 _PROTOCOL_AT = sorted((offset, protocol) for protocol, offset in _PROTOCOL_OFFSET.items())
 
 
-def policy_rules(entries: Entries, peer_key: str, single_ports: bool = False) -> list[dict]:
-    """Policy rules allowing exactly the entries: one rule per set of ports, a port being a protocol and a number
-    (so 53/TCP and 53/UDP granted to the same hosts are one rule), whose peers are the fewest ipBlocks covering
-    exactly the addresses allowed that set. The peers of a policy's rules are disjoint: no two rules have the
-    same peers. single_ports: each port of a range as an entry of its own, for enforcers that ignore endPort
-    (see netgen.targets.enforcers)."""
+def policy_rules(entries: Entries, peer_key: str, single_ports: bool = False, fewest_pairs: bool = False
+                 ) -> list[dict]:
+    """Policy rules allowing exactly the entries, a rule per set of ports (a port being a protocol and a number, so
+    53/TCP and 53/UDP granted to the same hosts are one rule) with the ipBlocks that set is allowed from.
+
+    Which ipBlocks depends on what the enforcer stores (netgen.targets.enforcers.policy_shape):
+    - by default, the fewest ipBlocks covering exactly the addresses allowed exactly that set: the peers of a
+      policy's rules are disjoint, so each address carries the fewest port entries it can (its ports merged into
+      ranges), which is what an enforcer counting entries per CIDR (the VPC CNI's agent) needs;
+    - fewest_pairs: the fewest (CIDR, port range) pairs, proven as for security-group rules (netgen.cover), the
+      CIDRs of different rules free to overlap (a /28 allowed 9 and one of its hosts 8-10 are two ipBlocks, not
+      five): what an enforcer storing an entry per CIDR and port range (Cilium's policy map) needs.
+    single_ports: each port of a range as an entry of its own, for enforcers that ignore endPort."""
     combined = [(a, b, first + offset, last + offset)
                 for protocol, items in entries.items() for offset in (_PROTOCOL_OFFSET[protocol],)
                 for a, b, first, last in items]
     rules = []
-    for ports, nets in interval_by_ports(combined).items():
+    for ports, nets in (_fewest_pairs(combined) if fewest_pairs else interval_by_ports(combined)).items():
         port_list = []
         for first, last in ports:
             offset, protocol = next(pair for pair in reversed(_PROTOCOL_AT) if pair[0] <= first)
@@ -66,3 +75,16 @@ def policy_rules(entries: Entries, peer_key: str, single_ports: bool = False) ->
             port_list.append(port)
         rules.append({peer_key: [{"ipBlock": {"cidr": str(n)}} for n in nets], "ports": port_list})
     return rules
+
+
+def _fewest_pairs(combined: list[tuple[int, int, int, int]]) -> dict[Ports, tuple[IPv4Network, ...]]:
+    """{ports: CIDRs allowed them}, from the fewest (CIDR, port range) pairs allowing exactly the entries: each
+    CIDR with the ranges the cover gives it, CIDRs with the same ranges in one rule."""
+    ranges: dict[IPv4Network, list[tuple[int, int]]] = defaultdict(list)
+    for port_range, cover in fewest_rules([(*entry, None) for entry in combined]).covers.items():
+        for net, _ in cover:
+            ranges[net].append(port_range)
+    by_ports: dict[Ports, list[IPv4Network]] = defaultdict(list)
+    for net, found in ranges.items():
+        by_ports[tuple(sorted(found))].append(net)
+    return {ports: tuple(sorted(nets)) for ports, nets in sorted(by_ports.items())}
