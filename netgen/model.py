@@ -22,6 +22,8 @@ class Settings:
     default_route_quota: int = 50
     max_collateral_addresses: int | None = None  # NG124 (netgen.blast); None: no limit
     path_preference: str = "transit-gateway"  # transit-gateway | peering: see netgen.transit
+    peering_warning_percent: int = 80  # NG215 when a VPC's peerings reach this share of its peering quota
+    mesh_warning_vpcs: int = 30  # NG215 at the VPCs with the most peerings when peerings join more VPCs than this
 
 
 @dataclass(frozen=True, eq=False)

@@ -170,6 +170,8 @@ class EstateBuilder(KubernetesKinds, GrantKinds, TransitKinds):
             default_route_quota=spec.get("defaultRouteQuota", base.default_route_quota),
             max_collateral_addresses=spec.get("maxCollateralAddresses"),
             path_preference=spec.get("pathPreference", base.path_preference),
+            peering_warning_percent=spec.get("peeringWarningPercent", base.peering_warning_percent),
+            mesh_warning_vpcs=spec.get("meshWarningVpcs", base.mesh_warning_vpcs),
         )
 
     def accounts(self) -> None:
