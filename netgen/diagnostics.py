@@ -78,6 +78,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "NG212": (Severity.ERROR, "cilium: some pods' policy map would exceed its 16,384 entries"),
     "NG213": (Severity.ERROR, "a transit gateway's route tables would exceed its route quota"),
     "NG214": (Severity.ERROR, "a transit gateway route table would route overlapping prefixes to two attachments"),
+    "NG215": (Severity.WARNING, "a VPC's peerings near its quota, or the peering mesh is large: a transit gateway"),
 }
 
 

@@ -1,6 +1,7 @@
 """Peerings and peering routes of the AWS target: one peering per pair of VPCs that exchange traffic (or the
 one that exists outside netgen, a VpcPeering), routes to the minimal prefixes the flows need, and the route,
-overlap and peering quotas (NG202, NG204, NG203)."""
+overlap and peering quotas (NG202, NG204, NG203), and the advice of a transit gateway when peerings near the quota
+or the mesh grows (NG215, netgen.targets.aws_advice)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from netgen.addresses import collapse_intervals, interval
 from netgen.diagnostics import Reporter
 from netgen.model import Estate, Vpc
 from netgen.resolve import Flow
+from netgen.targets.aws_advice import advise_transit
 from netgen.targets.aws_names import logical_id, stack_of
 from netgen.targets.aws_transit import TransitPlan
 
@@ -108,4 +110,5 @@ def plan_peerings_and_routes(estate: Estate, flows: list[Flow], reporter: Report
             of_which = f" ({held} of them existing)" if held else ""
             reporter.add(vpc.loc, "NG203", f"VPC '{name}' would need {len(peers)} peerings{of_which}, over its "
                                            f"quota of {vpc.peering_quota}")
+    advise_transit(estate, peers_of, routes, reporter)
     return peerings, routes
