@@ -76,6 +76,13 @@ def floor(specs: Path, out: Path, sink: Path, clock: _Clock) -> None:
     clock.lap("serialize", t)
 
 
+def _errors(exc) -> str:
+    """The first ten errors of a failed run (its warnings left out), one a line."""
+    from netgen.diagnostics import Severity
+
+    return "\n".join(d.text() for d in [d for d in exc.diagnostics if d.severity is Severity.ERROR][:10])
+
+
 def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> None:
     from netgen.diagnostics import Reporter, SpecError
     from netgen.pipeline import resolve_specs, tune_gc
@@ -97,7 +104,7 @@ def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> N
     try:
         resolved = resolve_specs(specs, as_of, reporter, lap)  # load, validate, resolve, as netgen does
     except SpecError as exc:
-        raise SystemExit("\n".join(d.text() for d in exc.diagnostics[:10])) from None
+        raise SystemExit(_errors(exc)) from None
     t = t[0]
     estate, flows = resolved.estate, list(resolved.flows)
     stats = {"flows": len(flows)}
@@ -106,7 +113,10 @@ def pipeline(mode: str, specs: Path, out: Path, as_of: date, clock: _Clock) -> N
         from netgen.targets import compile_outputs
         from netgen.targets.aws_rules import plan_rules
 
-        files = compile_outputs(resolved, reporter)  # AWS beside Kubernetes + report
+        try:
+            files = compile_outputs(resolved, reporter)  # AWS beside Kubernetes + report
+        except SpecError as exc:
+            raise SystemExit(_errors(exc)) from None
         t = clock.lap("compile", t)
         write_tree(out, files)
         clock.lap("write", t)

@@ -124,6 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = _sizes(args.sizes)
     keys = [(grants, False) for grants in sizes] + [(grants, True) for grants in _sizes(args.transit_gateway)]
+    if not keys:
+        parser.error("nothing to measure")
     estates = {key: _estate(args.work, *key) for key in keys}
     # Rounds of (validate, build, floor) over every estate, so that a slow spell of the machine weighs on both
     # sides of a ratio: build/floor within a round, and growth between two sizes of one round.
