@@ -9,7 +9,7 @@ memory is that run's alone. Also: rules emitted against the naive count (one rul
 port) and the `netgen build --check` start-to-exit time on the example estate.
 With --transit-gateway SIZES, the estates of those sizes are measured a second time with their VPCs joined
 through transit gateways (`synth --transit-gateway`: the same estate, plus one gateway per region, peered across
-regions) rather than a mesh of VPC peerings, and a last table sets what each writes for the network (stacks,
+regions) rather than a mesh of VPC peerings, and a last table shows what each writes for the network (stacks,
 peerings, routes) beside its build time and memory.
 """
 
