@@ -1,8 +1,8 @@
 """moto as a stand-in AWS for `make bench-deploy` and the tests: a server in a process of its own, clients in any
 account, and an estate's inventory seeded into it.
 
-- `moto_process`: a threaded moto server on 127.0.0.1 (a free port) in a child process, so that a client that
-  deploys into it and the server do not share one GIL. The child is `python -m netgen.bench.moto`.
+- netgen/bench/moto_server.py: `moto_process`, a threaded moto server on 127.0.0.1 (a free port) in a child
+  process (`python -m netgen.bench.moto serve`), optionally with the time CloudFormation takes modelled.
 - `MotoCloud`: boto3 clients of one moto server, in any account (moto's `x-moto-account-id` header), plus
   moto's reset and its request recorder (/moto-api/recorder/...).
 - `seed_estate`: create an estate's VPCs, route tables, subnets, security groups, transit gateways (their route
@@ -20,136 +20,18 @@ from __future__ import annotations
 
 import base64
 import json
-import math
-import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                     "AWS_SESSION_TOKEN": "testing", "AWS_SECURITY_TOKEN": "testing"}
-
-
-def moto_environment(config_file: str = os.devnull) -> dict[str, str]:
-    """This process's environment with dummy credentials and no real AWS configuration: what a client of moto
-    (netgen deploy, the seeding clients) and the server run with. Multi-account needs the `x-moto-account-id`
-    header, so MOTO_ACCOUNT_ID (which overrides it) and AWS_PROFILE are dropped."""
-    env = {k: v for k, v in os.environ.items() if k not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "MOTO_ACCOUNT_ID")}
-    env.update(DUMMY_CREDENTIALS, AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=config_file,
-               AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-    return env
-
-
-# AWS's default of 60 rules per security group and direction (Service Quotas L-0EA8095F) can be raised, up to
-# 1,000 (rules x groups per network interface <= 1,000). Estates that set a group's `ruleQuota` above 60 (the
-# synthetic ones say 480) assume a raised quota, which moto cannot be given: its EC2 hard-codes 60 and its
-# Service Quotas (which deploy's preflight reads) answers the default. The bench's server has 500 in both.
-RAISED_RULE_QUOTA = 500
-RULES_QUOTA_CODE = "L-0EA8095F"
-
-
-@dataclass(frozen=True)
-class MotoServer:
-    url: str
-    pid: int
-
-    def cpu_seconds(self) -> float:
-        """CPU time the server has used so far, all its threads (Linux: /proc; elsewhere NaN)."""
-        try:
-            with open(f"/proc/{self.pid}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-        except (OSError, ValueError, IndexError):
-            return math.nan
-
-
-@contextmanager
-def moto_process(recording: Path | None = None, log: Path | None = None,
-                 rule_quota: int = RAISED_RULE_QUOTA) -> Iterator[MotoServer]:
-    """A threaded moto server on 127.0.0.1 in a child process (its URL and pid); stopped afterwards.
-
-    With `recording`, moto's request recorder is available and writes there (MOTO_RECORDER_FILEPATH); it starts
-    switched off (MOTO_ENABLE_RECORDING unset): MotoCloud.start_recording switches it on. The server's own log
-    (errors only) goes to `log`, else nowhere. `rule_quota` replaces moto's fixed 60 rules per group and
-    direction, in EC2 and in Service Quotas (see RAISED_RULE_QUOTA)."""
-    env = moto_environment()
-    env["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"  # instances use a made-up image id; loading AMIs takes seconds
-    env.pop("MOTO_ENABLE_RECORDING", None)
-    if recording is not None:
-        env["MOTO_RECORDER_FILEPATH"] = str(recording)
-    sink = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115  (closed below)
-    command = [sys.executable, "-m", "netgen.bench.moto", "serve", "--rule-quota", str(rule_quota)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=sink, text=True)
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line.startswith("http://"):
-            proc.wait(timeout=10)
-            raise RuntimeError(f"the moto server did not start (exit {proc.returncode}); see {log or 'its log'}")
-        yield MotoServer(line.strip(), proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
-        if log:
-            sink.close()  # type: ignore[union-attr]
-
-
-def _serve(rule_quota: int, port: int = 0) -> None:
-    """The child of moto_process: what moto's ThreadedMotoServer runs, in this process's main thread, on a free
-    port that it prints (its URL) once it listens; with `rule_quota` rules per group and direction."""
-    import logging
-    import threading
-    import time
-
-    from moto.ec2.exceptions import RulesPerSecurityGroupLimitExceededError
-    from moto.ec2.models.security_groups import SecurityGroupBackend
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from moto.servicequotas.resources.default_quotas.vpc import VPC_DEFAULT_QUOTAS
-    from werkzeug.serving import make_server
-
-    def within_quota(self: Any, group: Any, current: int, ip_ranges: list[str],
-                     source_groups: list[dict[str, str]] | None = None, egress: bool = False) -> None:
-        if current + len(ip_ranges or ()) + len(source_groups or ()) > rule_quota:
-            raise RulesPerSecurityGroupLimitExceededError
-
-    SecurityGroupBackend._verify_group_will_respect_rule_count_limit = within_quota  # type: ignore[method-assign]
-    from netgen.bench.moto_transit import faithful_transit_gateway_routes
-
-    faithful_transit_gateway_routes()
-    for quota in VPC_DEFAULT_QUOTAS:  # what moto's GetServiceQuota answers in every account
-        if quota["QuotaCode"] == RULES_QUOTA_CODE:
-            quota["Value"] = float(rule_quota)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    parent = os.getppid()
-
-    def orphaned() -> None:  # the bench was killed without stopping its server: stop too
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=orphaned, daemon=True).start()
-    server = make_server("127.0.0.1", port, DomainDispatcherApplication(create_backend_app), threaded=True,
-                         request_handler=MotoRequestHandler)
-    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+from netgen.bench.moto_server import RAISED_RULE_QUOTA
 
 
 class MotoCloud:
@@ -402,6 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--rule-quota", type=int, default=RAISED_RULE_QUOTA,
                        help="rules per security group and direction, in EC2 and in Service Quotas")
     serve.add_argument("--port", type=int, default=0, help="default: a free port")
+    serve.add_argument("--stack-latency", type=float, default=0.0, metavar="SECONDS",
+                       help="each CloudFormation request that starts a stack's work waits this long, as on AWS")
     seed = commands.add_parser("seed", help="create a spec folder's inventory in moto; write the specs with "
                                             "moto's ids")
     seed.add_argument("--endpoint-url", required=True)
@@ -411,7 +295,9 @@ def main(argv: list[str] | None = None) -> None:
     seed.add_argument("--aws-config", type=Path, help="write an AWS config file with the inventory's profiles")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        _serve(args.rule_quota, args.port)
+        from netgen.bench.moto_server import serve
+
+        serve(args.rule_quota, args.port, args.stack_latency)
         return
     seeded = seed_specs(args.endpoint_url, args.specs, args.out, args.as_of, args.aws_config)
     print(f"seeded {len(seeded.vpcs)} VPCs, {len(seeded.groups)} security groups and {len(seeded.hosts)} hosts; "

@@ -95,9 +95,11 @@ def moto_server() -> Iterator[str]:
         env.delenv("MOTO_ACCOUNT_ID", raising=False)
         env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # hosts use a made-up image id; skip loading AMIs
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from netgen.bench.moto_server import lighter_moto
         from netgen.bench.moto_transit import faithful_transit_gateway_routes
 
         faithful_transit_gateway_routes()  # (static routes' attachments readable, as on AWS)
+        lighter_moto()  # (the same answers for less CPU)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
