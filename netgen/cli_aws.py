@@ -92,7 +92,7 @@ def deploy(
     resumes)."""
     from netgen.aws.deploy import Console, Options, template_bucket_for
     from netgen.aws.deploy import deploy as run
-    from netgen.aws.generated import PlanError
+    from netgen.aws.generated import PlanError, inventory_places
 
     if template_bucket is not None:
         try:
@@ -106,7 +106,8 @@ def deploy(
     options = Options(dry_run=dry_run, ec2_peering=ec2_peering, template_bucket=template_bucket,
                       concurrency=concurrency, full=full, skip_preflight=skip_preflight)
     try:
-        report = run(out or where.beside("generated"), clients, console, options, account=account, region=region)
+        report = run(out or where.beside("generated"), clients, console, options, account=account, region=region,
+                     places=inventory_places(resolved.estate))
     except PlanError as exc:
         raise usage_error(str(exc)) from None
     console.summary(dry_run)

@@ -117,6 +117,25 @@ def inventory_rules(estate: Any, clients: Any) -> list[RuleSpec]:
             for rule in live_rules(clients.ec2(account, region), group_ids)]
 
 
+def inventory_places(estate: Any) -> list[tuple[str, str, str]]:
+    """(account id, account name, region) of every VPC and transit gateway of the inventory: the places netgen
+    reads and writes. A gateway's owner (often a network account) may own no VPC of the inventory."""
+    return sorted({(v.account.account_id, v.account.name, v.region) for v in estate.vpcs}
+                  | {(g.account.account_id, g.account.name, g.region) for g in estate.transit_gateways})
+
+
+def deployed_template(cfn: Any, name: str) -> dict | None:
+    """The template a stack was deployed from (GetTemplate), None when it cannot be read as JSON. Raises
+    botocore's ClientError for a stack that does not exist."""
+    body = cfn.get_template(StackName=name).get("TemplateBody")
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+    return body
+
+
 def is_owned(rule: RuleSpec) -> bool:
     return rule.description.startswith(OWNED_DESCRIPTION)
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_network
 
 from netgen.addresses import collapse
-from netgen.aws.generated import inventory_rules, is_owned
+from netgen.aws.generated import inventory_places, inventory_rules, is_owned
 from netgen.aws.reachability import describe_estate, reachable
 from netgen.aws.session import Clients
 from netgen.pipeline import Resolved
@@ -167,9 +167,7 @@ def existing_peering_problem(view, connection_id: str, requester_vpc_id: str, ac
 
 def verify(resolved: Resolved, clients: Clients) -> VerifyResult:
     estate = resolved.estate
-    places = sorted({(v.account.account_id, v.region) for v in estate.vpcs}  # (a gateway's owner may own no VPC)
-                    | {(g.account.account_id, g.region) for g in estate.transit_gateways})
-    view = describe_estate(clients.ec2(a, r) for a, r in places)
+    view = describe_estate(clients.ec2(a, r) for a, _, r in inventory_places(estate))  # gateways' owners too
     result = VerifyResult(flows=len(resolved.flows))
     seen: set[Probe] = set()
     for probe in probes(resolved):

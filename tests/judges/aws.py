@@ -254,7 +254,14 @@ def build_lab(cloud: MotoCloud, specs: Path, estate: Any, workdir: Path, as_of: 
             mutate_template(seeded, stack, template)
 
     deployment = deploy(cloud, out, mutate, mutate_plan)
-    return Lab(seeded, out, deployment, cloud.view(seeded.places))
+    return Lab(seeded, out, deployment, cloud.view(judged_places(seeded, estate)))
+
+
+def judged_places(seeded: Seeded, estate: Any) -> list[tuple[str, str]]:
+    """The (account, region) places the judge reads: the seeded VPCs' and the transit gateways' (a gateway's
+    owner, a network account, may own no VPC; only the owner sees its route tables)."""
+    gateways = {(g.account.account_id, g.region) for g in getattr(estate, "transit_gateways", ())}
+    return sorted(set(seeded.places) | gateways)
 
 
 # ---------------------------------------------------------------------------------------------------------------

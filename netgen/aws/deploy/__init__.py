@@ -15,8 +15,8 @@ A run, in order:
    creates, prints and executes the change set (CREATE, or UPDATE; a stack left ROLLBACK_COMPLETE or
    REVIEW_IN_PROGRESS by a failed create is deleted first, so a rerun resumes); settle.py then checks the
    stack against EC2 and repairs what differs, in the open.
-4. cleanup.py, when nothing failed: netgen stacks the plan no longer has, and netgen peerings no template
-   wants, are deleted.
+4. cleanup.py, when nothing failed: netgen stacks the plan no longer has (in the places of the run's stacks
+   and of the inventory), and netgen peerings no template wants, are deleted.
 
 moto.py holds the workarounds for the AWS endpoint of the tests. console.py prints it all (text or JSON
 lines) and keeps the report.
@@ -24,7 +24,7 @@ lines) and keeps the report.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from netgen.aws.deploy.cleanup import clean_up
@@ -41,23 +41,34 @@ __all__ = ["DEFAULT_CONCURRENCY", "Console", "DeployReport", "Options", "StackFa
 
 
 def deploy(out: Path, clients, console: Console, options: Options, *, account: str | None = None,
-           region: str | None = None) -> DeployReport:
+           region: str | None = None, places: Iterable[tuple[str, str, str]] = ()) -> DeployReport:
+    """places: (account id, account name, region) of the inventory (generated.inventory_places), where cleanup
+    looks for stacks the plan no longer has besides the places of the plan's stacks."""
     stacks, existing = load_plan(out), existing_peerings(out)
-    selected = [s for s in stacks if account in (None, s.account, s.account_name) and region in (None, s.region)]
+
+    def chosen(account_id: str, account_name: str, where: str) -> bool:
+        return account in (None, account_id, account_name) and region in (None, where)
+
+    selected = [s for s in stacks if chosen(s.account, s.account_name, s.region)]
+    where = sorted({s.place for s in selected} | {(a, r) for a, name, r in places if chosen(a, name, r)})
     ctx = Context(clients, console, options, LiveStacks(clients))
-    if not selected:
+    if not where:
         console.say("nothing to deploy: no stack of the plan matches --account/--region")
         return console.report
-    mode = "dry run: change sets only" if options.dry_run else "deploying"
-    console.say(f"{mode}: {len(selected)} of {len(stacks)} stacks, up to {options.concurrency} at once per account "
-                "and region")
-    if not options.skip_preflight and not _preflight(ctx, selected, stacks, existing):
-        return console.report
-    schedule(ctx, selected, stacks)
+    if selected:
+        mode = "dry run: change sets only" if options.dry_run else "deploying"
+        console.say(f"{mode}: {len(selected)} of {len(stacks)} stacks, up to {options.concurrency} at once per "
+                    "account and region")
+        if not options.skip_preflight and not _preflight(ctx, selected, stacks, existing):
+            return console.report
+        schedule(ctx, selected, stacks)
+    else:
+        console.say("no stack of the plan matches --account/--region: only stacks and peerings no longer in the plan "
+                    "are removed")
     if console.report.failures:
         console.say("stacks and peerings no longer in the plan are left for a run without failures")
     else:
-        clean_up(ctx, sorted({s.place for s in selected}), stacks, existing)
+        clean_up(ctx, where, stacks, existing)
     return console.report
 
 

@@ -1,7 +1,12 @@
 """What the plan no longer has, removed after its stacks: netgen stacks (name prefix netgen-, tag
-managed-by=netgen) in the plan's accounts and regions that the plan does not name (a security group whose last
-rule went away), checked gone from EC2 afterwards; then peerings tagged managed-by=netgen that no template
-wants. Peerings netgen did not create (no tag) or that the specs declare as existing are never touched."""
+managed-by=netgen) that the plan does not name (a security group whose last rule went away, the network stack
+of a transit gateway's owner once no flow goes through the gateway), checked gone from EC2 afterwards; then
+peerings tagged managed-by=netgen that no template wants. Peerings netgen did not create (no tag) or that the
+specs declare as existing are never touched.
+
+The places looked at are those of the run's stacks and those of the inventory (its VPCs' and its transit
+gateways' accounts and regions, within --account and --region): a place whose last stack left the plan (a
+network account that owns a gateway and no VPC) still has its stale stacks deleted."""
 
 from __future__ import annotations
 
@@ -9,7 +14,17 @@ from netgen.aws.deploy import lifecycle
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import LIVE_PEERING
 from netgen.aws.deploy.settle import settle_removed
-from netgen.aws.generated import MANAGED_KEY, MANAGED_VALUE, StackPlan, is_managed, peerings_of, routes_of, rules_of
+from netgen.aws.generated import (
+    MANAGED_KEY,
+    MANAGED_VALUE,
+    StackPlan,
+    deployed_template,
+    gateway_routes_of,
+    is_managed,
+    peerings_of,
+    routes_of,
+    rules_of,
+)
 from netgen.aws.session import error_text
 
 
@@ -19,6 +34,7 @@ def remove_stale_stacks(ctx: Context, place: tuple[str, str], stacks: list[Stack
     names = {s.name for s in stacks}
     wanted_rules = {r.key for s in stacks for r in rules_of(s.template)}
     wanted_routes = {(r.table, r.cidr) for s in stacks for r in routes_of(s.template)}
+    wanted_gateway_routes = {(r.table, r.cidr) for s in stacks for r in gateway_routes_of(s.template)}
     for name in ctx.live.netgen_names(account, region):
         live = ctx.live.get(account, region, name)
         if name in names or live is None or not is_managed(live.raw):
@@ -29,11 +45,11 @@ def remove_stale_stacks(ctx: Context, place: tuple[str, str], stacks: list[Stack
             continue
         ctx.say("no longer in the plan, deleting it", name)
         try:
-            previous = lifecycle.deployed_template(cfn, name) or {}
-            retain_wanted(ctx, cfn, name, live.raw, previous, wanted_rules, wanted_routes)
+            previous = deployed_template(cfn, name) or {}
+            retain_wanted(ctx, cfn, name, live.raw, previous, wanted_rules, wanted_routes | wanted_gateway_routes)
             lifecycle.delete_stack(ctx, cfn, name)
             ctx.live.update(account, region, name, None)
-            settle_removed(ctx, name, account, region, previous, wanted_rules, wanted_routes)
+            settle_removed(ctx, name, account, region, previous, wanted_rules, wanted_routes, wanted_gateway_routes)
         except StackFailed as failed:
             ctx.console.outcome(name, "failed", failed.reason, failed.events)
             continue
@@ -47,10 +63,13 @@ def retain_wanted(ctx: Context, cfn, name: str, described: dict, template: dict,
                   wanted_routes: set[tuple[str, str]]) -> None:
     """Before a stale stack is deleted, mark DeletionPolicy: Retain on its rules and routes that a stack of the
     plan still wants (a renamed group's new stack adopted them): deleting the stack then leaves them in EC2
-    rather than cut the traffic they carry."""
+    rather than cut the traffic they carry. wanted_routes: (route table, destination) of VPC and transit
+    gateway route tables."""
     keep = [logical for logical, resource in template.get("Resources", {}).items()
             if any(r.key in wanted_rules for r in rules_of({"Resources": {logical: resource}}))
-            or any((r.table, r.cidr) in wanted_routes for r in routes_of({"Resources": {logical: resource}}))]
+            or any((r.table, r.cidr) in wanted_routes for r in routes_of({"Resources": {logical: resource}}))
+            or any((r.table, r.cidr) in wanted_routes
+                   for r in gateway_routes_of({"Resources": {logical: resource}}))]
     keep = [logical for logical in keep if template["Resources"][logical].get("DeletionPolicy") != "Retain"]
     if not keep:
         return

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
+from netgen.aws.deploy.moto import retag
 from netgen.aws.deploy.state import DIGEST_TAG, OK_FINAL
 from netgen.aws.generated import MANAGED_KEY, MANAGED_VALUE, StackPlan, tag_value
 from netgen.aws.session import error_text
@@ -182,16 +183,6 @@ def describe_stack(cfn: Any, name: str) -> dict | None:
     return stacks[0] if stacks else None
 
 
-def deployed_template(cfn: Any, name: str) -> dict | None:
-    body = cfn.get_template(StackName=name).get("TemplateBody")
-    if isinstance(body, str):
-        try:
-            return json.loads(body)
-        except ValueError:
-            return None
-    return body
-
-
 def wait_stack(ctx: Context, cfn: Any, name: str) -> str:
     """Poll until the stack settles, printing its new events. Returns the final status."""
     seen: set[str] = set()
@@ -257,10 +248,15 @@ def ensure_digest_tag(ctx: Context, cfn: Any, stack: StackPlan, described: dict,
     changes the tags only. Returns the stack as described afterwards."""
     if tag_value(described, DIGEST_TAG) == digest:
         return described
-    cfn.update_stack(StackName=stack.name, UsePreviousTemplate=True,
-                     Parameters=[{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
-                                 for p in described.get("Parameters", []) or []],
-                     Tags=stack_tags(digest, described.get("Tags")))
+    parameters = [{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+                  for p in described.get("Parameters", []) or []]
+    tags = stack_tags(digest, described.get("Tags"))
+    try:
+        cfn.update_stack(StackName=stack.name, UsePreviousTemplate=True, Parameters=parameters, Tags=tags)
+    except botocore_errors() as exc:
+        if not any(text in str(exc) for text in NO_CHANGES):
+            raise
+        retag(ctx, cfn, stack, parameters, tags)
     final = wait_stack(ctx, cfn, stack.name)
     if final not in OK_FINAL:
         raise StackFailed(stack.name, f"updating the stack's tags ended {final}", failed_events(cfn, stack.name))

@@ -8,22 +8,36 @@ here is harmless on AWS: each workaround runs only when AWS's own answer is miss
   them, so routes and outputs are the same. Without the flag the stack fails on moto, as it should.
 - A stack created or updated through a change set reports no Outputs: the value of an output a later stack
   needs is read from the deployed template (a literal, or a Ref resolved with DescribeStackResource).
-- An UPDATE change set does not change the stack's tags: lifecycle.ensure_digest_tag puts the digest on.
+- An UPDATE change set does not change the stack's tags: lifecycle.ensure_digest_tag puts the digest on, with
+  UpdateStack and the previous template. moto refuses that update for a stack that takes parameters ("No updates
+  are to be performed": it compares the template and the parameters, not the tags): `retag` then sends the
+  deployed template again, written out another way, which moto takes as new and AWS as the same template.
 - Gaps that settle.py repairs in the open, as it would on AWS after a change by hand: CloudFormation ignores
   AWS::EC2::SecurityGroupEgress; a stack update that removes or modifies a SecurityGroupIngress or a Route
   changes nothing in EC2; DeleteStack leaves rules, routes and peerings behind; peerings are never accepted and
   lose the template's tags.
+- CloudFormation has no AWS::EC2::TransitGatewayRoute (it skips the resource with a warning): it never creates,
+  replaces or deletes a static route in a transit gateway route table, with the stack or without. settle_transit.py
+  creates the template's routes and deletes those the template dropped; after a stack is deleted (cleanup.py),
+  settle.settle_removed deletes its static routes that no template wants. The same code finds nothing to do on
+  AWS, where CloudFormation does all of it.
+- The stack's resources (DescribeStackResources) list the resources CloudFormation skipped, and the routes an
+  update changed, without their logical ids: what a stack holds is read from its deployed template (GetTemplate)
+  wherever it matters (preflight, netgen drift).
+- An update that leaves a stack with no parameters, where it had some (a stack that routed over another stack's
+  peering and no longer does), fails: moto keeps the old values and looks them up in the new template (HTTP 500
+  from ExecuteChangeSet). Nothing is done about it; AWS updates such a stack.
 - A change set whose execution fails raises from ExecuteChangeSet and leaves the stack REVIEW_IN_PROGRESS with
   no FAILED event (lifecycle.execute reports the error of the call; the next run deletes and recreates it).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from netgen.aws.deploy.context import Context, botocore_errors
-from netgen.aws.deploy.lifecycle import deployed_template
-from netgen.aws.generated import StackPlan, peerings_of
+from netgen.aws.generated import StackPlan, deployed_template, peerings_of
 
 LIVE_PEERING = {"initiating-request", "pending-acceptance", "provisioning", "active"}
 PLACEHOLDER_PCX = "pcx-00000000"
@@ -64,6 +78,15 @@ def find_peering(ec2: Any, vpc_id: str, peer_vpc_id: str) -> dict | None:
     live = [p for p in answer if p["RequesterVpcInfo"]["VpcId"] == vpc_id
             and p["AccepterVpcInfo"]["VpcId"] == peer_vpc_id and p["Status"]["Code"] in LIVE_PEERING]
     return sorted(live, key=lambda p: p["VpcPeeringConnectionId"])[0] if live else None
+
+
+def retag(ctx: Context, cfn: Any, stack: StackPlan, parameters: list[dict], tags: list[dict]) -> None:
+    """Put tags on a stack whose UpdateStack with UsePreviousTemplate moto refused as "No updates are to be
+    performed" (AWS updates the tags): the deployed template as a new body (indented), the same parameters."""
+    from netgen.aws.deploy.lifecycle import template_source  # (lifecycle imports this module)
+
+    body = json.dumps(deployed_template(cfn, stack.name) or {}, indent=1, sort_keys=True).encode()
+    cfn.update_stack(StackName=stack.name, **template_source(ctx, stack, body), Parameters=parameters, Tags=tags)
 
 
 def output_from_template(ctx: Context, stack: StackPlan, output: str) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from netgen.aws.deploy.context import Context, StackFailed
 from netgen.aws.deploy.moto import LIVE_PEERING
-from netgen.aws.deploy.settle_transit import settle_gateway_routes
+from netgen.aws.deploy.settle_transit import remove_gateway_routes, settle_gateway_routes
 from netgen.aws.generated import (
     MANAGED_KEY,
     MANAGED_VALUE,
@@ -200,10 +200,13 @@ def netgen_target(route: dict) -> str | None:
 
 
 def settle_removed(ctx: Context, name: str, account: str, region: str, removed: dict,
-                   wanted_rules: set[tuple], wanted_routes: set[tuple[str, str]]) -> None:
+                   wanted_rules: set[tuple], wanted_routes: set[tuple[str, str]],
+                   wanted_gateway_routes: set[tuple[str, str]]) -> None:
     """After deleting a stack no plan wants (cleanup.py): what only its template declared must be gone from EC2
-    (moto leaves it; on AWS this finds nothing). Only netgen's own rules (their description) and peering routes
-    that no template of the plan wants are removed: never a hand-made rule, never one another stack adopted."""
+    (moto leaves it; on AWS this finds nothing). Only netgen's own rules (their description), routes to peerings
+    and transit gateways, and static routes in transit gateway route tables (to the template's attachment) that
+    no template of the plan wants are removed: never a hand-made rule or route, never one another stack
+    adopted."""
     rules = [r for r in rules_of(removed) if r.key not in wanted_rules]
     ec2 = ctx.clients.ec2(account, region)
     if rules:
@@ -218,3 +221,4 @@ def settle_removed(ctx: Context, name: str, account: str, region: str, removed: 
         if key in keys and netgen_target(route):
             ec2.delete_route(RouteTableId=key[0], DestinationCidrBlock=key[1])
             ctx.repair(name, f"deleted route {key[0]} {key[1]}: its stack is deleted, but the route was still in EC2")
+    remove_gateway_routes(ctx, name, ec2, gateway_routes_of(removed), wanted_gateway_routes)

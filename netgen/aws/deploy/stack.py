@@ -12,7 +12,7 @@ from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import PLACEHOLDER_PCX, ec2_peerings, output_from_template
 from netgen.aws.deploy.settle import settle
 from netgen.aws.deploy.state import UNSETTLED, digest
-from netgen.aws.generated import StackPlan, replace_refs
+from netgen.aws.generated import StackPlan, deployed_template, replace_refs
 from netgen.aws.session import error_text
 
 RECREATE = {"ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"}
@@ -102,7 +102,7 @@ def deploy_stack(ctx: Context, outputs: Outputs, stack: StackPlan, by_name: dict
     elif status and (status.endswith("_IN_PROGRESS") or status.endswith("_FAILED")):
         raise StackFailed(name, f"stack is {status}: wait for it to settle, or repair it, then rerun",
                           lifecycle.failed_events(cfn, name))
-    previous = lifecycle.deployed_template(cfn, name) if live else None
+    previous = deployed_template(cfn, name) if live else None
     ids = {**values, **direct}
     to_send, adopted = adopt(ctx, stack, template, previous, ids)
     change_type = "UPDATE" if live else "CREATE"
