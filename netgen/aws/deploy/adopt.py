@@ -14,13 +14,15 @@ as hand-made and covered by no grant.
 
 A resource the stack already holds (it is in the deployed template) is never adopted. A live route to the same
 destination with another target is an error naming the route table, the destination and both targets: netgen
-does not take a route over.
+does not take a route over. Static routes in transit gateway route tables likewise (adopt_transit.py, which
+says what a propagated route at the destination means).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from netgen.aws.deploy.adopt_transit import adopt_gateway_routes
 from netgen.aws.deploy.context import Context, StackFailed
 from netgen.aws.deploy.settle import live_routes, route_target
 from netgen.aws.generated import StackPlan, live_rules, routes_of, rules_of, target_key
@@ -32,7 +34,8 @@ PLACEHOLDER = {"NetgenNothingToCreate": {"Type": "AWS::CloudFormation::WaitCondi
 
 def adopt(ctx: Context, stack: StackPlan, template: dict, previous: dict | None,
           ids: dict[str, str]) -> tuple[dict, set[tuple]]:
-    """The template with identical live rules and routes taken out, and the keys of the rules adopted.
+    """The template with identical live rules and routes (VPC and transit gateway routes) taken out, and the keys
+    of the rules adopted.
     ids: values of the template's Refs that are known before the change set (parameters, --ec2-peering)."""
     resources = dict(template.get("Resources", {}))
     held_rules = {r.key for r in rules_of(previous or {})}
@@ -72,6 +75,7 @@ def adopt(ctx: Context, stack: StackPlan, template: dict, previous: dict | None,
                 continue
             raise StackFailed(stack.name, route_conflict(props["RouteTableId"], props["DestinationCidrBlock"],
                                                          route_target(have), target or describe_target(props)))
+    adopt_gateway_routes(ctx, stack, resources, previous)
     if len(resources) == len(template.get("Resources", {})):
         return template, adopted
     return {**template, "Resources": resources or dict(PLACEHOLDER)}, adopted

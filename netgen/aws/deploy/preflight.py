@@ -11,7 +11,11 @@ read them:
 - the --template-bucket exists where a template needs it (s3:ListBucket through HeadBucket);
 - no pair of VPCs the plan peers is already peered by a connection netgen did not create (AWS refuses a second
   one: declare it as a VpcPeering instead);
-- no route table the templates write to already routes one of their destinations to another target;
+- no route table the templates write to already routes one of their destinations to another target, and no
+  transit gateway route table they write static routes to holds one of their destinations with a static route
+  to another attachment, a blackhole, or a propagated route to another attachment (adopt_transit.py says why).
+  A route the deployed stack holds (in its deployed template, read only for a route in question) is netgen's
+  own, whatever it points at now: settle points it at the template's target;
 - each peering declared as existing (VpcPeering, the plan's existingPeerings) that a stack of the run routes
   over is active and joins the VPCs it is declared for, and is no resource of a netgen stack (CloudFormation
   would delete it with that stack's next update).
@@ -26,15 +30,20 @@ from dataclasses import dataclass, field
 
 from netgen.aws.deploy import lifecycle
 from netgen.aws.deploy.adopt import describe_target, literal_target, route_conflict
+from netgen.aws.deploy.adopt_transit import gateway_route_conflicts
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import LIVE_PEERING
 from netgen.aws.deploy.settle import live_routes, route_target
+from netgen.aws.deploy.stack import RECREATE
 from netgen.aws.generated import (
     STACK_PREFIX,
     StackPlan,
+    deployed_template,
+    gateway_routes_of,
     is_managed,
     live_rules,
     peerings_of,
+    routes_of,
     rules_of,
     tag_value,
     target_key,
@@ -67,7 +76,8 @@ def preflight(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan], 
             check_stack_limit(ctx, account, region, here, where, found)
             check_quotas(ctx, account, region, here, stacks, where, found)
             check_buckets(ctx, here, where, found)
-            check_existing(ctx, account, region, here, where, found)
+            check_existing_peerings(ctx, account, region, here, found)
+            check_existing_routes(ctx, account, region, here, found)
         except botocore_errors() as exc:
             found.problems.append((where, f"cannot read what preflight needs: {error_text(exc)}"))
     names = {s.name for s in selected}
@@ -231,9 +241,8 @@ def check_buckets(ctx: Context, here: list[StackPlan], where: str, found: Findin
                                           f"{error_text(exc)}"))
 
 
-def check_existing(ctx: Context, account: str, region: str, here: list[StackPlan], where: str,
-                   found: Findings) -> None:
-    """Peerings and routes that exist already and would collide with the templates'."""
+def check_existing_peerings(ctx: Context, account: str, region: str, here: list[StackPlan], found: Findings) -> None:
+    """Peerings that exist already and would collide with the templates'."""
     ec2 = ctx.clients.ec2(account, region)
     pairs = {frozenset((str(p.get("VpcId")), str(p.get("PeerVpcId")))): (s.name, logical)
              for s in here for logical, p in peerings_of(s.template).items()}
@@ -251,18 +260,22 @@ def check_existing(ctx: Context, account: str, region: str, here: list[StackPlan
             found.problems.append((stack, f"VPCs {a} and {b} are already peered by {pcx_id} (not created by "
                                           f"netgen), and the template would request another ({logical}): declare "
                                           "the existing one as a VpcPeering (netgen discover writes it)"))
+
+
+def check_existing_routes(ctx: Context, account: str, region: str, here: list[StackPlan], found: Findings) -> None:
+    """Routes that exist already at the templates' destinations, to another target: in VPC route tables, and
+    static or propagated ones in transit gateway route tables. Those the deployed stack holds are netgen's."""
+    ec2 = ctx.clients.ec2(account, region)
+    candidates: list[tuple[StackPlan, tuple[str, str], str]] = []
     routes = [(s, r["Properties"]) for s in here for r in s.template.get("Resources", {}).values()
               if r.get("Type") == "AWS::EC2::Route"]
-    if not routes:
-        return
     live = live_routes(ec2, sorted({p["RouteTableId"] for _, p in routes}))
     targets = {p["VpcPeeringConnectionId"] for p in live.values() if p.get("VpcPeeringConnectionId")}
-    unknown = sorted(targets - set(peerings))
-    if unknown:
-        for pcx in ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=unknown)["VpcPeeringConnections"]:
-            peerings[pcx["VpcPeeringConnectionId"]] = pcx
+    peerings = {pcx["VpcPeeringConnectionId"]: pcx for pcx in ec2.describe_vpc_peering_connections(
+        VpcPeeringConnectionIds=sorted(targets))["VpcPeeringConnections"]} if targets else {}
     for stack, props in routes:
-        have = live.get((props["RouteTableId"], props["DestinationCidrBlock"]))
+        where = (props["RouteTableId"], props["DestinationCidrBlock"])
+        have = live.get(where)
         if have is None:
             continue
         key = target_key(props)  # a peering's id, or a transit gateway's
@@ -270,5 +283,20 @@ def check_existing(ctx: Context, account: str, region: str, here: list[StackPlan
         existing = have.get(key)
         if existing and (existing == target or (target is None and is_managed(peerings.get(existing, {})))):
             continue  # the same target (adopted), or netgen's own peering (the stack already holds the route)
-        found.problems.append((stack.name, route_conflict(props["RouteTableId"], props["DestinationCidrBlock"],
-                                                          route_target(have), target or describe_target(props))))
+        candidates.append((stack, where, route_conflict(*where, route_target(have), target or describe_target(props))))
+    candidates += gateway_route_conflicts(ec2, here)
+    held = held_routes(ctx, account, region, [stack for stack, _, _ in candidates])
+    found.problems += [(stack.name, text) for stack, where, text in candidates if where not in held.get(stack.name, ())]
+
+
+def held_routes(ctx: Context, account: str, region: str, stacks: list[StackPlan]) -> dict[str, set[tuple[str, str]]]:
+    """{stack: (route table, destination) of every VPC and transit gateway route its deployed template holds},
+    for the stacks that exist (not a failed create): netgen's own routes, whatever they point at now."""
+    live = ctx.live.place(account, region)
+    held: dict[str, set[tuple[str, str]]] = {}
+    for stack in {s.name: s for s in stacks}.values():
+        if stack.name in live and live[stack.name].status not in RECREATE:
+            template = deployed_template(ctx.clients.cloudformation(account, region), stack.name) or {}
+            held[stack.name] = ({(r.table, r.cidr) for r in routes_of(template)}
+                                | {(r.table, r.cidr) for r in gateway_routes_of(template)})
+    return held
