@@ -1,9 +1,11 @@
 """`netgen drift`: the live rules, routes and peerings of the inventory, named, and compared with generated/.
 
-Every live rule of the inventory's security groups, and every peering route in its route tables, falls in one
-category (netgen/aws/coverage.py decides coverage):
+Every live rule of the inventory's security groups, every peering route in its route tables, and every static
+route in the transit gateway route tables netgen writes to (drift_transit.py), falls in one category
+(netgen/aws/coverage.py decides coverage):
 
-- `managed`: netgen's own. A rule with a `netgen:` description; a route that a deployed netgen stack holds.
+- `managed`: netgen's own. A rule with a `netgen:` description; a route that a deployed netgen stack holds
+  (its deployed template has it).
 - `adopted`: made by hand (or by another tool) and identical to what netgen generates: a rule with the same
   group, direction, protocol, ports and CIDR as a generated rule but not netgen's description; a route at a
   generated (table, destination) through the same peering (one netgen requests between the same two VPCs, or
@@ -39,7 +41,9 @@ from netgen.aws.drift_transit import gateway_route_drift
 from netgen.aws.generated import (
     RuleSpec,
     StackPlan,
+    deployed_template,
     existing_peerings,
+    gateway_routes_of,
     inventory_rules,
     is_managed,
     load_plan,
@@ -75,6 +79,7 @@ class DriftReport:
     # {"rules" | "routes": {category: live count}}: managed ones matching generated/ are counted, not listed
     counts: dict[str, dict[str, int]] = field(default_factory=lambda: {
         "rules": dict.fromkeys(CATEGORIES, 0), "routes": dict.fromkeys(CATEGORIES, 0)})
+    notes: list[str] = field(default_factory=list)  # what could not be read whole
 
     @property
     def drift(self) -> list[Drift]:
@@ -186,7 +191,8 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> DriftReport:
     for pid, entry in existing.items():
         pairs_of.setdefault(pid, frozenset((entry.get("requesterVpc"), entry.get("accepterVpc"))))
     targets = _expected_routes(stacks, pairs_of)
-    held = _stack_routes(stacks, clients)
+    deployed = _deployed_templates(stacks, clients)
+    held = {name: {r.logical for r in routes_of(template)} for name, template in deployed.items()}
     for vpc in estate.vpcs:
         if not vpc.route_tables:
             continue
@@ -241,7 +247,7 @@ def drift(resolved: Resolved, out: Path, clients: Clients) -> DriftReport:
                 detail = ("within the generated routes to that VPC" if covered
                           else "no generated route of this table goes there through that peering")
                 found.append(Drift("route", "hand", where, f"{cidr} -> {pcx}: {detail}", category))
-    found += gateway_route_drift(stacks, clients, report.counts["routes"], Drift)
+    found += gateway_route_drift(stacks, deployed, clients, report.counts["routes"], Drift, report.notes)
     found.sort(key=lambda d: (CATEGORIES.index(d.category) if not d.is_drift else -1, d))
     return report
 
@@ -262,25 +268,22 @@ def _expected_routes(stacks: list[StackPlan], pairs_of: dict[str, frozenset]
     return found
 
 
-def _stack_routes(stacks: list[StackPlan], clients: Clients) -> dict[str, set[str]]:
-    """{stack name: logical ids of the routes the deployed stack holds}. A stack that does not exist, or whose
-    resources cannot be read, holds none."""
+def _deployed_templates(stacks: list[StackPlan], clients: Clients) -> dict[str, dict]:
+    """{stack name: the template it was deployed from} of the stacks that write routes (VPC or transit gateway
+    routes): what each holds. A stack that does not exist, or cannot be read, holds nothing. (Read from the
+    template rather than the stack's resources: moto lists the resources it skipped, and routes an update
+    changed, without their logical ids.)"""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    held: dict[str, set[str]] = {}
+    found: dict[str, dict] = {}
     for stack in stacks:
-        if not routes_of(stack.template):
+        if not routes_of(stack.template) and not gateway_routes_of(stack.template):
             continue
         try:
-            answer = clients.cloudformation(*stack.place).describe_stack_resources(StackName=stack.name)
+            found[stack.name] = deployed_template(clients.cloudformation(*stack.place), stack.name) or {}
         except (ClientError, BotoCoreError):
-            held[stack.name] = set()
-            continue
-        held[stack.name] = {r["LogicalResourceId"] for r in answer.get("StackResources", [])
-                            if r.get("ResourceType") == "AWS::EC2::Route"
-                            and not r.get("ResourceStatus", "").startswith("DELETE")
-                            and not r.get("ResourceStatus", "").endswith("FAILED")}
-    return held
+            found[stack.name] = {}
+    return found
 
 
 def _where(names: dict[str, str], group_id: str) -> str:
@@ -307,12 +310,15 @@ def migration_line(report: DriftReport) -> str:
 
 def render_drift(report: DriftReport, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({"drift": [asdict(d) for d in report.entries], "migration": report.counts},
-                          indent=2, sort_keys=True) + "\n"
+        document: dict = {"drift": [asdict(d) for d in report.entries], "migration": report.counts}
+        if report.notes:
+            document["notes"] = report.notes
+        return json.dumps(document, indent=2, sort_keys=True) + "\n"
     lines = []
     for d in report.entries:
         label = f"{d.change} {d.kind}" if d.is_drift else _LABELS[d.category].format(d.kind)
         lines.append(f"{label}: {d.where}: {d.detail}")
+    lines += [f"note: {note}" for note in report.notes]
     drifted = report.drift
     lines.append(f"drift: {len(drifted)} difference(s)" if drifted else "drift: none (AWS matches generated/)")
     lines.append(migration_line(report))
