@@ -99,6 +99,7 @@ class TransitGateway:
     attachments: tuple[TgwAttachment, ...]
     route_quota: int  # routes across all its route tables, static and propagated (AWS default 10,000)
     loc: Location
+    route_scope: str = "exact"  # netgen's static routes: to the flows' prefixes (exact) or the VPCs' CIDRs
 
 
 @dataclass(frozen=True, eq=False)

@@ -73,7 +73,7 @@ class TransitKinds:
                 continue
             self.tables["TransitGateway"][name] = TransitGateway(
                 name, account, s["region"], s["transitGatewayId"], owned, tuple(attachments),
-                s.get("routeQuota", DEFAULT_GATEWAY_ROUTE_QUOTA), doc.at())
+                s.get("routeQuota", DEFAULT_GATEWAY_ROUTE_QUOTA), doc.at(), s.get("routeScope", "exact"))
 
     def transit_gateway_peerings(self) -> None:
         ids: dict[str, Document] = {}

@@ -34,10 +34,10 @@ ATTACH_LEGACY_EUW1, PEERING = "tgw-attach-0e200000000000021", "tgw-attach-0e3000
 GATEWAYS = (REPO_ROOT / "docs/examples/transit-gateways.yaml").read_text()
 
 
-def gateway_specs(root: Path, extra: str = "") -> Path:
+def gateway_specs(root: Path, extra: str = "", gateways: str = GATEWAYS) -> Path:
     """A copy of the example estate with the gateways (and extra documents) in inventory/transit-gateways.yaml."""
     specs = copy_example_specs(root)
-    (specs / "inventory/transit-gateways.yaml").write_text(GATEWAYS + extra)
+    (specs / "inventory/transit-gateways.yaml").write_text(gateways + extra)
     return specs
 
 
@@ -52,8 +52,8 @@ def templates(out: Path) -> dict[str, dict]:
 
 
 class Built:
-    def __init__(self, root: Path):
-        self.specs = gateway_specs(root)
+    def __init__(self, root: Path, gateways: str = GATEWAYS):
+        self.specs = gateway_specs(root, gateways=gateways)
         self.out = root / "generated"
         code, output = build(self.specs, self.out)
         assert code == 0, output
@@ -579,3 +579,21 @@ def test_graph_draws_the_pairs_joined_through_gateways(built: Built):
             in result.stdout)
     assert f'vpc_k8s_use1 ===|"transit gateway {USE1} (same-region)"| vpc_legacy_use1' in result.stdout
     assert 'vpc_legacy_use1 -.-|"peering (cross-region, cross-account)"| vpc_k8s_usw2' in result.stdout
+
+
+def test_route_scope_vpc_cidrs_writes_the_destination_vpcs_cidrs_in_the_gateways_tables(tmp_path: Path):
+    """TransitGateway.routeScope vpc-cidrs: each static route names a CIDR block of the VPC it leads to (one route
+    per block, however many prefixes the flows use there), and every flow still arrives, both ways."""
+    scoped = Built(tmp_path / "scoped",
+                   GATEWAYS.replace("  transitGatewayId:", "  routeScope: vpc-cidrs\n  transitGatewayId:"))
+    vpc_cidrs = {str(c) for v in scoped.resolved.estate.vpcs for c in v.cidrs}
+    statics = scoped.resources("AWS::EC2::TransitGatewayRoute")
+    exact = Built(tmp_path / "exact").resources("AWS::EC2::TransitGatewayRoute")
+    assert statics and {r["DestinationCidrBlock"] for r in statics} <= vpc_cidrs
+    assert len(statics) < len(exact)
+    for flow in scoped.resolved.flows:
+        if flow.path.transit:
+            src, dst = flow.source.addresses[0][0], flow.destination.addresses[0][-1]
+            assert walk(scoped, flow.path.source_vpc, src, flow.path.destination_vpc, dst)[-1] == \
+                flow.path.destination_vpc
+            assert walk(scoped, flow.path.destination_vpc, dst, flow.path.source_vpc, src)[-1] == flow.path.source_vpc

@@ -12,7 +12,8 @@ For each flow whose path goes through transit gateways (NetworkPath.transit), bo
   (AWS::EC2::TransitGatewayRoute) for the same prefixes to the next attachment, unless the next attachment is a
   VPC attachment that propagates to that table a CIDR holding the prefix, and no other attachment propagating
   there has a CIDR overlapping it (overlapping CIDRs are not propagated). A peering attachment always needs
-  static routes. Static routes go in the network stack of the gateway's owner account and region.
+  static routes. Static routes go in the network stack of the gateway's owner account and region; with
+  TransitGateway.routeScope vpc-cidrs, they go to the destination VPC's CIDR blocks that hold the prefixes.
 
 Quotas checked here: routes across a gateway's route tables, netgen's static ones plus the CIDRs its declared
 attachments propagate, within TransitGateway.spec.routeQuota (NG213; AWS: 10,000); no gateway route table
@@ -79,6 +80,7 @@ def plan_transit(estate: Estate, flows: list[Flow] | tuple[Flow, ...], reporter:
     to_vpc: dict[tuple[str, str], set[tuple[int, int]]] = defaultdict(set)  # (vpc, peer): addresses in peer
     gateway_of: dict[tuple[str, str], str] = {}
     static: dict[tuple[str, str, str], set[tuple[int, int]]] = defaultdict(set)  # (gateway, table, attachment)
+    static_to: dict[tuple[str, str, str], set[str]] = defaultdict(set)  # the VPCs those addresses are in
     for flow in flows:
         if not flow.path.transit:
             continue
@@ -91,6 +93,7 @@ def plan_transit(estate: Estate, flows: list[Flow] | tuple[Flow, ...], reporter:
             gateway_of[(vpc, peer)] = way.source_gateway.gateway_id
             for gateway, table, attachment, _ in way.hops():
                 static[(gateway.name, table, attachment)].update(sent_to)
+                static_to[(gateway.name, table, attachment)].add(peer)
     for (vpc, peer), intervals in sorted(to_vpc.items()):
         exact = collapse_intervals(intervals)
         if vpcs[vpc].route_scope == "vpc-cidrs":
@@ -100,7 +103,11 @@ def plan_transit(estate: Estate, flows: list[Flow] | tuple[Flow, ...], reporter:
     for (name, table, attachment), intervals in sorted(static.items()):
         propagated = clean[name].get((table, attachment), [])
         routes = plan.gateway_routes.setdefault((name, table), {})
-        for net in collapse_intervals(intervals):
+        nets = collapse_intervals(intervals)
+        if plan.gateways[name].route_scope == "vpc-cidrs":
+            nets = tuple(sorted({c for vpc in static_to[(name, table, attachment)] for c in vpcs[vpc].cidrs
+                                 if any(n.overlaps(c) for n in nets)}))
+        for net in nets:
             if not any(net.subnet_of(cidr) for cidr in propagated):
                 routes[net] = attachment
     _check(plan, reporter)
