@@ -39,7 +39,7 @@ graphviz:
 # Synthetic estates of 1k, 10k and 100k grants, and those of 1k and 10k again through transit gateways; prints
 # the tables docs/performance.md holds.
 bench: $(VENV)/.installed
-	$(BIN)/python -m netgen.bench.run --sizes 1000,10000,100000 --transit-gateway 1000,10000 --runs 3
+	$(BIN)/python -m netgen.bench.run --sizes 1000,10000,100000 --transit-gateway 1000,10000,100000 --runs 3
 
 # netgen deploy against moto (a server in a process of its own on 127.0.0.1, hence the test extras) on the 1k
 # and 10k synthetic estates: from scratch, nothing changed, one grant changed; prints the table
