@@ -30,7 +30,7 @@ moto gaps found while building the harness (moto 5.2; see `deploy` for how each 
 - PeerRoleArn is ignored (moto has no cross-account authorisation); acceptance is done as the accepter account.
 - Per the project's design notes (not re-checked here): moto drops descriptions of inline security-group rules
   (netgen emits standalone rules, whose descriptions moto keeps).
-- Found while building `netgen deploy` (netgen/aws/deploy.py, which works around them; tests/test_aws_*.py):
+- Found while building `netgen deploy` (netgen/aws/deploy/, whose moto.py works around them; tests/test_aws_*.py):
   a stack update that removes or modifies a SecurityGroupIngress or a Route leaves the old one in EC2 (and does
   not create the modified one); delete_stack leaves rules, routes and peerings behind; the template's Tags of
   a peering are replaced by the aws:cloudformation:* tags; a change set whose execution fails (a GroupId that
