@@ -71,6 +71,35 @@ def _vpc_of_table(resolved: Resolved) -> dict[str, str]:
     return {table: vpc.name for vpc in resolved.estate.vpcs for table in vpc.route_tables}
 
 
+def _gateway_peers(resolved: Resolved) -> dict[tuple[str, str], set[str]]:
+    """{(VPC name, transit gateway id): the VPCs its flows reach through that gateway}, from the flows' paths: a
+    VPC routes to the first gateway of the path toward its peer."""
+    peers: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for flow in resolved.flows:
+        if flow.path.transit:
+            peers[(flow.path.source_vpc, flow.path.transit[0])].add(flow.path.destination_vpc)
+            peers[(flow.path.destination_vpc, flow.path.transit[-1])].add(flow.path.source_vpc)
+    return peers
+
+
+def _route_peer(route: dict, path: str, vpc: str, resolved: Resolved,
+                peerings: dict[tuple[str, str], frozenset[str]]) -> str:
+    """The VPC (name) a route of VPC `vpc` leads to: the other end of its peering, or, for a route to a transit
+    gateway, the one VPC reached through that gateway whose CIDRs hold the destination."""
+    vpcs = {v.name: v for v in resolved.estate.vpcs}
+    names = {v.vpc_id: v.name for v in resolved.estate.vpcs}
+    props = route["Properties"]
+    if "TransitGatewayId" in props:
+        destination = IPv4Network(props["DestinationCidrBlock"])
+        (peer,) = [name for name in _gateway_peers(resolved)[(vpc, props["TransitGatewayId"])]
+                   if covered_by([destination], vpcs[name].cidrs)]
+        return peer
+    pair = {names[i] for i in peerings[(path, props["VpcPeeringConnectionId"]["Ref"])]}
+    assert vpc in pair, (path, props)
+    (peer,) = pair - {vpc}
+    return peer
+
+
 def _peering_vpcs(out: Path) -> dict[tuple[str, str], frozenset[str]]:
     """{(template, Ref name usable in it): the two VPC ids of that peering}, from the plan and the outputs."""
     plan = json.loads((out / "aws/deploy-plan.json").read_text())
@@ -121,6 +150,7 @@ def test_example_build_writes_templates_for_every_stack(example, resolved):
         "aws/acme-legacy/us-east-1/sg-legacy-batch-use1.json",
         "aws/acme-legacy/us-east-1/sg-legacy-billing-use1.json",
         "aws/acme-legacy/us-east-1/sg-legacy-db-use1.json",
+        "aws/acme-legacy/us-east-1/sg-loyalty-app-use1.json",
         "aws/acme-legacy/us-east-1/sg-payments-api-nlb.json",
         "aws/acme-legacy/us-east-1/sg-prod-use1-nodes.json",
         "aws/acme-platform/us-west-2/network.json",
@@ -133,7 +163,8 @@ def test_network_stacks_hold_only_network_resources_and_group_stacks_only_their_
     for path, template in templates(example).items():
         kinds = {r["Type"] for r in template["Resources"].values()}
         if path.endswith("/network.json"):
-            assert kinds <= {"AWS::EC2::VPCPeeringConnection", "AWS::EC2::Route"}, (path, kinds)
+            assert kinds <= {"AWS::EC2::VPCPeeringConnection", "AWS::EC2::Route", "AWS::EC2::TransitGatewayRoute"}, \
+                (path, kinds)
         else:
             assert kinds and kinds <= set(SG_TYPES), (path, kinds)
             assert "Parameters" not in template and "Outputs" not in template, path
@@ -186,20 +217,18 @@ def test_netgen_rule_checks_reject_bad_rules(change):
 
 
 def test_every_route_stays_inside_the_peer_vpc(example, resolved):
-    vpcs_by_id = {v.vpc_id: v for v in resolved.estate.vpcs}
+    vpcs = {v.name: v for v in resolved.estate.vpcs}
     table_vpc = _vpc_of_table(resolved)
     peerings = _peering_vpcs(example)
     routes = [(path, r) for (path, _), r in resources(example).items() if r["Type"] == "AWS::EC2::Route"]
     assert len(routes) > 10
+    assert any("TransitGatewayId" in r["Properties"] for _, r in routes)  # (loyalty-use1 and k8s-use1's)
     for path, route in routes:
         props = route["Properties"]
-        vpc = next(v for v in resolved.estate.vpcs if v.name == table_vpc[props["RouteTableId"]])
-        pair = peerings[(path, props["VpcPeeringConnectionId"]["Ref"])]
-        assert vpc.vpc_id in pair, (path, props)
-        (peer_id,) = pair - {vpc.vpc_id}
+        peer = _route_peer(route, path, table_vpc[props["RouteTableId"]], resolved, peerings)
         destination = IPv4Network(props["DestinationCidrBlock"])
         assert str(destination) == props["DestinationCidrBlock"]
-        assert covered_by([destination], vpcs_by_id[peer_id].cidrs), (path, props, vpcs_by_id[peer_id].name)
+        assert covered_by([destination], vpcs[peer].cidrs), (path, props, peer)
 
 
 def test_routes_cover_exactly_the_peer_addresses_that_flows_use(example, resolved):
@@ -208,7 +237,6 @@ def test_routes_cover_exactly_the_peer_addresses_that_flows_use(example, resolve
         if flow.path.source_vpc != flow.path.destination_vpc:
             needed[(flow.path.source_vpc, flow.path.destination_vpc)].update(flow.destination.addresses)
             needed[(flow.path.destination_vpc, flow.path.source_vpc)].update(flow.source.addresses)
-    names = {v.vpc_id: v.name for v in resolved.estate.vpcs}
     table_vpc = _vpc_of_table(resolved)
     peerings = _peering_vpcs(example)
     actual: dict[tuple[str, str], dict[str, set[IPv4Network]]] = defaultdict(lambda: defaultdict(set))
@@ -216,7 +244,7 @@ def test_routes_cover_exactly_the_peer_addresses_that_flows_use(example, resolve
         if r["Type"] == "AWS::EC2::Route":
             props = r["Properties"]
             vpc = table_vpc[props["RouteTableId"]]
-            (peer,) = {names[i] for i in peerings[(path, props["VpcPeeringConnectionId"]["Ref"])]} - {vpc}
+            peer = _route_peer(r, path, vpc, resolved, peerings)
             actual[(vpc, peer)][props["RouteTableId"]].add(IPv4Network(props["DestinationCidrBlock"]))
     assert set(actual) == set(needed)
     vpcs = {v.name: v for v in resolved.estate.vpcs}
@@ -322,7 +350,8 @@ def test_peerings_sit_in_the_requester_stack_with_the_right_peer_properties(exam
             cross_account = acc.account.account_id != req.account.account_id
             assert props.get("PeerOwnerId") == (acc.account.account_id if cross_account else None)
             assert props.get("PeerRoleArn") == (acc.account.accept_role_arn if cross_account else None)
-    peered = {frozenset((f.path.source_vpc, f.path.destination_vpc)) for f in resolved.flows if f.path.peered}
+    peered = {frozenset((f.path.source_vpc, f.path.destination_vpc)) for f in resolved.flows
+              if f.path.peered and not f.path.transit}  # (loyalty-use1 and k8s-use1: through tgw-use1)
     assert count == len(peered) == 4
 
 
@@ -471,7 +500,7 @@ def test_building_twice_gives_identical_bytes(tmp_path, example):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_documents_split_and_shuffled_across_files_give_the_same_output(tmp_path, example, seed):
     count = scatter_specs(REPO / "specs", tmp_path / "scattered", seed)
-    assert count == len(load_tree(REPO / "specs", Reporter())) == 72
+    assert count == len(load_tree(REPO / "specs", Reporter())) == 81
     assert len(list((tmp_path / "scattered").rglob("*.yaml"))) == count
     build_ok(tmp_path / "out", cwd=tmp_path, specs="scattered")
     ours, theirs = tree(tmp_path / "out"), tree(example)
@@ -488,7 +517,7 @@ def test_documents_split_and_shuffled_across_files_give_the_same_output(tmp_path
 def test_split_documents_keeps_every_document():
     text = (REPO / "specs/inventory/vpcs.yaml").read_text()
     docs = split_documents(text)
-    assert len(docs) == 4 and all(d.count("kind: Vpc") == 1 for d in docs)
+    assert len(docs) == 5 and all(d.count("kind: Vpc") == 1 for d in docs)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -704,7 +733,7 @@ def test_unchanged_files_are_not_rewritten(tmp_path):
     out = tmp_path / "out"
     first = build_ok(out)
     assert f"{len(tree(out))} written or deleted" in first.stderr  # every file, .netgen-owned included
-    assert len(tree(out)) == 30
+    assert len(tree(out)) == 31
     before = snapshot(out)
     second = build_ok(out)
     assert "0 written or deleted" in second.stderr
@@ -1127,8 +1156,8 @@ LONG_SERVICE = "fraud-score-" + "x" * 50  # 62 characters: 'netgen-ingress-<name
 def test_a_long_service_name_builds_a_valid_policy_with_a_short_name(tmp_path):
     specs = copy_specs(tmp_path)
     replace_once(specs / "inventory/services.yaml", "name: fraud-score\n", f"name: {LONG_SERVICE}\n")
-    replace_once(specs / "access/observability.yaml", "service: payments/fraud-score,",
-                 f"service: payments/{LONG_SERVICE},")
+    for grants in ("access/observability.yaml", "access/loyalty.yaml"):
+        replace_once(specs / grants, "service: payments/fraud-score,", f"service: payments/{LONG_SERVICE},")
     out = tmp_path / "out"
     build_ok(out, cwd=tmp_path)
     found = {p: d for p, d in policies(out).items() if "fraud-score" in d["spec"]["podSelector"]["matchLabels"][

@@ -151,10 +151,12 @@ def test_explain_json_carries_the_answer_and_the_exit_code():
 def test_graph_json_has_every_vpc_edge_and_peering():
     data = json.loads(run_cli("graph", *SPECS, "--format", "json").stdout)
     mermaid = run_cli("graph", *SPECS).stdout
-    assert {v["name"] for v in data["vpcs"]} == {"legacy-use1", "legacy-euw1", "k8s-use1", "k8s-usw2"}
+    assert {v["name"] for v in data["vpcs"]} == {"legacy-use1", "legacy-euw1", "loyalty-use1", "k8s-use1", "k8s-usw2"}
     assert len(data["edges"]) == mermaid.count(" -->|") > 0
+    # (peerings, and pairs joined through a transit gateway: loyalty-use1 and k8s-use1)
     assert [p["label"] for p in data["peerings"]] == [line.split('"')[1] for line in mermaid.splitlines()
-                                                      if "peering" in line and " -.-|" in line]
+                                                      if " -.-|" in line or " ===|" in line]
+    assert any(p["label"].startswith("transit gateway ") for p in data["peerings"])
     assert data["diagnostics"] == []
 
 

@@ -69,8 +69,15 @@ def many_fraud_ports(specs: Path, count: int) -> None:
     roomy_cluster_group(specs)
     ports = "".join(f"    - {{name: p{i}, port: {9000 + 2 * i}}}\n" for i in range(count))
     edit_spec(specs / "inventory/services.yaml", FRAUD_PORTS, ports)
+    loyalty_keeps_one_port(specs)
     edit_spec(specs / "access/observability.yaml", "to: {service: payments/fraud-score, ports: [metrics]}",
               "to: {service: payments/fraud-score}")
+
+
+def loyalty_keeps_one_port(specs: Path) -> None:
+    """The loyalty hosts' grant names fraud-score's grpc port, gone once the ports are p0, p1...: it names p0."""
+    edit_spec(specs / "access/loyalty.yaml", "to: {service: payments/fraud-score, ports: [grpc]}",
+              "to: {service: payments/fraud-score, ports: [p0]}")
 
 
 # ---- Amazon VPC CNI network policy agent -------------------------------------------------------------------------
@@ -104,6 +111,7 @@ def test_ng210_counts_across_the_policies_that_select_the_same_pods(tmp_path):
     roomy_cluster_group(specs)
     ports = "".join(f"    - {{name: p{i}, port: {9000 + 2 * i}}}\n" for i in range(13))
     edit_spec(specs / "inventory/services.yaml", FRAUD_PORTS, ports)
+    loyalty_keeps_one_port(specs)
     twin = (specs / "inventory/services.yaml").read_text().split("---\n")[1]
     twin = twin.replace("name: fraud-score\n", "name: fraud-score-admin\n").replace("port: 90", "port: 70")
     with (specs / "inventory/services.yaml").open("a") as out:

@@ -135,10 +135,13 @@ def test_routes_both_ways_name_the_connection_id(built: Built):
             vpc = table_vpc[props["RouteTableId"]]
             prefix = IPv4Network(props["DestinationCidrBlock"])
             peer = next(v for v in vpcs.values() if v is not vpc and any(prefix.subnet_of(c) for c in v.cidrs))
-            target = props["VpcPeeringConnectionId"]
+            target = props.get("VpcPeeringConnectionId") or props["TransitGatewayId"]
             targets.setdefault((vpc.name, peer.name), set()).add(json.dumps(target, sort_keys=True))
     for connection, (a, b, _) in PAIRS.items():
         assert targets[(a, b)] == targets[(b, a)] == {json.dumps(connection)}, connection
+    # the pair joined through the example's transit gateway keeps it
+    gateway = json.dumps("tgw-0e100000000000001")
+    assert targets[("loyalty-use1", "k8s-use1")] == targets[("k8s-use1", "loyalty-use1")] == {gateway}
     others = {k: v for k, v in targets.items() if "k8s-usw2" in k}
     assert others and all(all(t.startswith('{"Ref"') for t in v) for v in others.values())
 
@@ -229,7 +232,8 @@ def test_graph_draws_existing_peerings_apart(built: Built):
         in mermaid
     assert len(re.findall(r" -\.-\|\"peering \(", mermaid)) == 2  # netgen's own, as before
     dot = run_cli("graph", "--format", "dot", *args).stdout
-    assert dot.count("style=dotted") == 2 and f'label="existing peering {CROSS} (cross-region)"' in dot
+    # (dotted: the two existing peerings, and loyalty-use1 and k8s-use1 through the transit gateway)
+    assert dot.count("style=dotted") == 3 and f'label="existing peering {CROSS} (cross-region)"' in dot
     svg = run_cli("graph", "--format", "svg", *args).stdout
     assert f"existing peering {SAME} (same-region)" in svg and "existing VPC peering (not netgen's)" in svg
     plain = run_cli("graph", "--format", "svg", "--specs", str(EXAMPLE_SPECS), "--as-of", AS_OF).stdout

@@ -493,7 +493,7 @@ def test_text_format_summary(example_specs: Path):
 def test_validate_example_estate_passes():
     result = run_cli("validate", "--specs", str(EXAMPLE_SPECS), "--as-of", EXAMPLE_AS_OF.isoformat())
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.startswith("ok: 16 grants, 15 hosts, 9 services, ")
+    assert result.stderr.startswith("ok: 18 grants, 18 hosts, 9 services, ")
     assert result.stdout == ""
 
 
