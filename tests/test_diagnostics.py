@@ -331,18 +331,20 @@ CASES: list[Case] = [
          message="exclude 10.20.50.51/32 from SNAT on cluster 'prod-use1' (Cluster.spec.sourceNat.excludedCidrs)",
          edits=(("inventory/settings.yaml", "  defaultRouteQuota: 50",
                  "  maxCollateralAddresses: 4096\n  defaultRouteQuota: 50"),)),
-    # transit gateways (tests/test_transit_gateways.py has the estate that routes through them)
-    Case("NG125", "NG125", "inventory/tgw.yaml", 11, 82, message="is not a route table of transit gateway 'tgw-use1'",
-         files={"inventory/tgw.yaml": TGW.format(region="us-east-1", vpc="legacy-use1",
-                                                 table="tgw-rtb-0e100000000000012")}),
-    Case("NG126", "NG126", "inventory/tgw.yaml", 11, 13, message="VPC 'legacy-euw1' is in eu-west-1",
-         files={"inventory/tgw.yaml": TGW.format(region="us-east-1", vpc="legacy-euw1",
-                                                 table="tgw-rtb-0e100000000000011")}),
+    # transit gateways (tests/test_transit_gateways.py has the estate that routes through them): each fixture's
+    # gateway takes the place of the example's tgw-use1
+    Case("NG125", "NG125", "inventory/transit-gateways.yaml", 11, 82,
+         message="is not a route table of transit gateway 'tgw-use1'",
+         files={"inventory/transit-gateways.yaml": TGW.format(region="us-east-1", vpc="legacy-use1",
+                                                              table="tgw-rtb-0e100000000000012")}),
+    Case("NG126", "NG126", "inventory/transit-gateways.yaml", 11, 13, message="VPC 'legacy-euw1' is in eu-west-1",
+         files={"inventory/transit-gateways.yaml": TGW.format(region="us-east-1", vpc="legacy-euw1",
+                                                              table="tgw-rtb-0e100000000000011")}),
     Case("NG127", "NG127", "inventory/path.yaml", 7, 8, message="no transit gateway joins VPCs 'legacy-euw1'",
          files={"inventory/path.yaml": HEAD + "kind: VpcPath\nmetadata:\n  name: erp-path\nspec:\n"
                                              "  vpcs: [legacy-euw1, k8s-usw2]\n  via: transit-gateway\n",
-                "inventory/tgw.yaml": TGW.format(region="us-east-1", vpc="legacy-use1",
-                                                 table="tgw-rtb-0e100000000000011")}),
+                "inventory/transit-gateways.yaml": TGW.format(region="us-east-1", vpc="legacy-use1",
+                                                              table="tgw-rtb-0e100000000000011")}),
 ]
 
 
@@ -419,11 +421,11 @@ def test_case_ids_are_unique():
     assert len({c.id for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("quota", [6, 7])
+@pytest.mark.parametrize("quota", [7, 8])
 def test_ng207_stack_quota_fails_the_build_at_the_account(tmp_path: Path, quota: int):
-    """NG207 is a build-stage code (so not among CASES): acme-legacy gets 7 netgen stacks in us-east-1 (network
-    and 6 groups) and 5 in eu-west-1. With stackQuota 6 us-east-1 is over it, located at the Account document,
-    and nothing is written; with 7 every region fits and the build succeeds."""
+    """NG207 is a build-stage code (so not among CASES): acme-legacy gets 8 netgen stacks in us-east-1 (network
+    and 7 groups) and 5 in eu-west-1. With stackQuota 7 us-east-1 is over it, located at the Account document,
+    and nothing is written; with 8 every region fits and the build succeeds."""
     root = copy_example_specs(tmp_path)
     edit_spec(root / "inventory/accounts.yaml", "  profile: acme-legacy\n",
               f"  profile: acme-legacy\n  stackQuota: {quota}\n")
@@ -432,16 +434,16 @@ def test_ng207_stack_quota_fails_the_build_at_the_account(tmp_path: Path, quota:
     args = ("build", "--specs", str(root), "--out", str(out), "--as-of", EXAMPLE_AS_OF.isoformat())
     result = run_cli(*args, "--format", "json")
     assert result.exception is None, result.exception
-    if quota == 7:
+    if quota == 8:
         assert result.exit_code == 0, result.stdout + result.stderr
-        assert len(list((out / "aws/acme-legacy/us-east-1").glob("*.json"))) == 7
+        assert len(list((out / "aws/acme-legacy/us-east-1").glob("*.json"))) == 8
         return
     assert result.exit_code == 1
     reported = json.loads(result.stdout)
     assert [(d["code"], _relative(d["file"], root), d["line"], d["column"], d["severity"]) for d in reported] == [
         ("NG207", "inventory/accounts.yaml", 2, 1, "error")]
     assert reported[0]["message"] == (
-        "account 'acme-legacy' (123456789012) would hold 7 netgen stacks in us-east-1, over its stack quota of 6: "
+        "account 'acme-legacy' (123456789012) would hold 8 netgen stacks in us-east-1, over its stack quota of 7: "
         "raise CloudFormation's stack quota there through Service Quotas (AWS's default: 2000 per account and "
         "region), then set spec.stackQuota on the Account")
     assert not out.exists()

@@ -1,11 +1,12 @@
 """Transit gateways (issue 22): the example estate with two transit gateways of the network team, one per region
-(tgw-use1 with legacy-use1 and k8s-use1 attached, tgw-euw1 with legacy-euw1), peered across regions. k8s-usw2
-(the other account) is attached to none and keeps its peerings.
+(tgw-use1 with legacy-use1, loyalty-use1 and k8s-use1 attached, tgw-euw1 with legacy-euw1), peered across regions:
+docs/examples/transit-gateways.yaml in place of the example's own inventory/transit-gateways.yaml (tgw-use1 with
+loyalty-use1 and k8s-use1 only). k8s-usw2 (the other account) is attached to none and keeps its peerings.
 
-Routing facts the estate exercises (netgen.transit has the sources): legacy-use1's attachment propagates
-nowhere, so k8s-use1's answers to it need static routes; k8s-use1's propagates to both of tgw-use1's tables and
-legacy-euw1's to tgw-euw1's, so traffic to them arriving on the right table needs none; the peering attachment
-carries static routes only.
+Routing facts the estate exercises (netgen.transit has the sources): legacy-use1's and loyalty-use1's attachments
+propagate nowhere, so k8s-use1's answers to them need static routes; k8s-use1's propagates to both of tgw-use1's
+tables and legacy-euw1's to tgw-euw1's, so traffic to them arriving on the right table needs none; the peering
+attachment carries static routes only.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ RTB_USE1_MAIN, RTB_USE1_PEER = "tgw-rtb-0e100000000000011", "tgw-rtb-0e100000000
 RTB_EUW1 = "tgw-rtb-0e200000000000011"
 ATTACH_LEGACY_USE1, ATTACH_K8S_USE1 = "tgw-attach-0e100000000000021", "tgw-attach-0e100000000000022"
 ATTACH_LEGACY_EUW1, PEERING = "tgw-attach-0e200000000000021", "tgw-attach-0e300000000000001"
+ATTACH_LOYALTY_USE1 = "tgw-attach-0e100000000000023"
 
 # The gateways as docs/examples/transit-gateways.yaml declares them (with a VpcPath that keeps legacy-use1 and
 # k8s-usw2 on peering, which they would be anyway: k8s-usw2 is attached to no gateway).
@@ -71,6 +73,7 @@ def built(tmp_path_factory) -> Built:
 
 
 PAIRS_THROUGH_GATEWAYS = {frozenset(("legacy-use1", "k8s-use1")): (USE1,),
+                          frozenset(("loyalty-use1", "k8s-use1")): (USE1,),  # (as in the example itself)
                           frozenset(("legacy-euw1", "k8s-use1")): None}  # None: both gateways, in path order
 
 
@@ -191,8 +194,9 @@ def test_static_routes_only_where_propagation_does_not_cover(built: Built):
     for r in statics:
         by_table.setdefault(r["TransitGatewayRouteTableId"], set()).add(r["TransitGatewayAttachmentId"])
     # k8s-use1 propagates to both of tgw-use1's tables and legacy-euw1 to tgw-euw1's: no static route to them;
-    # legacy-use1 propagates nowhere (k8s-use1's answers need static routes), the peering always needs them
-    assert by_table == {RTB_USE1_MAIN: {ATTACH_LEGACY_USE1, PEERING}, RTB_EUW1: {PEERING}}
+    # legacy-use1 and loyalty-use1 propagate nowhere (k8s-use1's answers need static routes), the peering always
+    # needs them
+    assert by_table == {RTB_USE1_MAIN: {ATTACH_LEGACY_USE1, ATTACH_LOYALTY_USE1, PEERING}, RTB_EUW1: {PEERING}}
     # in the owner's network stack, one route per (table, prefix)
     us_east = built.templates["aws/acme-legacy/us-east-1/network.json"]["Resources"]
     assert sum(r["Type"] == "AWS::EC2::TransitGatewayRoute" for r in us_east.values()) \
@@ -260,17 +264,17 @@ def test_validation_refuses_what_aws_refuses(tmp_path: Path, case: str):
     if case == "twice":  # one attachment per VPC and gateway
         edit_spec(path, "    - vpc: k8s-use1\n", "    - {vpc: legacy-use1, attachmentId: tgw-attach-0e10000000000002f, "
                   f"routeTable: {RTB_USE1_MAIN}}}\n    - vpc: k8s-use1\n")
-        expected = ("NG101", 18, 13, "VPC 'legacy-use1' is already attached to transit gateway 'tgw-use1'")
+        expected = ("NG101", 20, 13, "VPC 'legacy-use1' is already attached to transit gateway 'tgw-use1'")
     elif case == "peered-twice":  # one peering attachment between two gateways
         second = GATEWAYS[GATEWAYS.index("kind: TransitGatewayPeering") - len("apiVersion: netgen.dev/v1alpha1\n"):]
         second = second[:second.index("---\n")]
         edit_spec(path, GATEWAYS, GATEWAYS + "---\n" + second.replace("use1-euw1", "again").replace(
             PEERING, "tgw-attach-0e300000000000002"))
-        expected = ("NG101", 59, 31, "already have a peering declared at")
+        expected = ("NG101", 61, 31, "already have a peering declared at")
     else:
         edit_spec(path, "accepter: {transitGateway: tgw-euw1, routeTable: tgw-rtb-0e200000000000011}",
                   f"accepter: {{transitGateway: tgw-use1, routeTable: {RTB_USE1_MAIN}}}")
-        expected = ("NG101", 42, 30, "a peering joins two different gateways")
+        expected = ("NG101", 44, 30, "a peering joins two different gateways")
     found = [(d.code, d.location.line, d.location.column, d.message) for d in diagnose_specs(specs)]
     assert len(found) == 1 and found[0][:3] == expected[:3] and expected[3] in found[0][3], found
 
@@ -281,7 +285,7 @@ def test_gateway_route_quota_and_overlapping_static_routes_fail_the_build(tmp_pa
               f"  transitGatewayId: {USE1}\n  routeQuota: 15\n")
     code, output = build(specs, tmp_path / "quota/out")
     assert code == 1 and not (tmp_path / "quota/out").exists()
-    assert (f"{specs}/inventory/transit-gateways.yaml:7:1: error[NG213]: transit gateway 'tgw-use1' would hold 14 "
+    assert (f"{specs}/inventory/transit-gateways.yaml:8:1: error[NG213]: transit gateway 'tgw-use1' would hold 16 "
             "static routes of netgen and 2 propagated ones across its route tables, over its routeQuota of 15"
             ) in output
     # legacy-euw1 also holds 10.10.20.0/24, where billing-euw1-01 moves to 10.10.20.23: k8s-use1's answers would
@@ -291,19 +295,20 @@ def test_gateway_route_quota_and_overlapping_static_routes_fail_the_build(tmp_pa
     edit_spec(specs / "inventory/hosts-euw1.yaml", "address: 10.20.20.21", "address: 10.10.20.23")
     code, output = build(specs, tmp_path / "overlap/out")
     assert code == 1, output
-    assert (f"{specs}/inventory/transit-gateways.yaml:7:1: error[NG214]: transit gateway 'tgw-use1' route table "
+    assert (f"{specs}/inventory/transit-gateways.yaml:8:1: error[NG214]: transit gateway 'tgw-use1' route table "
             f"{RTB_USE1_MAIN} would route 10.10.20.22/31 to {ATTACH_LEGACY_USE1} and 10.10.20.23/32 to {PEERING}: "
             "the destinations overlap") in output
     assert "error[NG204]: VPC 'k8s-use1' would route 10.10.20.22/31 to 'legacy-use1' and 10.10.20.23/32" in output
 
 
 def test_the_example_estate_is_unchanged_by_an_unused_gateway(tmp_path: Path):
-    """A gateway no VPC of a flow is attached to changes nothing in what is written (but the plan's list)."""
+    """A gateway that joins no two VPCs of a flow (legacy-use1 alone; its peers are on no gateway, or on another)
+    changes nothing in what is written (but the plan's list)."""
     specs = copy_example_specs(tmp_path)
-    only_legacy = GATEWAYS.split("---\n")[0].replace(
-        f"    - vpc: k8s-use1\n      attachmentId: {ATTACH_K8S_USE1}\n      routeTable: {RTB_USE1_MAIN}\n"
-        f"      propagatesTo: [{RTB_USE1_MAIN}, {RTB_USE1_PEER}]\n", "")
-    assert "k8s-use1" not in only_legacy
+    only_legacy = ("apiVersion: netgen.dev/v1alpha1\nkind: TransitGateway\nmetadata:\n  name: tgw-spare-use1\nspec:\n"
+                   "  account: acme-legacy\n  region: us-east-1\n  transitGatewayId: tgw-0e400000000000001\n"
+                   "  routeTables: [tgw-rtb-0e400000000000011]\n  attachments:\n    - {vpc: legacy-use1, "
+                   "attachmentId: tgw-attach-0e400000000000021, routeTable: tgw-rtb-0e400000000000011}\n")
     (specs / "inventory/tgw.yaml").write_text(only_legacy)
     code, output = build(specs, tmp_path / "out")
     assert code == 0, output
@@ -338,7 +343,8 @@ def test_discover_writes_the_gateways_their_attachments_and_tables(endpoint: str
     cloud.reset()
     monkeypatch.setenv(ACCOUNT_HEADER_ENV, "x-moto-account-id")
     estate = resolve_specs(copy_example_specs(tmp_path / "example"), EXAMPLE_AS_OF, Reporter()).estate
-    estate = replace(estate, hosts=(), security_groups=(), clusters=(), services=())
+    # (the example's own gateway neither: this test makes the gateways by hand)
+    estate = replace(estate, hosts=(), security_groups=(), clusters=(), services=(), transit_gateways=())
     seeded = seed_estate(cloud, estate)
     use1, euw1 = cloud.ec2(LEGACY, "us-east-1"), cloud.ec2(LEGACY, "eu-west-1")
 
@@ -578,6 +584,7 @@ def test_graph_draws_the_pairs_joined_through_gateways(built: Built):
     assert (f'vpc_k8s_use1 ===|"transit gateways {USE1} -> {EUW1} (cross-region)"| vpc_legacy_euw1'
             in result.stdout)
     assert f'vpc_k8s_use1 ===|"transit gateway {USE1} (same-region)"| vpc_legacy_use1' in result.stdout
+    assert f'vpc_k8s_use1 ===|"transit gateway {USE1} (same-region)"| vpc_loyalty_use1' in result.stdout
     assert 'vpc_legacy_use1 -.-|"peering (cross-region, cross-account)"| vpc_k8s_usw2' in result.stdout
 
 
