@@ -2,8 +2,9 @@
 
 The example inventory is seeded into moto and "deployed" without CloudFormation's rule stacks, fast: peerings
 through the EC2 API (tagged managed-by=netgen), routes through the network stacks' routes in CloudFormation
-(so that drift sees stacks holding them), rules through the EC2 API with their netgen descriptions. Like deploy,
-this leaves a hand rule or route that is identical to a generated one in place rather than create a duplicate.
+(so that drift sees stacks holding them), transit gateway static routes and rules through the EC2 API (rules with
+their netgen descriptions). Like deploy, this leaves a hand rule or route that is identical to a generated one in
+place rather than create a duplicate.
 
 - test_drift_names_hand_rules_and_import_reproduces_them: hand rules (one identical to a generated rule, one
   narrower, one unrelated, one from a cluster's node subnets, three reproducing a grant deleted from the specs,
@@ -32,9 +33,12 @@ from test_aws_deploy import AS_OF, LEGACY, SPECS, build, drift, netgen
 
 from netgen.addresses import interval
 from netgen.aws.coverage import Coverage, pieces_text, uncovered_pieces
-from netgen.aws.generated import RuleSpec, load_plan, peerings_of, routes_of, rules_of
+from netgen.aws.generated import RuleSpec, gateway_routes_of, load_plan, peerings_of, routes_of, rules_of
 from netgen.diagnostics import Reporter
 from netgen.pipeline import resolve_specs
+
+# moto's CloudFormation skips the example's static transit gateway routes (apply_generated creates them)
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..EC2..TransitGatewayRoute")
 
 
 def import_grants(cloud: MotoCloud, specs: Path, *extra: str | Path) -> tuple[int, str]:
@@ -65,9 +69,9 @@ def hand_rule(cloud: MotoCloud, region: str, group_id: str, port: int | tuple[in
 
 def apply_generated(cloud: MotoCloud, out: Path) -> None:
     """generated/aws made live, fast, leaving what exists (a hand rule or route identical to a generated one) in
-    place: peerings through EC2 (tagged, accepted), each network stack's routes in a CloudFormation stack of its
-    name (peering ids put in), rules through EC2 with their descriptions. Run again after a build, it adds what
-    is new."""
+    place: peerings through EC2 (tagged, accepted), each network stack's routes (peering ids put in) and transit
+    gateway static routes in a CloudFormation stack of its name (the static routes created through EC2 too), rules
+    through EC2 with their descriptions. Run again after a build, it adds what is new."""
     stacks = load_plan(out)
     ids: dict[str, str] = {}  # peering logical id -> pcx id
     for stack in stacks:
@@ -94,15 +98,31 @@ def apply_generated(cloud: MotoCloud, out: Path) -> None:
         if not routes:
             continue
         account, region = stack.place
+        ec2 = cloud.ec2(account, region)
         live = {(t["RouteTableId"], r.get("DestinationCidrBlock")): r
-                for t in cloud.ec2(account, region).describe_route_tables()["RouteTables"] for r in t["Routes"]}
+                for t in ec2.describe_route_tables()["RouteTables"] for r in t["Routes"]}
         cfn = cloud.client("cloudformation", account, region)
-        try:
-            held = {r["LogicalResourceId"] for r in cfn.describe_stack_resources(StackName=stack.name)
-                    ["StackResources"]}
+        try:  # the logical ids of the template the stack was deployed from
+            body = cfn.get_template(StackName=stack.name)["TemplateBody"]
+            held = set((json.loads(body) if isinstance(body, str) else body)["Resources"])
         except ClientError:
             held = set()
         resources = {}
+        # the static routes of the gateway route tables of this place, in the stack's template (where drift finds
+        # them) and created through EC2, as deploy does (moto's CloudFormation skips the resource type)
+        for gateway_route in gateway_routes_of(stack.template):
+            exists = ec2.search_transit_gateway_routes(
+                TransitGatewayRouteTableId=gateway_route.table,
+                Filters=[{"Name": "route-search.exact-match", "Values": [gateway_route.cidr]}])["Routes"]
+            if exists and gateway_route.logical not in held:
+                continue  # a hand route: left in place
+            resources[gateway_route.logical] = {"Type": "AWS::EC2::TransitGatewayRoute", "Properties": {
+                "TransitGatewayRouteTableId": gateway_route.table, "DestinationCidrBlock": gateway_route.cidr,
+                "TransitGatewayAttachmentId": gateway_route.attachment}}
+            if not exists:
+                ec2.create_transit_gateway_route(TransitGatewayRouteTableId=gateway_route.table,
+                                                 DestinationCidrBlock=gateway_route.cidr,
+                                                 TransitGatewayAttachmentId=gateway_route.attachment)
         for route in routes:
             if (route.table, route.cidr) in live and route.logical not in held:
                 continue  # a hand route: left in place
@@ -114,7 +134,7 @@ def apply_generated(cloud: MotoCloud, out: Path) -> None:
                     ref = by_name[source["stack"]].template["Outputs"][source["output"]]["Value"]["Ref"]
                 target = ids[ref]
             resources[route.logical] = {"Type": "AWS::EC2::Route", "Properties": {
-                "RouteTableId": route.table, "DestinationCidrBlock": route.cidr, "VpcPeeringConnectionId": target}}
+                "RouteTableId": route.table, "DestinationCidrBlock": route.cidr, route.via: target}}
         if not resources or set(resources) == held:
             continue
         if held:  # a second run: new routes are added (moto creates added resources on update)
