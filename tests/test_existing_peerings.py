@@ -232,12 +232,13 @@ def test_graph_draws_existing_peerings_apart(built: Built):
         in mermaid
     assert len(re.findall(r" -\.-\|\"peering \(", mermaid)) == 2  # netgen's own, as before
     dot = run_cli("graph", "--format", "dot", *args).stdout
-    # (dotted: the two existing peerings, and loyalty-use1 and k8s-use1 through the transit gateway)
-    assert dot.count("style=dotted") == 3 and f'label="existing peering {CROSS} (cross-region)"' in dot
+    # (dotted: the two existing peerings; bold: loyalty-use1 and k8s-use1 through the transit gateway)
+    assert dot.count("style=dotted") == 2 and f'label="existing peering {CROSS} (cross-region)"' in dot
+    assert dot.count("style=bold") == 1
     svg = run_cli("graph", "--format", "svg", *args).stdout
     assert f"existing peering {SAME} (same-region)" in svg and "existing VPC peering (not netgen's)" in svg
     plain = run_cli("graph", "--format", "svg", "--specs", str(EXAMPLE_SPECS), "--as-of", AS_OF).stdout
-    assert "existing" not in plain
+    assert "existing" not in plain and "through transit gateways (not netgen's)" in plain
 
 
 # --- validation -----------------------------------------------------------------------------------------------

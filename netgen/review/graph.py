@@ -49,7 +49,8 @@ class PeeringEdge:
     a: str
     b: str
     label: str
-    existing: bool = False  # a peering that exists outside netgen (VpcPeering), drawn apart
+    existing: bool = False  # a connection netgen does not make: an existing peering (VpcPeering) or a gateway path
+    transit: bool = False  # through transit gateways (existing too), drawn apart from peerings
 
 
 @dataclass
@@ -163,7 +164,7 @@ def build_graph(resolved: Resolved) -> EstateGraph:
         scope = ("cross-region" if path.cross_region else "same-region") + (  # type: ignore[attr-defined]
             ", cross-account" if path.cross_account else "")  # type: ignore[attr-defined]
         label = f"transit gateway{'s' if len(ids) > 1 else ''} {' -> '.join(ids)} ({scope})"
-        peering_edges.append(PeeringEdge(_id("vpc", a), _id("vpc", b), label, True))
+        peering_edges.append(PeeringEdge(_id("vpc", a), _id("vpc", b), label, True, True))
 
     clusters = {c.vpc.name: c.name for c in estate.clusters}
     columns = []
@@ -222,6 +223,8 @@ def to_mermaid(graph: EstateGraph) -> str:
 PEERING_COLOR = "#7c3aed"  # netgen's own peerings
 EXISTING_COLOR = "#0f766e"  # peerings that exist outside netgen (VpcPeering)
 EXISTING_DASH = "2,4"
+TRANSIT_COLOR = "#c2410c"  # pairs joined through transit gateways
+TRANSIT_DASH = "10,3,2,3"
 
 def _dq(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -259,7 +262,8 @@ def to_dot(graph: EstateGraph) -> str:
             out.append("    }")
         out.append("  }")
     for p in graph.peerings:
-        style, color = ("dotted", EXISTING_COLOR) if p.existing else ("dashed", PEERING_COLOR)
+        style, color = (("bold", TRANSIT_COLOR) if p.transit else ("dotted", EXISTING_COLOR) if p.existing
+                        else ("dashed", PEERING_COLOR))
         out.append(f'  {p.a} -> {p.b} [dir=both, style={style}, penwidth=2, color="{color}", '
                    f"label={_dq(p.label)}];")
     for e in graph.edges:
@@ -283,7 +287,8 @@ def to_json(graph: EstateGraph) -> str:
                      for c in graph.columns],
             "edges": [{"source": e.source, "target": e.target, "ports": sorted(e.ports), "grants": sorted(e.grants)}
                       for e in graph.edges],
-            "peerings": [{"a": p.a, "b": p.b, "label": p.label, "existing": p.existing} for p in graph.peerings]}
+            "peerings": [{"a": p.a, "b": p.b, "label": p.label, "existing": p.existing, "transit": p.transit}
+                         for p in graph.peerings]}
     return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 

@@ -7,7 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from netgen.review.graph import EXISTING_COLOR, EXISTING_DASH, PEERING_COLOR, EstateGraph
+from netgen.review.graph import (
+    EXISTING_COLOR,
+    EXISTING_DASH,
+    PEERING_COLOR,
+    TRANSIT_COLOR,
+    TRANSIT_DASH,
+    EstateGraph,
+)
 
 CHAR = 6.6  # average width of a character at font-size 11
 NODE_H = 38
@@ -119,7 +126,8 @@ def svg(graph: EstateGraph) -> str:
         bx = b.cx - 30 + 12 * (index % 6)
         depth = 40 + abs(bx - ax) * 0.12 + 14 * (index % 4)
         arcs_depth = max(arcs_depth, depth)
-        color, dash, ink = ((EXISTING_COLOR, EXISTING_DASH, EXISTING_COLOR) if p.existing
+        color, dash, ink = ((TRANSIT_COLOR, TRANSIT_DASH, TRANSIT_COLOR) if p.transit
+                            else (EXISTING_COLOR, EXISTING_DASH, EXISTING_COLOR) if p.existing
                             else (PEERING_COLOR, "8,5", "#5b21b6"))
         lines.append(f'<path d="M{ax:.1f},{bottom - 8:.1f} C{ax:.1f},{bottom + depth:.1f} {bx:.1f},'
                      f'{bottom + depth:.1f} {bx:.1f},{bottom - 8:.1f}" fill="none" stroke="{color}" '
@@ -164,11 +172,16 @@ def svg(graph: EstateGraph) -> str:
                   'stroke-dasharray="8,5"/>')
     legend.append(_text(x + 36, legend_y + 11, "VPC peering", size=10, anchor="start"))
     x += 120
-    if any(p.existing for p in graph.peerings):
-        legend.append(f'<path d="M{x:.1f},{legend_y + 7:.1f} h30" stroke="{EXISTING_COLOR}" stroke-width="2.5" '
-                      f'stroke-dasharray="{EXISTING_DASH}"/>')
-        legend.append(_text(x + 36, legend_y + 11, "existing VPC peering (not netgen's)", size=10, anchor="start"))
-        x += 230
+    for shown, color, dash, label, room in (
+            (any(p.existing and not p.transit for p in graph.peerings), EXISTING_COLOR, EXISTING_DASH,
+             "existing VPC peering (not netgen's)", 230),
+            (any(p.transit for p in graph.peerings), TRANSIT_COLOR, TRANSIT_DASH,
+             "through transit gateways (not netgen's)", 240)):
+        if shown:
+            legend.append(f'<path d="M{x:.1f},{legend_y + 7:.1f} h30" stroke="{color}" stroke-width="2.5" '
+                          f'stroke-dasharray="{dash}"/>')
+            legend.append(_text(x + 36, legend_y + 11, label, size=10, anchor="start"))
+            x += room
     legend.append(f'<path d="M{x:.1f},{legend_y + 7:.1f} h30" stroke="#334155" stroke-width="1.3" '
                   'marker-end="url(#arrow)"/>')
     legend.append(_text(x + 36, legend_y + 11, "flows (who opens the connection -> who accepts it; ports)",
