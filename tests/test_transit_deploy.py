@@ -301,3 +301,25 @@ def test_the_judge_and_verify_read_a_network_accounts_gateway(cloud: MotoCloud, 
     delivered, why = through_gateway(vpc_places.gateways, vpc_places.vpc_cidrs, vpcs["legacy-use1"], gateway,
                                      flows[0].destination.addresses[0].network_address, vpcs["k8s-use1"])
     assert delivered is None and why == f"transit gateway {gateway} is unknown (not read, or another account's)"
+
+
+def test_cleanup_looks_in_an_inventory_only_place_only_with_that_accounts_credentials(cloud: MotoCloud,
+                                                                                     tmp_path: Path):
+    """A gateway owner's account with no stack in the plan is looked at for stacks the plan no longer has, but
+    preflight checked only the plan's accounts: with credentials that do not resolve (a profile missing from the
+    AWS config), deploy says so and leaves the place alone, and the run still succeeds."""
+    original = network_estate(tmp_path / "original")
+    edit_spec(original / "inventory/transit-gateways.yaml", "  accountId: \"" + NETWORK + "\"\n",
+              "  accountId: \"" + NETWORK + "\"\n  profile: acme-network-not-configured\n")
+    with (original / "inventory/transit-gateways.yaml").open("a") as doc:
+        doc.write("---\napiVersion: netgen.dev/v1alpha1\nkind: VpcPath\nmetadata:\n  name: use1-by-peering\nspec:\n"
+                  "  vpcs: [legacy-use1, k8s-use1]\n  via: peering\n")
+    estate = resolve_specs(original, EXAMPLE_AS_OF, Reporter()).estate
+    seeded = seed_estate(cloud, estate)
+    specs, out = rewrite_spec_ids(original, tmp_path / "specs", seeded.substitutions), tmp_path / "generated"
+    build(specs, out)
+    assert NETWORK not in {s["account"] for s in json.loads((out / "aws/deploy-plan.json").read_text())["stacks"]}
+    code, output = deploy(cloud, specs, out)
+    assert code == 0, output
+    assert (f"{NETWORK}/us-east-1: stacks and peerings no longer in the plan not looked for: credentials do not "
+            "resolve" in output), output

@@ -50,10 +50,13 @@ def deploy(out: Path, clients, console: Console, options: Options, *, account: s
         return account in (None, account_id, account_name) and region in (None, where)
 
     selected = [s for s in stacks if chosen(s.account, s.account_name, s.region)]
-    where = sorted({s.place for s in selected} | {(a, r) for a, name, r in places if chosen(a, name, r)})
+    planned = {s.place for s in selected}
+    inventory_only = frozenset({(a, r) for a, name, r in places if chosen(a, name, r)} - planned)
+    where = sorted(planned | inventory_only)
     ctx = Context(clients, console, options, LiveStacks(clients))
     if not where:
-        console.say("nothing to deploy: no stack of the plan matches --account/--region")
+        console.say("nothing to deploy: no stack of the plan (and no place of the inventory) matches "
+                    "--account/--region" if account or region else "nothing to deploy: the plan has no stack")
         return console.report
     if selected:
         mode = "dry run: change sets only" if options.dry_run else "deploying"
@@ -68,7 +71,7 @@ def deploy(out: Path, clients, console: Console, options: Options, *, account: s
     if console.report.failures:
         console.say("stacks and peerings no longer in the plan are left for a run without failures")
     else:
-        clean_up(ctx, where, stacks, existing)
+        clean_up(ctx, where, stacks, existing, inventory_only)
     return console.report
 
 

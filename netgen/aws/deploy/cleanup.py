@@ -113,13 +113,41 @@ def remove_stale_peerings(ctx: Context, places: list[tuple[str, str]], stacks: l
             ctx.console.outcome(pcx_id, "deleted")
 
 
-def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan], existing: list[dict]) -> None:
+def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan], existing: list[dict],
+             inventory_only: frozenset[tuple[str, str]] = frozenset()) -> None:
+    """Remove what the plan no longer has in places (account id, region). inventory_only: places of the inventory
+    where the plan has no stack (a gateway owner's account whose last stack went): looked at only when their
+    credentials are the account's (preflight checked only the plan's accounts), and a problem there is a note,
+    not a failure of the run."""
+    usable = []
+    for place in places:
+        reason = _not_this_account(ctx, place) if place in inventory_only else None
+        if reason:
+            ctx.say(f"{place[0]}/{place[1]}: stacks and peerings no longer in the plan not looked for: {reason}")
+        else:
+            usable.append(place)
+    places = usable
     for place in places:
         try:
             remove_stale_stacks(ctx, place, stacks)
         except botocore_errors() as exc:
+            if place in inventory_only:
+                ctx.say(f"{place[0]}/{place[1]}: stacks no longer in the plan not removed: {error_text(exc)}")
+                continue
             ctx.console.problem(f"{place[0]}/{place[1]}: removing stacks no longer in the plan", error_text(exc))
     try:
         remove_stale_peerings(ctx, places, stacks, existing)
     except botocore_errors() as exc:
         ctx.console.problem("peerings no longer in the plan", error_text(exc))
+
+
+def _not_this_account(ctx: Context, place: tuple[str, str]) -> str | None:
+    """Why the credentials for place's account may not be used there (None when they are the account's)."""
+    account, region = place
+    try:
+        identity = ctx.clients.client("sts", account, region).get_caller_identity()
+    except botocore_errors() as exc:
+        return f"credentials do not resolve: {error_text(exc)}"
+    if identity.get("Account") != account:
+        return f"the credentials are for account {identity.get('Account')}, not {account}"
+    return None
