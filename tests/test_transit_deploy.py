@@ -323,3 +323,28 @@ def test_cleanup_looks_in_an_inventory_only_place_only_with_that_accounts_creden
     assert code == 0, output
     assert (f"{NETWORK}/us-east-1: stacks and peerings no longer in the plan not looked for: credentials do not "
             "resolve" in output), output
+
+
+def test_drift_names_the_static_routes_a_stack_holds_once_its_template_has_none(cloud: MotoCloud, tmp_path: Path):
+    """The example's loyalty-use1 and k8s-use1 peered instead of joined through tgw-use1, rebuilt, not deployed:
+    acme-legacy's network stack stays in the plan (its peerings) with no gateway route left in its template, and
+    drift lists the static routes it still holds in tgw-use1's table as extra."""
+    original = copy_example_specs(tmp_path / "original")
+    seeded = seed_estate(cloud, resolve_specs(original, EXAMPLE_AS_OF, Reporter()).estate)
+    specs, out = rewrite_spec_ids(original, tmp_path / "specs", seeded.substitutions), tmp_path / "generated"
+    build(specs, out)
+    held = statics(out, "aws/acme-legacy/us-east-1/network.json")
+    assert held
+    code, output = deploy(cloud, specs, out)
+    assert code == 0, output
+    with (specs / "inventory/transit-gateways.yaml").open("a") as doc:  # the pair peered instead
+        doc.write("---\napiVersion: netgen.dev/v1alpha1\nkind: VpcPath\nmetadata:\n  name: loyalty-peered\n"
+                  "spec:\n  vpcs: [loyalty-use1, k8s-use1]\n  via: peering\n")
+    build(specs, out)
+    assert statics(out, "aws/acme-legacy/us-east-1/network.json") == []
+    code, output = netgen("drift", "--specs", specs, "--out", out, "--as-of", AS_OF, "--endpoint-url",
+                          cloud.endpoint_url, "--format", "json")
+    found = json.loads(output[output.index("{"):])
+    extra = sorted(d["detail"] for d in found["drift"] if d["change"] == "extra" and "transit gateway" in d["where"])
+    assert extra and len(extra) == len(held), found["drift"]
+    assert code == 1  # netgen's own routes drifted from generated/ (deploy has not run since the build)

@@ -43,9 +43,9 @@ def gateway_route_drift(stacks: list[StackPlan], deployed: dict[str, dict], clie
     found = []
     for stack in stacks:
         wanted = {(r.table, r.cidr): r for r in gateway_routes_of(stack.template)}
-        if not wanted:
-            continue
         held = {(r.table, r.cidr): r for r in gateway_routes_of(deployed.get(stack.name, {}))}
+        if not wanted and not held:
+            continue
         ec2 = clients.ec2(*stack.place)
         for table in sorted({t for t, _ in wanted} | {t for t, _ in held}):
             where = f"transit gateway route table {table}"
