@@ -274,6 +274,7 @@ def _policy_pairs(rules) -> set[tuple[int, int]]:
 
 @given(rule_sets())
 @example([(IPv4Network("10.0.0.0/28"), 9, 9), (IPv4Network("10.0.0.3/32"), 8, 10)])  # 2 pairs, not 5
+@example([(IPv4Network("10.0.0.0/28"), 8, 9), (IPv4Network("10.0.0.3/32"), 7, 10)])  # port by port: 2 + 2
 @settings(max_examples=150, deadline=None)
 def test_policy_rules_with_fewest_pairs_are_the_brute_force_minimum_and_exact(items):
     """A NetworkPolicy rule allows its ipBlocks x its ports: written for Cilium or Calico (fewest_pairs), a
@@ -290,3 +291,10 @@ def test_policy_rules_with_fewest_pairs_are_the_brute_force_minimum_and_exact(it
     assert pairs[0] == brute_force_minimum(entries) <= pairs[1]
     peers = [peer["ipBlock"]["cidr"] for rule in disjoint for peer in rule["peers"]]
     assert not any(IPv4Network(a).overlaps(IPv4Network(b)) for i, a in enumerate(peers) for b in peers[i + 1:])
+    # written port by port (Cilium before 1.16): still exact, and no CIDR repeats a port a wider one allows
+    by_port = policy_rules(policy, "peers", single_ports=True, fewest_pairs=True)
+    assert _policy_pairs(by_port) == wanted
+    written = [(IPv4Network(peer["ipBlock"]["cidr"]), {p["port"] for p in rule["ports"]})
+               for rule in by_port for peer in rule["peers"]]
+    assert all(not (ports & other_ports) for net, ports in written for other, other_ports in written
+               if other != net and net.subnet_of(other))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from ipaddress import IPv4Network
 
-from netgen.addresses import Ports, interval_by_ports
+from netgen.addresses import Ports, interval_by_ports, merge_ports
 from netgen.cover import fewest_rules
 from netgen.model import Estate
 from netgen.resolve import Flow, Pods
@@ -62,7 +62,8 @@ def policy_rules(entries: Entries, peer_key: str, single_ports: bool = False, fe
                 for protocol, items in entries.items() for offset in (_PROTOCOL_OFFSET[protocol],)
                 for a, b, first, last in items]
     rules = []
-    for ports, nets in (_fewest_pairs(combined) if fewest_pairs else interval_by_ports(combined)).items():
+    for ports, nets in (_fewest_pairs(combined, single_ports) if fewest_pairs
+                        else interval_by_ports(combined)).items():
         port_list = []
         for first, last in ports:
             offset, protocol = next(pair for pair in reversed(_PROTOCOL_AT) if pair[0] <= first)
@@ -77,14 +78,30 @@ def policy_rules(entries: Entries, peer_key: str, single_ports: bool = False, fe
     return rules
 
 
-def _fewest_pairs(combined: list[tuple[int, int, int, int]]) -> dict[Ports, tuple[IPv4Network, ...]]:
+def _fewest_pairs(combined: list[tuple[int, int, int, int]], single_ports: bool = False
+                  ) -> dict[Ports, tuple[IPv4Network, ...]]:
     """{ports: CIDRs allowed them}, from the fewest (CIDR, port range) pairs allowing exactly the entries: each
-    CIDR with the ranges the cover gives it, CIDRs with the same ranges in one rule."""
+    CIDR with the ranges the cover gives it, CIDRs with the same ranges in one rule. single_ports: ranges are
+    written port by port, so a CIDR leaves out the ports a wider CIDR of the cover already allows it (the cover
+    widens each range to its largest, which costs nothing as a range and a port each when written out)."""
     ranges: dict[IPv4Network, list[tuple[int, int]]] = defaultdict(list)
     for port_range, cover in fewest_rules([(*entry, None) for entry in combined]).covers.items():
         for net, _ in cover:
             ranges[net].append(port_range)
+    if single_ports:
+        wider = {net: [p for other, found in ranges.items() if other != net and net.subnet_of(other) for p in found]
+                 for net in ranges}
+        ranges = {net: kept for net, found in ranges.items() if (kept := _minus(found, wider[net]))}
     by_ports: dict[Ports, list[IPv4Network]] = defaultdict(list)
     for net, found in ranges.items():
-        by_ports[tuple(sorted(found))].append(net)
+        by_ports[merge_ports(found)].append(net)
     return {ports: tuple(sorted(nets)) for ports, nets in sorted(by_ports.items())}
+
+
+def _minus(ranges: list[tuple[int, int]], holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ports of ranges outside every hole, as ranges."""
+    left = list(merge_ports(ranges))
+    for first, last in merge_ports(holes):
+        left = [piece for a, b in left for piece in ((a, min(b, first - 1)), (max(a, last + 1), b))
+                if piece[0] <= piece[1]]
+    return left
