@@ -249,3 +249,19 @@ def test_the_settings_are_checked_by_the_schema(tmp_path: Path, setting: str, va
     found = diagnose_specs(specs)
     assert [(d.code, d.location.line) for d in found] == [("NG012", 11)], [d.text() for d in found]
     assert setting in found[0].message
+
+
+def test_the_mesh_warning_skips_a_vpc_over_its_quota(tmp_path: Path):
+    """In the hub estate k8s-usw2 has the most peerings (2); with a quota of 1 it is NG203's, and the mesh warning
+    goes to the busiest VPCs within their quota (1 peering each) rather than to no one."""
+    gateways = (REPO_ROOT / "docs/examples/transit-gateways.yaml").read_text()
+    specs = specs_with(tmp_path, quota=None, gateway=gateways, settings="  meshWarningVpcs: 2\n")
+    vpcs = specs / "inventory/vpcs.yaml"
+    text = vpcs.read_text()
+    head, _, tail = text.partition("  name: k8s-usw2\n")
+    vpcs.write_text(head + "  name: k8s-usw2\n" + tail.replace("  cidrs:", "  peeringQuota: 1\n  cidrs:", 1))
+    run = build(tmp_path, fmt="json")
+    found = [(d["code"], d["message"].split("'")[1]) for d in json.loads(run.stdout)]
+    assert ("NG203", "k8s-usw2") in found and run.exit_code == 1
+    mesh = [vpc for code, vpc in found if code == "NG215"]
+    assert mesh and "k8s-usw2" not in mesh, found

@@ -60,7 +60,8 @@ def advise_transit(estate: Estate, peers_of: dict[str, set[str]],
     settings = estate.settings
     vpcs = {v.name: v for v in estate.vpcs}
     mesh = len(peers_of)
-    most = max(map(len, peers_of.values()), default=0)
+    # the busiest VPCs within their quota (those over it get NG203, and the mesh warning goes to the next ones)
+    most = max((len(p) for n, p in peers_of.items() if len(p) <= vpcs[n].peering_quota), default=0)
     for name, peers in sorted(peers_of.items()):
         vpc, count = vpcs[name], len(peers)
         if count > vpc.peering_quota:
