@@ -54,8 +54,10 @@ def templates(out: Path) -> dict[str, dict]:
 
 
 class Built:
-    def __init__(self, root: Path, gateways: str = GATEWAYS):
+    def __init__(self, root: Path, gateways: str = GATEWAYS, edit: tuple[str, str] | None = None):
         self.specs = gateway_specs(root, gateways=gateways)
+        if edit:  # (text, replacement) in inventory/vpcs.yaml
+            edit_spec(self.specs / "inventory/vpcs.yaml", *edit)
         self.out = root / "generated"
         code, output = build(self.specs, self.out)
         assert code == 0, output
@@ -589,15 +591,20 @@ def test_graph_draws_the_pairs_joined_through_gateways(built: Built):
 
 
 def test_route_scope_vpc_cidrs_writes_the_destination_vpcs_cidrs_in_the_gateways_tables(tmp_path: Path):
-    """TransitGateway.routeScope vpc-cidrs: each static route names a CIDR block of the VPC it leads to (one route
-    per block, however many prefixes the flows use there), and every flow still arrives, both ways."""
+    """TransitGateway.routeScope vpc-cidrs: a static route per CIDR block of the VPC it leads to that holds some of
+    the flows' destinations there (the exact routes' destinations, each widened to its block; k8s-use1's
+    secondary block, which no flow uses, gets none), and every flow still arrives, both ways."""
+    secondary = ("cidrs: [10.40.0.0/16]", "cidrs: [10.40.0.0/16, 10.41.0.0/16]")
     scoped = Built(tmp_path / "scoped",
-                   GATEWAYS.replace("  transitGatewayId:", "  routeScope: vpc-cidrs\n  transitGatewayId:"))
-    vpc_cidrs = {str(c) for v in scoped.resolved.estate.vpcs for c in v.cidrs}
+                   GATEWAYS.replace("  transitGatewayId:", "  routeScope: vpc-cidrs\n  transitGatewayId:"), secondary)
+    exact = Built(tmp_path / "exact", edit=secondary).resources("AWS::EC2::TransitGatewayRoute")
+    blocks = [c for v in scoped.resolved.estate.vpcs for c in v.cidrs]
     statics = scoped.resources("AWS::EC2::TransitGatewayRoute")
-    exact = Built(tmp_path / "exact").resources("AWS::EC2::TransitGatewayRoute")
-    assert statics and {r["DestinationCidrBlock"] for r in statics} <= vpc_cidrs
-    assert len(statics) < len(exact)
+    widened = {(r["TransitGatewayRouteTableId"], r["TransitGatewayAttachmentId"],
+                str(next(c for c in blocks if ip_network(r["DestinationCidrBlock"]).subnet_of(c)))) for r in exact}
+    assert {(r["TransitGatewayRouteTableId"], r["TransitGatewayAttachmentId"], r["DestinationCidrBlock"])
+            for r in statics} == widened
+    assert len(statics) < len(exact) and "10.41.0.0/16" not in {r["DestinationCidrBlock"] for r in statics}
     for flow in scoped.resolved.flows:
         if flow.path.transit:
             src, dst = flow.source.addresses[0][0], flow.destination.addresses[0][-1]
