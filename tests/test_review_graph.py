@@ -49,6 +49,10 @@ def test_mermaid_has_every_vpc_and_every_peering(resolved, peerings):
     drawn = {frozenset((vpc_ids[a], vpc_ids[b]))
              for a, b in re.findall(r"^\s*(\w+) -\.-\|[^|]*\| (\w+)$", text, re.MULTILINE)}
     assert drawn == peerings
+    through = {frozenset((vpc_ids[a], vpc_ids[b]))
+               for a, b in re.findall(r"^\s*(\w+) <==>\|\"transit gateway[^|]*\| (\w+)$", text, re.MULTILINE)}
+    assert through == {frozenset((f.path.source_vpc, f.path.destination_vpc)) for f in resolved.flows
+                       if f.path.transit} == {frozenset(("k8s-use1", "loyalty-use1"))}
     for cluster in resolved.estate.clusters:
         assert f"cluster {cluster.name}" in text
     lines = [line.strip() for line in text.splitlines()]

@@ -205,8 +205,9 @@ def to_mermaid(graph: EstateGraph) -> str:
                 out.append("      end")
             out.append("    end")
         out.append("  end")
-    for p in graph.peerings:  # netgen's own dotted, existing ones (VpcPeering) thick
-        out.append(f"  {p.a} {'===' if p.existing else '-.-'}|{_mq(p.label)}| {p.b}")
+    for p in graph.peerings:  # netgen's own dotted, existing ones (VpcPeering) thick, through gateways both ways
+        link = "<==>" if p.transit else "===" if p.existing else "-.-"
+        out.append(f"  {p.a} {link}|{_mq(p.label)}| {p.b}")
     for e in graph.edges:
         out.append(f"  {e.source} -->|{_mq(e.label)}| {e.target}")
     out += ["  classDef hosts fill:#fff4d6,stroke:#b08900", "  classDef service fill:#dbeafe,stroke:#1d4ed8",
