@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from netgen.aws.deploy.context import Context, botocore_errors
+from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.generated import StackPlan, deployed_template, peerings_of
 
 LIVE_PEERING = {"initiating-request", "pending-acceptance", "provisioning", "active"}
@@ -85,7 +85,10 @@ def retag(ctx: Context, cfn: Any, stack: StackPlan, parameters: list[dict], tags
     performed" (AWS updates the tags): the deployed template as a new body (indented), the same parameters."""
     from netgen.aws.deploy.lifecycle import template_source  # (lifecycle imports this module)
 
-    body = json.dumps(deployed_template(cfn, stack.name) or {}, indent=1, sort_keys=True).encode()
+    template = deployed_template(cfn, stack.name)
+    if not template:  # (an empty body would update the stack to no resources)
+        raise StackFailed(stack.name, "the deployed template is not readable: its tags cannot be updated")
+    body = json.dumps(template, indent=1, sort_keys=True).encode()
     cfn.update_stack(StackName=stack.name, **template_source(ctx, stack, body), Parameters=parameters, Tags=tags)
 
 
