@@ -583,10 +583,10 @@ def test_diff_moving_pairs_onto_gateways_changes_no_access(tmp_path: Path):
 def test_graph_draws_the_pairs_joined_through_gateways(built: Built):
     result = run_cli("graph", "--specs", str(built.specs), "--as-of", AS_OF, "--format", "mermaid")
     assert result.exit_code == 0, result.stderr
-    assert (f'vpc_k8s_use1 ===|"transit gateways {USE1} -> {EUW1} (cross-region)"| vpc_legacy_euw1'
+    assert (f'vpc_k8s_use1 <==>|"transit gateways {USE1} -> {EUW1} (cross-region)"| vpc_legacy_euw1'
             in result.stdout)
-    assert f'vpc_k8s_use1 ===|"transit gateway {USE1} (same-region)"| vpc_legacy_use1' in result.stdout
-    assert f'vpc_k8s_use1 ===|"transit gateway {USE1} (same-region)"| vpc_loyalty_use1' in result.stdout
+    assert f'vpc_k8s_use1 <==>|"transit gateway {USE1} (same-region)"| vpc_legacy_use1' in result.stdout
+    assert f'vpc_k8s_use1 <==>|"transit gateway {USE1} (same-region)"| vpc_loyalty_use1' in result.stdout
     assert 'vpc_legacy_use1 -.-|"peering (cross-region, cross-account)"| vpc_k8s_usw2' in result.stdout
 
 
