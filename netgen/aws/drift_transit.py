@@ -25,14 +25,9 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from netgen.aws.coverage import ADOPTED, COVERED, MANAGED, UNCOVERED, ipv4, within
-from netgen.aws.generated import GatewayRouteSpec, StackPlan, gateway_routes_of
+from netgen.aws.generated import StackPlan, gateway_routes_of
 from netgen.aws.session import Clients
-from netgen.aws.transit_routes import attachment_of, routes_at, static_routes
-
-
-def _is(route: GatewayRouteSpec, have: dict) -> bool:
-    """A live static route is this one: same attachment (or one EC2 does not name), not a blackhole."""
-    return have.get("State") != "blackhole" and attachment_of(have) in (route.attachment, None)
+from netgen.aws.transit_routes import attachment_of, is_route, routes_at, static_routes
 
 
 def gateway_route_drift(stacks: list[StackPlan], deployed: dict[str, dict], clients: Clients, counts: dict[str, int],
@@ -55,7 +50,7 @@ def gateway_route_drift(stacks: list[StackPlan], deployed: dict[str, dict], clie
                 have = live.get(route.cidr)
                 if have is None:
                     found.append(drift("route", "missing", where, f"{route.cidr} -> {route.attachment}"))
-                elif not _is(route, have):
+                elif not is_route(have, route):
                     target = "blackhole" if have.get("State") == "blackhole" else attachment_of(have)
                     found.append(drift("route", "changed", where, f"{route.cidr} -> {target} "
                                                                   f"({have.get('State', '?')}), generated: "
@@ -79,7 +74,7 @@ def gateway_route_drift(stacks: list[StackPlan], deployed: dict[str, dict], clie
                 if (table, cidr) in wanted:
                     continue
                 attachment = attachment_of(have)
-                if (table, cidr) in held and _is(held[(table, cidr)], have):
+                if (table, cidr) in held and is_route(have, held[(table, cidr)]):
                     counts[MANAGED] += 1
                     found.append(drift("route", "extra", where, f"{cidr} -> {held[(table, cidr)].attachment}"))
                     continue

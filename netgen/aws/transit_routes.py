@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from netgen.aws.generated import GatewayRouteSpec
+
 LIVE_STATES = ["active", "blackhole"]  # not "deleting", "deleted", "pending"
 CHUNK = 100  # destinations per exact-match request
 
@@ -47,6 +49,21 @@ def routes_at(ec2: Any, table: str, cidrs: Iterable[str], *, static_only: bool =
             if route.get("DestinationCidrBlock"):
                 found.setdefault(route["DestinationCidrBlock"], []).append(route)
     return found
+
+
+def live_routes_at(ec2: Any, routes: list[GatewayRouteSpec], *, static_only: bool = True
+                   ) -> dict[tuple[str, str], list[dict]]:
+    """{(route table, destination): live routes} at the destinations of these routes (routes_at per table)."""
+    tables: dict[str, list[str]] = {}
+    for route in routes:
+        tables.setdefault(route.table, []).append(route.cidr)
+    return {(table, cidr): found for table, cidrs in sorted(tables.items())
+            for cidr, found in routes_at(ec2, table, cidrs, static_only=static_only).items()}
+
+
+def is_route(live: dict, route: GatewayRouteSpec) -> bool:
+    """Whether a live static route is `route`: the same attachment (or one EC2 does not name), not a blackhole."""
+    return live.get("State") != "blackhole" and attachment_of(live) in (route.attachment, None)
 
 
 def static_routes(ec2: Any, table: str) -> tuple[list[dict], bool]:

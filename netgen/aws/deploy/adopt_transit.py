@@ -32,18 +32,9 @@ from typing import Any
 
 from netgen.aws.deploy.context import Context, StackFailed
 from netgen.aws.generated import GatewayRouteSpec, StackPlan, gateway_routes_of
-from netgen.aws.transit_routes import attachment_of, route_text, routes_at
+from netgen.aws.transit_routes import attachment_of, live_routes_at, route_text
 
 CREATE, ADOPT, CONFLICT = "create", "adopt", "conflict"
-
-
-def live_routes_at(ec2: Any, routes: list[GatewayRouteSpec]) -> dict[tuple[str, str], list[dict]]:
-    """{(route table, destination): live static and propagated routes} at the destinations of these routes."""
-    tables: dict[str, list[str]] = {}
-    for route in routes:
-        tables.setdefault(route.table, []).append(route.cidr)
-    return {(table, cidr): found for table, cidrs in sorted(tables.items())
-            for cidr, found in routes_at(ec2, table, cidrs, static_only=False).items()}
 
 
 def classify(route: GatewayRouteSpec, live: list[dict]) -> tuple[str, dict | None]:
@@ -76,7 +67,7 @@ def adopt_gateway_routes(ctx: Context, stack: StackPlan, resources: dict, previo
     candidates = [r for r in gateway_routes_of({"Resources": resources}) if (r.table, r.cidr) not in held]
     if not candidates:
         return
-    live = live_routes_at(ctx.clients.ec2(stack.account, stack.region), candidates)
+    live = live_routes_at(ctx.clients.ec2(stack.account, stack.region), candidates, static_only=False)
     for route in candidates:
         verdict, have = classify(route, live.get((route.table, route.cidr), []))
         if verdict == ADOPT:
@@ -92,7 +83,7 @@ def gateway_route_conflicts(ec2: Any, here: list[StackPlan]) -> list[tuple[Stack
     wanted = [(stack, route) for stack in here for route in gateway_routes_of(stack.template)]
     if not wanted:
         return []
-    live = live_routes_at(ec2, [route for _, route in wanted])
+    live = live_routes_at(ec2, [route for _, route in wanted], static_only=False)
     found = []
     for stack, route in wanted:
         verdict, have = classify(route, live.get((route.table, route.cidr), []))

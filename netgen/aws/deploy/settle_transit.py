@@ -22,21 +22,12 @@ from typing import Any
 
 from netgen.aws.deploy.context import Context
 from netgen.aws.generated import GatewayRouteSpec, StackPlan
-from netgen.aws.transit_routes import attachment_of, routes_at
+from netgen.aws.transit_routes import attachment_of, is_route, live_routes_at
 
 
 def live_static_routes(ec2: Any, routes: list[GatewayRouteSpec]) -> dict[tuple[str, str], dict]:
     """{(route table, destination): live static route} at the destinations of these routes."""
-    tables: dict[str, list[str]] = {}
-    for route in routes:
-        tables.setdefault(route.table, []).append(route.cidr)
-    return {(table, cidr): found[0] for table, cidrs in sorted(tables.items())
-            for cidr, found in routes_at(ec2, table, cidrs).items()}
-
-
-def is_netgens(live: dict, route: GatewayRouteSpec) -> bool:
-    """Whether a live static route is the one netgen wrote for `route` (same attachment, not a blackhole)."""
-    return live.get("State") != "blackhole" and attachment_of(live) in (route.attachment, None)
+    return {key: found[0] for key, found in live_routes_at(ec2, routes).items()}
 
 
 def delete(ctx: Context, stack: str, ec2: Any, route: GatewayRouteSpec, why: str) -> None:
@@ -53,11 +44,11 @@ def settle_gateway_routes(ctx: Context, stack: StackPlan, wanted: list[GatewayRo
     live = live_static_routes(ec2, [*wanted, *previous])
     for route in previous:
         have = live.get((route.table, route.cidr))
-        if (route.table, route.cidr) not in wanted_keys and have is not None and is_netgens(have, route):
+        if (route.table, route.cidr) not in wanted_keys and have is not None and is_route(have, route):
             delete(ctx, stack.name, ec2, route, "no longer in the template, but still in EC2")
     for route in wanted:
         have = live.get((route.table, route.cidr))
-        if have is not None and is_netgens(have, route):
+        if have is not None and is_route(have, route):
             continue
         if have is not None:  # (to another attachment: moto has no ReplaceTransitGatewayRoute)
             ec2.delete_transit_gateway_route(TransitGatewayRouteTableId=route.table, DestinationCidrBlock=route.cidr)
@@ -79,5 +70,5 @@ def remove_gateway_routes(ctx: Context, name: str, ec2: Any, removed: list[Gatew
     live = live_static_routes(ec2, routes)
     for route in routes:
         have = live.get((route.table, route.cidr))
-        if have is not None and is_netgens(have, route):
+        if have is not None and is_route(have, route):
             delete(ctx, name, ec2, route, "its stack is deleted, but the route was still in EC2")
