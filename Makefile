@@ -36,8 +36,8 @@ graphviz:
 		&& apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; } \
 		|| echo "graphviz: 'dot' is not installed; the dot test is skipped (and fails when CI is set)"
 
-# Synthetic estates of 1k, 10k and 100k grants, and those of 1k and 10k again through transit gateways; prints
-# the tables docs/performance.md holds.
+# Synthetic estates of 1k, 10k and 100k grants, each again through transit gateways; prints the tables
+# docs/performance.md holds (about 4 minutes).
 bench: $(VENV)/.installed
 	$(BIN)/python -m netgen.bench.run --sizes 1000,10000,100000 --transit-gateway 1000,10000,100000 --runs 3
 
