@@ -56,7 +56,7 @@ from typing import Any
 from netgen.aws.deploy.context import DEFAULT_CONCURRENCY
 from netgen.bench.moto import MotoCloud, request_facts, rewrite_spec_ids, seed_estate
 from netgen.bench.moto_server import moto_environment, moto_process
-from netgen.bench.run import AS_OF, SHAPES
+from netgen.bench.run import AS_OF, synthetic_estate
 
 NETGEN = Path(sys.executable).with_name("netgen")
 SCENARIOS = ("from scratch", "nothing changed", "one grant changed")
@@ -362,14 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     estates: list[tuple[str, Path]] = []
-    for grants in sizes:
-        hosts, services, regions = SHAPES.get(grants, (grants // 5, grants // 25, 4))
-        specs = args.work / f"estate-{grants}" / "specs"
-        if not specs.exists():  # the estates `make bench` measures
-            subprocess.run([sys.executable, "-m", "netgen.bench.synth", "--hosts", str(hosts), "--services",
-                            str(services), "--grants", str(grants), "--regions", str(regions), "--out", str(specs)],
-                           check=True)
-        estates.append((f"{grants:,}", specs))
+    for grants in sizes:  # the estates `make bench` measures
+        estates.append((f"{grants:,}", synthetic_estate(args.work, grants)[3]))
     estates += [(str(specs), specs) for specs in args.specs]
     if not estates:
         parser.error("nothing to measure")

@@ -83,7 +83,7 @@ def _sizes(text: str) -> list[int]:
     return [int(s) for s in text.split(",") if s.strip()]
 
 
-def _estate(work: Path, grants: int, transit: bool) -> tuple[int, int, int, Path]:
+def synthetic_estate(work: Path, grants: int, transit: bool = False) -> tuple[int, int, int, Path]:
     """(hosts, services, regions, spec folder) of the synthetic estate of that size, generated unless it is."""
     hosts, services, regions = SHAPES.get(grants, (grants // 5, grants // 25, 4))
     specs = work / f"estate-{grants}{'-tgw' if transit else ''}" / "specs"
@@ -126,7 +126,7 @@ def main() -> None:
     keys = [(grants, False) for grants in sizes] + [(grants, True) for grants in _sizes(args.transit_gateway)]
     if not keys:
         parser.error("nothing to measure")
-    estates = {key: _estate(args.work, *key) for key in keys}
+    estates = {key: synthetic_estate(args.work, *key) for key in keys}
     # Rounds of (validate, build, floor) over every estate, so that a slow spell of the machine weighs on both
     # sides of a ratio: build/floor within a round, and growth between two sizes of one round.
     runs: dict[tuple[int, bool], tuple[list, list, list]] = {key: ([], [], []) for key in keys}
