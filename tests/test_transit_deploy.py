@@ -348,3 +348,48 @@ def test_drift_names_the_static_routes_a_stack_holds_once_its_template_has_none(
     extra = sorted(d["detail"] for d in found["drift"] if d["change"] == "extra" and "transit gateway" in d["where"])
     assert extra and len(extra) == len(held), found["drift"]
     assert code == 1  # netgen's own routes drifted from generated/ (deploy has not run since the build)
+
+
+def test_which_static_routes_move():
+    """A route at the same table and destination under another logical id, or to another attachment, moves (two
+    updates); one that is only removed, or unchanged, does not."""
+    from netgen.aws.deploy.moved_transit import moved_routes
+
+    def template(*routes: tuple[str, str, str]) -> dict:
+        return {"Resources": {logical: {"Type": "AWS::EC2::TransitGatewayRoute", "Properties": {
+            "TransitGatewayRouteTableId": "tgw-rtb-1", "DestinationCidrBlock": cidr,
+            "TransitGatewayAttachmentId": attachment}} for logical, cidr, attachment in routes}}
+
+    before = template(("A", "10.0.0.1/32", "att-1"), ("B", "10.0.0.2/32", "att-1"), ("C", "10.0.0.3/32", "att-1"),
+                      ("D", "10.0.0.4/32", "att-1"))
+    after = template(("A", "10.0.0.1/32", "att-1"), ("B", "10.0.0.2/32", "att-2"), ("C2", "10.0.0.3/32", "att-1"))
+    assert [r.logical for r in moved_routes(before, after)] == ["B", "C"]
+    assert moved_routes(before, before) == []
+
+
+def test_a_renamed_gateway_moves_its_static_routes_in_two_updates(cloud: MotoCloud, tmp_path: Path):
+    """The example's tgw-use1 renamed: its static routes get new logical ids at the same destinations. Deploy
+    removes them in an update of their own first, then deploys the new template; the routes are live again, to
+    the same attachments, and verify passes. (moto's CloudFormation has no AWS::EC2::TransitGatewayRoute: this
+    shows the two updates happen and leave the routes right, not AWS's refusal of a second route itself.)"""
+    original = copy_example_specs(tmp_path / "original")
+    seeded = seed_estate(cloud, resolve_specs(original, EXAMPLE_AS_OF, Reporter()).estate)
+    specs, out = rewrite_spec_ids(original, tmp_path / "specs", seeded.substitutions), tmp_path / "generated"
+    build(specs, out)
+    code, output = deploy(cloud, specs, out)
+    assert code == 0, output
+    before = statics(out, "aws/acme-legacy/us-east-1/network.json")
+    edit_spec(specs / "inventory/transit-gateways.yaml", "  name: tgw-use1\n", "  name: tgw-use1-core\n")
+    build(specs, out)
+    after = statics(out, "aws/acme-legacy/us-east-1/network.json")
+    assert {(r.table, r.cidr, r.attachment) for r in after} == {(r.table, r.cidr, r.attachment) for r in before}
+    assert {r.logical for r in after}.isdisjoint(r.logical for r in before)
+    code, output = deploy(cloud, specs, out)
+    assert code == 0, output
+    assert "static transit gateway routes that move (" in output and "removed first" in output, output
+    ec2 = cloud.ec2(LEGACY, "us-east-1")
+    for table in {r.table for r in after}:
+        assert {c: a for c, a in live_statics(ec2, table).items()} == {r.cidr: r.attachment for r in after
+                                                                       if r.table == table}
+    code, output = netgen("verify", "--specs", specs, "--as-of", AS_OF, "--endpoint-url", cloud.endpoint_url)
+    assert code == 0, output

@@ -10,6 +10,7 @@ from netgen.aws.deploy import lifecycle
 from netgen.aws.deploy.adopt import adopt
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import PLACEHOLDER_PCX, ec2_peerings, output_from_template
+from netgen.aws.deploy.moved_transit import remove_moved_routes
 from netgen.aws.deploy.settle import settle
 from netgen.aws.deploy.state import UNSETTLED, digest
 from netgen.aws.generated import StackPlan, deployed_template, replace_refs
@@ -103,6 +104,8 @@ def deploy_stack(ctx: Context, outputs: Outputs, stack: StackPlan, by_name: dict
         raise StackFailed(name, f"stack is {status}: wait for it to settle, or repair it, then rerun",
                           lifecycle.failed_events(cfn, name))
     previous = deployed_template(cfn, name) if live else None
+    if live is not None and previous is not None:
+        previous = remove_moved_routes(ctx, cfn, stack, live, previous, template)
     ids = {**values, **direct}
     to_send, adopted = adopt(ctx, stack, template, previous, ids)
     change_type = "UPDATE" if live else "CREATE"
