@@ -11,12 +11,15 @@ A run, in order:
    and nothing else.
 3. stack.py, for each stack: parameters from the outputs of the stacks the plan names; a stack whose digest
    (state.py: template and parameters, a tag on the stack) is what is deployed is `unchanged`, with no change
-   set (`--full` makes one anyway); adopt.py leaves identical live rules and routes in place; lifecycle.py
+   set (`--full` makes one anyway); moved_transit.py first removes, in an update of its own, static transit
+   gateway routes that move (same destination, another attachment or logical id); adopt.py (and
+   adopt_transit.py) leaves identical live rules and routes in place; lifecycle.py
    creates, prints and executes the change set (CREATE, or UPDATE; a stack left ROLLBACK_COMPLETE or
    REVIEW_IN_PROGRESS by a failed create is deleted first, so a rerun resumes); settle.py then checks the
-   stack against EC2 and repairs what differs, in the open.
-4. cleanup.py, when nothing failed: netgen stacks the plan no longer has (in the places of the run's stacks
-   and of the inventory), and netgen peerings no template wants, are deleted.
+   stack against EC2 and repairs what differs, in the open (settle_transit.py: static gateway routes).
+4. cleanup.py, when nothing failed: netgen stacks the plan no longer has (in the places of the run's stacks,
+   and of the inventory where the credentials are the account's), and netgen peerings no template wants, are
+   deleted.
 
 moto.py holds the workarounds for the AWS endpoint of the tests. console.py prints it all (text or JSON
 lines) and keeps the report.
