@@ -393,3 +393,28 @@ def test_a_renamed_gateway_moves_its_static_routes_in_two_updates(cloud: MotoClo
                                                                        if r.table == table}
     code, output = netgen("verify", "--specs", specs, "--as-of", AS_OF, "--endpoint-url", cloud.endpoint_url)
     assert code == 0, output
+
+
+def test_preflight_refuses_a_gateway_that_is_not_as_declared(cloud: MotoCloud, tmp_path: Path):
+    """The example's tgw-use1 as its owner reads it differs from the inventory twice: k8s-use1's attachment no
+    longer propagates to the table (netgen would leave k8s-use1's traffic to a route that is not there), and
+    the loyalty attachment declared is not the one that exists. Both are reported, and nothing is changed."""
+    original = copy_example_specs(tmp_path / "original")
+    seeded = seed_estate(cloud, resolve_specs(original, EXAMPLE_AS_OF, Reporter()).estate)
+    ids = seeded.substitutions
+    specs, out = rewrite_spec_ids(original, tmp_path / "specs", ids), tmp_path / "generated"
+    gone = "tgw-attach-0123456789abcdef0"
+    edit_spec(specs / "inventory/transit-gateways.yaml", ids["tgw-attach-0e100000000000023"], gone)
+    build(specs, out)
+    table, k8s = ids[RTB_USE1_MAIN], ids[ATTACH_K8S_USE1]
+    ec2 = cloud.ec2(LEGACY, "us-east-1")
+    ec2.disable_transit_gateway_route_table_propagation(TransitGatewayRouteTableId=table,
+                                                        TransitGatewayAttachmentId=k8s)
+    code, output = deploy(cloud, specs, out)
+    assert code == 1, output
+    where = f"error: preflight: transit gateway tgw-use1 ({ids['tgw-0e100000000000001']}): attachment"
+    assert f"{where} {gone} (VPC {seeded.vpcs['loyalty-use1'].vpc_id}) does not exist" in output, output
+    assert (f"{where} {k8s} (VPC {seeded.vpcs['k8s-use1'].vpc_id}) does not propagate to {table} as declared"
+            in output), output
+    assert "preflight found 2 problem(s); nothing was changed" in output
+    assert cloud.client("cloudformation", LEGACY, "us-east-1").describe_stacks()["Stacks"] == []

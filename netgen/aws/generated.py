@@ -48,6 +48,13 @@ def existing_peerings(out: Path) -> list[dict]:
     return list(_read_plan(out).get("existingPeerings", []))
 
 
+def plan_gateways(out: Path) -> list[dict]:
+    """The plan's transit gateways that stacks route over (TransitGateway documents): transitGatewayId, name,
+    account, region, attachments [{attachmentId, vpc, routeTable, propagatesTo}], peerings [{attachmentId,
+    routeTable, peer}], routedBy (stack names)."""
+    return list(_read_plan(out).get("transitGateways", []))
+
+
 def load_plan(out: Path) -> list[StackPlan]:
     plan = _read_plan(out)
     stacks = []

@@ -37,7 +37,7 @@ from netgen.aws.deploy.lifecycle import template_bucket_for
 from netgen.aws.deploy.preflight import preflight
 from netgen.aws.deploy.scheduler import schedule
 from netgen.aws.deploy.state import LiveStacks
-from netgen.aws.generated import existing_peerings, load_plan
+from netgen.aws.generated import existing_peerings, load_plan, plan_gateways
 
 __all__ = ["DEFAULT_CONCURRENCY", "Console", "DeployReport", "Options", "StackFailed", "deploy",
            "template_bucket_for"]
@@ -47,7 +47,7 @@ def deploy(out: Path, clients, console: Console, options: Options, *, account: s
            region: str | None = None, places: Iterable[tuple[str, str, str]] = ()) -> DeployReport:
     """places: (account id, account name, region) of the inventory (generated.inventory_places), where cleanup
     looks for stacks the plan no longer has besides the places of the plan's stacks."""
-    stacks, existing = load_plan(out), existing_peerings(out)
+    stacks, existing, gateways = load_plan(out), existing_peerings(out), plan_gateways(out)
 
     def chosen(account_id: str, account_name: str, where: str) -> bool:
         return account in (None, account_id, account_name) and region in (None, where)
@@ -65,7 +65,7 @@ def deploy(out: Path, clients, console: Console, options: Options, *, account: s
         mode = "dry run: change sets only" if options.dry_run else "deploying"
         console.say(f"{mode}: {len(selected)} of {len(stacks)} stacks, up to {options.concurrency} at once per "
                     "account and region")
-        if not options.skip_preflight and not _preflight(ctx, selected, stacks, existing):
+        if not options.skip_preflight and not _preflight(ctx, selected, stacks, existing, gateways):
             return console.report
         schedule(ctx, selected, stacks)
     else:
@@ -78,9 +78,9 @@ def deploy(out: Path, clients, console: Console, options: Options, *, account: s
     return console.report
 
 
-def _preflight(ctx: Context, selected, stacks, existing) -> bool:
+def _preflight(ctx: Context, selected, stacks, existing, gateways) -> bool:
     say: Callable[[str], None] = ctx.console.say
-    found = preflight(ctx, selected, stacks, existing)
+    found = preflight(ctx, selected, stacks, existing, gateways)
     for note in found.notes:
         say(f"preflight: note: {note}")
     for where, problem in found.problems:

@@ -18,7 +18,9 @@ read them:
   own, whatever it points at now: settle points it at the template's target;
 - each peering declared as existing (VpcPeering, the plan's existingPeerings) that a stack of the run routes
   over is active and joins the VPCs it is declared for, and is no resource of a netgen stack (CloudFormation
-  would delete it with that stack's next update).
+  would delete it with that stack's next update);
+- each transit gateway a stack of the run routes over is as declared: its attachments available, attaching the
+  declared VPCs, associated with and propagating to the declared route tables (preflight_transit.py).
 A quota that cannot be read (no permission, a partition without Service Quotas) is reported as a note, and
 the deploy goes on.
 """
@@ -33,6 +35,7 @@ from netgen.aws.deploy.adopt import describe_target, literal_target, route_confl
 from netgen.aws.deploy.adopt_transit import gateway_route_conflicts
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import LIVE_PEERING
+from netgen.aws.deploy.preflight_transit import check_gateways
 from netgen.aws.deploy.settle import live_routes, route_target
 from netgen.aws.deploy.stack import RECREATE
 from netgen.aws.generated import (
@@ -62,7 +65,8 @@ class Findings:
     notes: list[str] = field(default_factory=list)  # what could not be checked, and why
 
 
-def preflight(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan], existing: list[dict]) -> Findings:
+def preflight(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan], existing: list[dict],
+              gateways: list[dict] = ()) -> Findings:
     found = Findings()
     places: dict[tuple[str, str], list[StackPlan]] = defaultdict(list)
     for stack in selected:
@@ -87,6 +91,10 @@ def preflight(ctx: Context, selected: list[StackPlan], stacks: list[StackPlan], 
                 check_declared_peering(ctx, declared, found)
             except botocore_errors() as exc:
                 found.problems.append((f"peering {declared['connectionId']}", f"cannot be read: {error_text(exc)}"))
+    try:
+        check_gateways(ctx, list(gateways), names, good_accounts, found.problems)
+    except botocore_errors() as exc:
+        found.problems.append(("transit gateways", f"cannot be read: {error_text(exc)}"))
     return found
 
 
