@@ -155,7 +155,7 @@ def test_graph_json_has_every_vpc_edge_and_peering():
     assert len(data["edges"]) == mermaid.count(" -->|") > 0
     # (peerings, and pairs joined through a transit gateway: loyalty-use1 and k8s-use1)
     assert [p["label"] for p in data["peerings"]] == [line.split('"')[1] for line in mermaid.splitlines()
-                                                      if " -.-|" in line or " ===|" in line]
+                                                      if " -.-|" in line or " ===|" in line or " <==>|" in line]
     assert any(p["label"].startswith("transit gateway ") for p in data["peerings"])
     assert data["diagnostics"] == []
 
