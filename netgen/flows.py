@@ -65,6 +65,16 @@ class Endpoint:
         return f"{self.kind}/{self.name}"
 
 
+def scope_text(cross_region: bool, cross_account: bool) -> str:
+    """Where a path or a peering goes, as reports name it: 'same-region' or 'cross-region', ', cross-account'."""
+    return ("cross-region" if cross_region else "same-region") + (", cross-account" if cross_account else "")
+
+
+def gateways_text(ids: tuple[str, ...]) -> str:
+    """The transit gateways a path takes, in order, as reports name them."""
+    return f"transit gateway {ids[0]}" if len(ids) == 1 else f"transit gateways {' -> '.join(ids)}"
+
+
 @dataclass(frozen=True, order=True)
 class NetworkPath:
     source_vpc: str
@@ -86,13 +96,9 @@ class NetworkPath:
         """str(self), computed once: paths are shared by many flows."""
         if not self.peered:
             return f"{self.source_vpc} (same VPC)"
-        scope = "cross-region" if self.cross_region else "same-region"
-        if self.cross_account:
-            scope += ", cross-account"
+        scope = scope_text(self.cross_region, self.cross_account)
         if self.transit:
-            gateways = (f"transit gateway {self.transit[0]}" if len(self.transit) == 1
-                        else f"transit gateways {' -> '.join(self.transit)}")
-            return f"{self.source_vpc} -> {self.destination_vpc} ({gateways}, {scope})"
+            return f"{self.source_vpc} -> {self.destination_vpc} ({gateways_text(self.transit)}, {scope})"
         if self.connection:
             return f"{self.source_vpc} -> {self.destination_vpc} (peering {self.connection}, existing, {scope})"
         return f"{self.source_vpc} -> {self.destination_vpc} (peering, {scope})"

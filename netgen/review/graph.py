@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from netgen.diagnostics import Reporter
+from netgen.flows import NetworkPath, gateways_text, scope_text
 from netgen.model import Vpc
 from netgen.pipeline import Resolved
 
@@ -146,24 +147,20 @@ def build_graph(resolved: Resolved) -> EstateGraph:
     peering_edges = []
     for pair in sorted(peerings.values(), key=lambda p: p.logical_id):
         a, b = pair.requester, pair.accepter
-        scope = "same-region" if a.region == b.region else "cross-region"
-        if a.account.account_id != b.account.account_id:
-            scope += ", cross-account"
+        scope = scope_text(a.region != b.region, a.account.account_id != b.account.account_id)
         if pair.existing:
             peering_edges.append(PeeringEdge(_id("vpc", a.name), _id("vpc", b.name),
                                              f"existing peering {pair.connection_id} ({scope})", True))
         else:
             peering_edges.append(PeeringEdge(_id("vpc", a.name), _id("vpc", b.name), f"peering ({scope})"))
-    through: dict[frozenset[str], object] = {}  # pairs of VPCs joined through transit gateways, drawn as existing
+    through: dict[frozenset[str], NetworkPath] = {}  # pairs of VPCs joined through transit gateways
     for flow in resolved.flows:
         if flow.path.transit:
             through.setdefault(frozenset((flow.path.source_vpc, flow.path.destination_vpc)), flow.path)
     for pair, path in sorted(through.items(), key=lambda item: sorted(item[0])):
         a, b = sorted(pair)
-        ids = path.transit if path.source_vpc == a else tuple(reversed(path.transit))  # type: ignore[attr-defined]
-        scope = ("cross-region" if path.cross_region else "same-region") + (  # type: ignore[attr-defined]
-            ", cross-account" if path.cross_account else "")  # type: ignore[attr-defined]
-        label = f"transit gateway{'s' if len(ids) > 1 else ''} {' -> '.join(ids)} ({scope})"
+        ids = path.transit if path.source_vpc == a else tuple(reversed(path.transit))
+        label = f"{gateways_text(ids)} ({scope_text(path.cross_region, path.cross_account)})"
         peering_edges.append(PeeringEdge(_id("vpc", a), _id("vpc", b), label, True, True))
 
     clusters = {c.vpc.name: c.name for c in estate.clusters}

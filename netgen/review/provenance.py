@@ -18,6 +18,7 @@ from ipaddress import IPv4Network
 import yaml
 
 from netgen.diagnostics import Reporter
+from netgen.flows import scope_text
 from netgen.pipeline import Resolved
 from netgen.resolve import Flow
 
@@ -40,10 +41,8 @@ class PeeringFact:
     declared: str = field(default="", compare=False)  # where the VpcPeering is, file:line
 
     def __str__(self) -> str:
-        scope = ["cross-region"] if self.cross_region else ["same-region"]
-        if self.cross_account:
-            scope.append("cross-account")
-        return f"{self.requester} <-> {self.accepter} ({', '.join(scope)}; {self.what})"
+        scope = scope_text(self.cross_region, self.cross_account)
+        return f"{self.requester} <-> {self.accepter} ({scope}; {self.what})"
 
     @property
     def what(self) -> str:
