@@ -13,6 +13,7 @@ from __future__ import annotations
 from netgen.aws.deploy import lifecycle
 from netgen.aws.deploy.context import Context, StackFailed, botocore_errors
 from netgen.aws.deploy.moto import LIVE_PEERING
+from netgen.aws.deploy.preflight import wrong_credentials
 from netgen.aws.deploy.settle import settle_removed
 from netgen.aws.generated import (
     MANAGED_KEY,
@@ -121,7 +122,7 @@ def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan
     not a failure of the run."""
     usable = []
     for place in places:
-        reason = _not_this_account(ctx, place) if place in inventory_only else None
+        reason = wrong_credentials(ctx, *place) if place in inventory_only else None
         if reason:
             ctx.say(f"{place[0]}/{place[1]}: stacks and peerings no longer in the plan not looked for: {reason}")
         else:
@@ -140,14 +141,3 @@ def clean_up(ctx: Context, places: list[tuple[str, str]], stacks: list[StackPlan
     except botocore_errors() as exc:
         ctx.console.problem("peerings no longer in the plan", error_text(exc))
 
-
-def _not_this_account(ctx: Context, place: tuple[str, str]) -> str | None:
-    """Why the credentials for place's account may not be used there (None when they are the account's)."""
-    account, region = place
-    try:
-        identity = ctx.clients.client("sts", account, region).get_caller_identity()
-    except botocore_errors() as exc:
-        return f"credentials do not resolve: {error_text(exc)}"
-    if identity.get("Account") != account:
-        return f"the credentials are for account {identity.get('Account')}, not {account}"
-    return None

@@ -132,19 +132,24 @@ def check_credentials(ctx: Context, selected: list[StackPlan], found: Findings) 
     for account, name, region in sorted({(s.account, s.account_name, s.region) for s in selected}):
         if account in good or any(w == f"account {name} ({account})" for w, _ in found.problems):
             continue
-        where = f"account {name} ({account})"
-        try:
-            identity = ctx.clients.client("sts", account, region).get_caller_identity()
-        except botocore_errors() as exc:
-            found.problems.append((where, f"credentials do not resolve: {error_text(exc)}"))
-            continue
-        if identity.get("Account") != account:
-            found.problems.append((where, f"the credentials are for account {identity.get('Account')} "
-                                          f"({identity.get('Arn')}), not {account}: check the account's profile "
-                                          "in the inventory, or the environment's credentials"))
-            continue
-        good.add(account)
+        problem = wrong_credentials(ctx, account, region)
+        if problem:
+            found.problems.append((f"account {name} ({account})", problem))
+        else:
+            good.add(account)
     return good
+
+
+def wrong_credentials(ctx: Context, account: str, region: str) -> str | None:
+    """What is wrong with the credentials for account (sts:GetCallerIdentity): None when they are its own."""
+    try:
+        identity = ctx.clients.client("sts", account, region).get_caller_identity()
+    except botocore_errors() as exc:
+        return f"credentials do not resolve: {error_text(exc)}"
+    if identity.get("Account") != account:
+        return (f"the credentials are for account {identity.get('Account')} ({identity.get('Arn')}), not "
+                f"{account}: check the account's profile in the inventory, or the environment's credentials")
+    return None
 
 
 def check_stack_limit(ctx: Context, account: str, region: str, here: list[StackPlan], where: str,
