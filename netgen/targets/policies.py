@@ -89,8 +89,8 @@ def _fewest_pairs(combined: list[tuple[int, int, int, int]], single_ports: bool 
         for net, _ in cover:
             ranges[net].append(port_range)
     if single_ports:
-        wider = {net: [p for other, found in ranges.items() if other != net and net.subnet_of(other) for p in found]
-                 for net in ranges}
+        wider = {net: [p for length in range(net.prefixlen) for p in ranges.get(net.supernet(new_prefix=length), ())]
+                 for net in ranges}  # (a CIDR's wider ones are its supernets: 32 lookups, not a scan of all)
         ranges = {net: kept for net, found in ranges.items() if (kept := _minus(found, wider[net]))}
     by_ports: dict[Ports, list[IPv4Network]] = defaultdict(list)
     for net, found in ranges.items():
